@@ -1,0 +1,3 @@
+"""fedkd: federated, privacy-preserving knowledge distillation."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,217 @@
+"""Run configuration: parsed once, where it enters, from flat kebab-case keys.
+
+The same keys come from ``[tool.flwr.app.config]``, a simulation TOML file, ``--set`` on
+the command line, or Flower's ``--run-config``.  Values are data only; nothing in a config
+can name code to execute beyond picking registered strategies and models by name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fedkd.data.federated import DataSpec
+from fedkd.distill.loops import DistillConfig, OptimiserConfig
+from fedkd.wire.types import WireDType
+
+ConfigValue = bool | int | float | str
+STRATEGY_PARAM_PREFIXES = ("knfu-", "dsfl-", "mean-", "median-", "trimmed-mean-")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs, validated; ``to_flat()`` gives back the kebab-case form."""
+
+    run_name: str = "run"
+    dataset: str = "digits"
+    num_clients: int = 10
+    partitioner: str = "dirichlet"
+    dirichlet_alpha: float = 0.5
+    classes_per_client: int = 2
+    transfer_size: int = 500
+    anchors_per_round: int = 0
+    min_local_test: int = 100
+    max_train_per_client: int = 0
+    strategy: str = "knfu"
+    strategy_params: tuple[tuple[str, ConfigValue], ...] = ()
+    num_server_rounds: int = 5
+    local_epochs: int = 1
+    batch_size: int = 32
+    lr: float = 0.05
+    momentum: float = 0.9
+    distill_epochs: int = 1
+    distill_temperature: float = 2.0
+    distill_kl_weight: float = 1.0
+    distill_ce_weight: float = 1.0
+    model: str = "mlp-m"
+    client_models: str = ""
+    payload_dtype: str = "fp32"
+    max_payload_bytes: int = 64 * 1024 * 1024
+    reply_timeout: float = 600.0
+    seed: int = 0
+    device: str = "auto"
+    output_dir: str = "runs"
+    data_dir: str = ""
+    extra: tuple[tuple[str, ConfigValue], ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        positive = ("num_clients", "num_server_rounds", "batch_size", "max_payload_bytes")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{_kebab(name)} must be > 0, got {getattr(self, name)}")
+        if self.local_epochs < 0 or self.distill_epochs < 0:
+            raise ValueError("local-epochs and distill-epochs must be >= 0")
+        if self.payload_dtype not in {d.value for d in WireDType}:
+            raise ValueError(
+                f"payload-dtype must be one of fp32/fp16/int8, got {self.payload_dtype!r}"
+            )
+        if not 0 < self.lr:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        self.model_for(0)  # validates client-models early
+
+    # --- derived views --------------------------------------------------------------------
+
+    @property
+    def data_spec(self) -> DataSpec:
+        return DataSpec(
+            dataset=self.dataset,
+            num_clients=self.num_clients,
+            partitioner=self.partitioner,
+            seed=self.seed,
+            dirichlet_alpha=self.dirichlet_alpha,
+            classes_per_client=self.classes_per_client,
+            transfer_size=self.transfer_size,
+            min_local_test=self.min_local_test,
+            max_train_per_client=self.max_train_per_client or None,
+            data_dir=self.data_dir,
+        )
+
+    @property
+    def optimiser(self) -> OptimiserConfig:
+        return OptimiserConfig(lr=self.lr, momentum=self.momentum, batch_size=self.batch_size)
+
+    @property
+    def distill(self) -> DistillConfig:
+        return DistillConfig(
+            temperature=self.distill_temperature,
+            epochs=self.distill_epochs,
+            kl_weight=self.distill_kl_weight,
+            ce_weight=self.distill_ce_weight,
+        )
+
+    @property
+    def wire_dtype(self) -> WireDType:
+        return WireDType(self.payload_dtype)
+
+    def fusion_params(self) -> dict[str, ConfigValue]:
+        """Strategy parameters: ``knfu-top-m = 3`` → ``{"top_m": 3}`` for strategy knfu."""
+        prefix = f"{self.strategy}-"
+        return {
+            key[len(prefix) :].replace("-", "_"): value
+            for key, value in self.strategy_params
+            if key.startswith(prefix)
+        }
+
+    def model_for(self, partition_id: int) -> str:
+        """Architecture of client ``partition_id``: ``client-models = "0:cnn-s,3:mlp-l"``."""
+        mapping: dict[int, str] = {}
+        for item in filter(None, (s.strip() for s in self.client_models.split(","))):
+            pid, sep, name = item.partition(":")
+            if not sep or not pid.strip().isdigit() or not name.strip():
+                raise ValueError(f"client-models entry {item!r} is not 'partition-id:model'")
+            mapping[int(pid)] = name.strip()
+        return mapping.get(partition_id, self.model)
+
+    def to_flat(self) -> dict[str, ConfigValue]:
+        flat: dict[str, ConfigValue] = {}
+        for f in dataclasses.fields(self):
+            if f.name in ("strategy_params", "extra"):
+                continue
+            flat[_kebab(f.name)] = getattr(self, f.name)
+        flat.update(dict(self.strategy_params))
+        flat.update(dict(self.extra))
+        return flat
+
+
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
+_FIELDS = {
+    _kebab(f.name): f for f in dataclasses.fields(RunConfig) if f.name not in ("strategy_params", "extra")
+}
+
+
+def parse_run_config(raw: Mapping[str, Any]) -> RunConfig:
+    """Build a :class:`RunConfig` from flat kebab-case keys, coercing and checking types."""
+    values: dict[str, Any] = {}
+    strategy_params: dict[str, ConfigValue] = {}
+    extra: dict[str, ConfigValue] = {}
+    for key, value in raw.items():
+        if key in _FIELDS:
+            values[_FIELDS[key].name] = _coerce(key, value, _FIELDS[key].default)
+        elif key.startswith(STRATEGY_PARAM_PREFIXES):
+            strategy_params[key] = _scalar(key, value)
+        elif key.startswith("x-"):
+            extra[key] = _scalar(key, value)
+        else:
+            raise ValueError(f"unknown config key {key!r}; known: {sorted(_FIELDS)}")
+    return RunConfig(
+        **values,
+        strategy_params=tuple(sorted(strategy_params.items())),
+        extra=tuple(sorted(extra.items())),
+    )
+
+
+def _scalar(key: str, value: Any) -> ConfigValue:
+    if not isinstance(value, bool | int | float | str):
+        raise ValueError(f"{key} must be a bool, number or string, got {value!r}")
+    return value
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    value = _scalar(key, value)
+    kind = type(default)
+    if kind is bool:
+        if isinstance(value, str) and value.lower() in {"true", "false"}:
+            return value.lower() == "true"
+        if not isinstance(value, bool):
+            raise ValueError(f"{key} must be true or false, got {value!r}")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+            raise ValueError(f"{key} must be an integer, got {value!r}")
+        try:
+            return int(value)
+        except ValueError:
+            raise ValueError(f"{key} must be an integer, got {value!r}") from None
+    if kind is float:
+        try:
+            return float(value)
+        except ValueError:
+            raise ValueError(f"{key} must be a number, got {value!r}") from None
+    return str(value)
+
+
+def parse_override(text: str) -> tuple[str, ConfigValue]:
+    """Parse one ``--set key=value`` (value in TOML syntax, bare strings allowed)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ValueError(f"override {text!r} is not key=value")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.strip(), _scalar(key.strip(), value)
+
+
+def load_config_file(path: Path, overrides: Mapping[str, ConfigValue] = {}) -> RunConfig:
+    """Read a run-config TOML (flat keys, or a ``[tool.flwr.app.config]`` table)."""
+    with path.open("rb") as fh:
+        doc = tomllib.load(fh)
+    table = doc.get("tool", {}).get("flwr", {}).get("app", {}).get("config", doc)
+    return parse_run_config({**table, **overrides})

@@ -1,0 +1,233 @@
+"""The server's side of a round, with no Flower in sight.
+
+The Flower ServerApp asks this object for each node's request bytes, hands back whatever
+came in (bytes, a Flower error, or nothing), and gets a :class:`RoundOutcome`.  A reply
+that fails to decode or validate excludes that node from the round with a specific reason;
+fusion runs on the valid replies only, so one bad client never sinks a round.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fedkd.config import RunConfig
+from fedkd.data.transfer import TransferSet
+from fedkd.fusion import FusionInput, make_fusion
+from fedkd.fusion.fedavg import fedavg_weights
+from fedkd.wire.errors import PayloadError
+from fedkd.wire.serde import knowledge_reply_from_bytes, knowledge_request_to_bytes
+from fedkd.wire.types import (
+    EvalReport,
+    FusedKnowledge,
+    KnowledgeReply,
+    KnowledgeRequest,
+    ModelWeights,
+    StatusCode,
+    TransferSetRef,
+)
+from fedkd.wire.validate import ReplyExpectation, validate_reply
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What came back from one node: bytes, or why nothing usable did."""
+
+    node_id: int
+    payload: bytes | None = None
+    transport_error: str = ""
+    flower_bytes: int = 0
+
+
+@dataclass
+class NodeRound:
+    """One node's part in one round, as the results record it."""
+
+    node_id: int
+    round: int
+    bytes_down: int = 0
+    bytes_up: int = 0
+    flower_bytes_down: int = 0
+    flower_bytes_up: int = 0
+    status: str = "pending"
+    reason: str = ""
+    privacy_epsilon: float | None = None
+
+
+@dataclass
+class RoundOutcome:
+    round: int
+    nodes: dict[int, NodeRound] = field(default_factory=dict)
+    evals: list[EvalReport] = field(default_factory=list)
+    eval_nodes: list[int] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> list[int]:
+        return [n for n, r in self.nodes.items() if r.status == "ok"]
+
+    @property
+    def excluded(self) -> dict[int, str]:
+        return {n: r.reason for n, r in self.nodes.items() if r.status != "ok"}
+
+
+class Coordinator:
+    """Builds requests, checks replies, fuses knowledge; keeps per-node targets between rounds."""
+
+    def __init__(
+        self, cfg: RunConfig, *, run_id: str, transfer: TransferSet, num_classes: int
+    ) -> None:
+        self.cfg = cfg
+        self.run_id = run_id
+        self.transfer = transfer
+        self.ref = TransferSetRef(
+            digest=transfer.digest,
+            num_samples=transfer.num_samples,
+            num_classes=num_classes,
+            name=transfer.name,
+        )
+        self.strategy = make_fusion(cfg.strategy, **cfg.fusion_params())
+        self._fused: dict[int, FusedKnowledge] = {}
+        self._global_weights: ModelWeights | None = None
+        self._anchors: dict[int, np.ndarray] = {}
+        self._rng = np.random.default_rng([cfg.seed, 0xA2C])
+
+    # --- requests -------------------------------------------------------------------------
+
+    def anchors_for(self, round_: int) -> np.ndarray:
+        """The round's anchors: the whole transfer set, or a seeded subset shared by all."""
+        if round_ not in self._anchors:
+            n, k = self.transfer.num_samples, self.cfg.anchors_per_round
+            if not self.strategy.exchanges_knowledge or round_ > self.cfg.num_server_rounds:
+                idx = np.zeros(0, dtype=np.uint32)
+            elif k <= 0 or k >= n:
+                idx = np.arange(n, dtype=np.uint32)
+            else:
+                idx = np.sort(self._rng.choice(n, size=k, replace=False)).astype(np.uint32)
+            self._anchors[round_] = idx
+        return self._anchors[round_]
+
+    def request_for(self, node_id: int, round_: int) -> bytes:
+        """Request bytes for ``node_id`` in ``round_`` (``num_server_rounds + 1`` = final)."""
+        request = KnowledgeRequest(
+            run_id=self.run_id,
+            round=round_,
+            transfer_set=self.ref,
+            anchor_indices=self.anchors_for(round_),
+            fused=self._fused.get(node_id),
+            reply_dtype=self.cfg.wire_dtype,
+            global_weights=self._global_weights,
+        )
+        return knowledge_request_to_bytes(request)
+
+    # --- replies --------------------------------------------------------------------------
+
+    def ingest(
+        self, round_: int, deliveries: list[Delivery], bytes_down: dict[int, tuple[int, int]]
+    ) -> RoundOutcome:
+        """Decode, validate and fuse one round's replies; ``bytes_down`` = (fedkd, flower)."""
+        outcome = RoundOutcome(round=round_)
+        valid: dict[int, KnowledgeReply] = {}
+        for delivery in deliveries:
+            node = NodeRound(node_id=delivery.node_id, round=round_)
+            node.bytes_down, node.flower_bytes_down = bytes_down.get(delivery.node_id, (0, 0))
+            node.flower_bytes_up = delivery.flower_bytes
+            outcome.nodes[delivery.node_id] = node
+            reply = self._accept(round_, delivery, node)
+            if reply is not None and reply.eval is not None:
+                outcome.evals.append(reply.eval)
+                outcome.eval_nodes.append(delivery.node_id)
+            if reply is not None and node.status == "ok":
+                valid[delivery.node_id] = reply
+        # Nodes that got no fresh targets this round must not distil stale ones next round.
+        for node_id in bytes_down:
+            self._fused.pop(node_id, None)
+        if round_ <= self.cfg.num_server_rounds:
+            self._fuse(round_, valid)
+        for node_id, reason in outcome.excluded.items():
+            log.warning("round %d: node %d excluded: %s", round_, node_id, reason)
+        return outcome
+
+    def _accept(self, round_: int, delivery: Delivery, node: NodeRound) -> KnowledgeReply | None:
+        if delivery.payload is None:
+            node.status, node.reason = "missing", delivery.transport_error or "no reply"
+            return None
+        node.bytes_up = len(delivery.payload)
+        try:
+            reply = knowledge_reply_from_bytes(
+                delivery.payload, max_bytes=self.cfg.max_payload_bytes
+            )
+            validate_reply(reply, self._expectation(round_, delivery.node_id))
+        except PayloadError as exc:
+            node.status, node.reason = "invalid", exc.reason
+            return None
+        node.privacy_epsilon = reply.privacy.epsilon if reply.privacy.mechanism != "none" else None
+        if reply.status.code in (StatusCode.OK, StatusCode.SKIPPED):
+            node.status = "ok"
+        else:
+            node.status, node.reason = reply.status.code.value, reply.status.reason
+        if round_ <= self.cfg.num_server_rounds and node.status == "ok":
+            problem = self._missing_payload(reply)
+            if problem:
+                node.status, node.reason = "invalid", problem
+        return reply
+
+    def _missing_payload(self, reply: KnowledgeReply) -> str:
+        if self.strategy.weight_averaging and reply.weights is None:
+            return "weight-averaging run but the reply carries no weights"
+        if self.strategy.exchanges_knowledge and reply.soft_labels is None:
+            return "reply carries no soft labels"
+        return ""
+
+    def _expectation(self, round_: int, node_id: int) -> ReplyExpectation:
+        return ReplyExpectation(
+            run_id=self.run_id,
+            round=round_,
+            node_id=node_id,
+            transfer_digest=self.ref.digest,
+            num_anchors=len(self.anchors_for(round_)),
+            num_classes=self.ref.num_classes,
+        )
+
+    # --- fusion ---------------------------------------------------------------------------
+
+    def _fuse(self, round_: int, valid: dict[int, KnowledgeReply]) -> None:
+        if not valid:
+            log.warning("round %d: no valid replies; nothing to fuse", round_)
+            return
+        nodes = sorted(valid)
+        if self.strategy.weight_averaging:
+            self._average_weights(nodes, valid)
+            return
+        if not self.strategy.exchanges_knowledge:
+            return
+        stacked = np.stack([_labels(valid[n]) for n in nodes])
+        counts = np.array([valid[n].num_examples for n in nodes], dtype=np.float64)
+        result = self.strategy.fuse(FusionInput(soft_labels=stacked, weights=counts))
+        anchors = self.anchors_for(round_)
+        for k, node_id in enumerate(nodes):
+            self._fused[node_id] = FusedKnowledge(
+                run_id=self.run_id,
+                round=round_,
+                transfer_set=self.ref,
+                anchor_indices=anchors,
+                targets=result.targets[k],
+                strategy=self.strategy.name,
+                dtype=self.cfg.wire_dtype,
+            )
+
+    def _average_weights(self, nodes: list[int], valid: dict[int, KnowledgeReply]) -> None:
+        states = [valid[n].weights for n in nodes]
+        counts = np.array([valid[n].num_examples for n in nodes], dtype=np.float64)
+        try:
+            self._global_weights = fedavg_weights([s for s in states if s is not None], counts)
+        except ValueError as exc:
+            raise ValueError(f"fedavg needs identical architectures: {exc}") from exc
+
+
+def _labels(reply: KnowledgeReply) -> np.ndarray:
+    assert reply.soft_labels is not None  # guaranteed by _missing_payload
+    return reply.soft_labels

@@ -1,0 +1,1 @@
+"""Client-side loops: local training, soft-label extraction, distillation, evaluation."""

@@ -1,0 +1,1 @@
+"""The only place in ``fedkd`` that imports Flower: message packing and the simulation engine."""

@@ -1,0 +1,1 @@
+"""Summaries, comparison tables and plots built from run directories."""

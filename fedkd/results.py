@@ -1,0 +1,115 @@
+"""A run directory: resolved config, per-client-per-round metrics, summary, plots.
+
+``metrics.jsonl`` has one line per client per round.  A round's accuracy is measured at
+the start of the next message (after distilling that round's targets), so lines are
+assembled from two messages and written once complete.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fedkd.config import RunConfig
+from fedkd.coordinator import RoundOutcome
+from fedkd.wire.types import EvalReport
+
+
+@dataclass
+class _Row:
+    round: int
+    node_id: int
+    partition_id: int | None = None
+    model: str = ""
+    local_accuracy: float | None = None
+    local_loss: float | None = None
+    local_test_examples: int | None = None
+    global_accuracy: float | None = None
+    global_loss: float | None = None
+    train_loss: float | None = None
+    distill_loss: float | None = None
+    bytes_up: int = 0
+    bytes_down: int = 0
+    flower_bytes_up: int = 0
+    flower_bytes_down: int = 0
+    status: str = ""
+    reason: str = ""
+    epsilon: float | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+class RunRecorder:
+    """Collects round outcomes and writes the run directory."""
+
+    def __init__(self, cfg: RunConfig, run_dir: Path) -> None:
+        self.cfg = cfg
+        self.run_dir = run_dir
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.started = time.perf_counter()
+        self.rows: dict[tuple[int, int], _Row] = {}
+        (run_dir / "config.json").write_text(json.dumps(cfg.to_flat(), indent=2, sort_keys=True))
+
+    def _row(self, round_: int, node_id: int) -> _Row:
+        return self.rows.setdefault((round_, node_id), _Row(round=round_, node_id=node_id))
+
+    def record(self, outcome: RoundOutcome) -> None:
+        """Fold one message round (training round, or the final evaluation) into the rows."""
+        traffic_round = min(outcome.round, self.cfg.num_server_rounds)
+        for node_id, node in outcome.nodes.items():
+            row = self._row(traffic_round, node_id)
+            row.bytes_up += node.bytes_up
+            row.bytes_down += node.bytes_down
+            row.flower_bytes_up += node.flower_bytes_up
+            row.flower_bytes_down += node.flower_bytes_down
+            if outcome.round <= self.cfg.num_server_rounds:
+                row.status, row.reason, row.epsilon = node.status, node.reason, node.privacy_epsilon
+        for node_id, report in zip(outcome.eval_nodes, outcome.evals, strict=True):
+            self._record_eval(node_id, report)
+        self.flush_metrics()
+
+    def _record_eval(self, node_id: int, report: EvalReport) -> None:
+        row = self._row(report.evaluated_round, node_id)
+        row.partition_id = report.partition_id
+        row.model = report.model
+        row.local_accuracy = _finite(report.local_accuracy)
+        row.local_loss = _finite(report.local_loss)
+        row.local_test_examples = report.local_test_examples
+        row.global_accuracy = _finite(report.global_accuracy)
+        row.global_loss = _finite(report.global_loss)
+        row.distill_loss = _finite(report.distill_loss)
+        row.seconds.update({f"eval-{k}": v for k, v in report.phase_seconds.items()})
+        # Training happens after evaluation in a message, so its loss belongs to this round.
+        next_row = self._row(report.evaluated_round + 1, node_id)
+        next_row.train_loss = _finite(report.train_loss)
+
+    def ordered_rows(self) -> list[dict[str, Any]]:
+        return [asdict(self.rows[k]) for k in sorted(self.rows)]
+
+    def flush_metrics(self) -> None:
+        lines = [json.dumps(r, sort_keys=True) for r in self.ordered_rows()]
+        (self.run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+
+    def finish(self, *, num_nodes: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Write summary.json and the plots; return the summary."""
+        from fedkd.reporting.summary import summarise
+
+        summary = summarise(
+            self.cfg,
+            self.ordered_rows(),
+            num_nodes=num_nodes,
+            wall_s=time.perf_counter() - self.started,
+        )
+        summary.update(extra or {})
+        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+        from fedkd.reporting.plots import plot_run
+
+        plot_run(self.ordered_rows(), self.run_dir, title=self.cfg.run_name)
+        return summary

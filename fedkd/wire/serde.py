@@ -1,0 +1,344 @@
+"""``x_to_proto`` / ``x_from_proto`` pairs between ``fedkd.wire.types`` and the schema.
+
+Only this module touches generated protobuf classes.  ``*_from_bytes`` raise
+:class:`~fedkd.wire.errors.PayloadError` on anything undecodable, so a bad payload never
+escapes as a protobuf or numpy exception.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import numpy as np
+from google.protobuf.message import DecodeError
+
+from fedkd.wire import SCHEMA_VERSION
+from fedkd.wire.errors import PayloadError
+from fedkd.wire.types import (
+    EvalReport,
+    ModelWeights,
+    FusedKnowledge,
+    KnowledgeReply,
+    KnowledgeRequest,
+    PrivacySpend,
+    Status,
+    StatusCode,
+    TransferSetRef,
+    WireDType,
+)
+from fedkd.wire.v1 import knowledge_pb2, privacy_pb2, tensor_pb2
+
+_DTYPE_TO_PROTO = {
+    WireDType.FLOAT32: tensor_pb2.DTYPE_FLOAT32,
+    WireDType.FLOAT16: tensor_pb2.DTYPE_FLOAT16,
+    WireDType.INT8: tensor_pb2.DTYPE_INT8,
+}
+_DTYPE_FROM_PROTO = {v: k for k, v in _DTYPE_TO_PROTO.items()}
+_NUMPY_DTYPE: dict[WireDType, np.dtype[Any]] = {
+    WireDType.FLOAT32: np.dtype("<f4"),
+    WireDType.FLOAT16: np.dtype("<f2"),
+    WireDType.INT8: np.dtype("i1"),
+}
+_STATUS_TO_PROTO = {
+    StatusCode.OK: knowledge_pb2.Status.CODE_OK,
+    StatusCode.SKIPPED: knowledge_pb2.Status.CODE_SKIPPED,
+    StatusCode.BUDGET_EXHAUSTED: knowledge_pb2.Status.CODE_BUDGET_EXHAUSTED,
+    StatusCode.INVALID_REQUEST: knowledge_pb2.Status.CODE_INVALID_REQUEST,
+    StatusCode.INTERNAL_ERROR: knowledge_pb2.Status.CODE_INTERNAL_ERROR,
+}
+_STATUS_FROM_PROTO = {v: k for k, v in _STATUS_TO_PROTO.items()}
+INT8_MAX = 127
+
+
+# --- tensors -----------------------------------------------------------------------------
+
+
+def tensor_to_proto(array: np.ndarray, dtype: WireDType) -> tensor_pb2.Tensor:
+    """Encode a float array; int8 uses a symmetric per-tensor scale ``max|x| / 127``."""
+    values = np.ascontiguousarray(array, dtype=np.float32)
+    message = tensor_pb2.Tensor(dtype=_DTYPE_TO_PROTO[dtype], shape=list(values.shape))
+    if dtype is WireDType.INT8:
+        peak = float(np.max(np.abs(values))) if values.size else 0.0
+        scale = peak / INT8_MAX if peak > 0 else 1.0
+        codes = np.clip(np.rint(values / scale), -INT8_MAX, INT8_MAX).astype(np.int8)
+        message.data = codes.tobytes()
+        message.quantisation.scale = scale
+    else:
+        message.data = values.astype(_NUMPY_DTYPE[dtype]).tobytes()
+    return message
+
+
+def tensor_from_proto(message: tensor_pb2.Tensor) -> tuple[np.ndarray, WireDType]:
+    """Decode to float32, checking that the byte count matches dtype and shape."""
+    if message.dtype not in _DTYPE_FROM_PROTO:
+        raise PayloadError(f"unsupported tensor dtype code {message.dtype}")
+    dtype = _DTYPE_FROM_PROTO[message.dtype]
+    shape = tuple(int(d) for d in message.shape)
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(message.data) != expected:
+        raise PayloadError(
+            f"tensor of shape {shape} and dtype {dtype.value} needs {expected} bytes, "
+            f"got {len(message.data)}"
+        )
+    raw = np.frombuffer(message.data, dtype=_NUMPY_DTYPE[dtype]).reshape(shape)
+    if dtype is WireDType.INT8:
+        scale = float(message.quantisation.scale)
+        if not np.isfinite(scale) or scale <= 0:
+            raise PayloadError(f"int8 tensor needs a finite positive scale, got {scale}")
+        return raw.astype(np.float32) * np.float32(scale), dtype
+    return raw.astype(np.float32), dtype
+
+
+def weights_to_proto(weights: ModelWeights) -> tensor_pb2.ModelWeights:
+    return tensor_pb2.ModelWeights(
+        tensors=[
+            tensor_pb2.NamedTensor(name=name, tensor=tensor_to_proto(value, WireDType.FLOAT32))
+            for name, value in weights.items()
+        ]
+    )
+
+
+def weights_from_proto(message: tensor_pb2.ModelWeights) -> ModelWeights:
+    weights: ModelWeights = {}
+    for named in message.tensors:
+        if named.name in weights:
+            raise PayloadError(f"weights list tensor {named.name!r} twice")
+        weights[named.name], _ = tensor_from_proto(named.tensor)
+    return weights
+
+
+# --- small messages ----------------------------------------------------------------------
+
+
+def transfer_set_to_proto(ref: TransferSetRef) -> tensor_pb2.TransferSetRef:
+    return tensor_pb2.TransferSetRef(
+        digest=ref.digest, num_samples=ref.num_samples, num_classes=ref.num_classes, name=ref.name
+    )
+
+
+def transfer_set_from_proto(message: tensor_pb2.TransferSetRef) -> TransferSetRef:
+    return TransferSetRef(
+        digest=message.digest,
+        num_samples=message.num_samples,
+        num_classes=message.num_classes,
+        name=message.name,
+    )
+
+
+def privacy_spend_to_proto(spend: PrivacySpend) -> privacy_pb2.PrivacySpend:
+    return privacy_pb2.PrivacySpend(
+        mechanism=spend.mechanism,
+        epsilon=spend.epsilon,
+        delta=spend.delta,
+        accountant=spend.accountant,
+        noise_multiplier=spend.noise_multiplier,
+        sample_rate=spend.sample_rate,
+        steps=spend.steps,
+    )
+
+
+def privacy_spend_from_proto(message: privacy_pb2.PrivacySpend) -> PrivacySpend:
+    return PrivacySpend(
+        mechanism=message.mechanism,
+        epsilon=message.epsilon,
+        delta=message.delta,
+        accountant=message.accountant,
+        noise_multiplier=message.noise_multiplier,
+        sample_rate=message.sample_rate,
+        steps=message.steps,
+    )
+
+
+def status_to_proto(status: Status) -> knowledge_pb2.Status:
+    return knowledge_pb2.Status(code=_STATUS_TO_PROTO[status.code], reason=status.reason)
+
+
+def status_from_proto(message: knowledge_pb2.Status) -> Status:
+    if message.code not in _STATUS_FROM_PROTO:
+        raise PayloadError(f"unknown status code {message.code}")
+    return Status(code=_STATUS_FROM_PROTO[message.code], reason=message.reason)
+
+
+def eval_report_to_proto(report: EvalReport) -> knowledge_pb2.EvalReport:
+    return knowledge_pb2.EvalReport(
+        evaluated_round=report.evaluated_round,
+        partition_id=report.partition_id,
+        local_accuracy=report.local_accuracy,
+        local_loss=report.local_loss,
+        local_test_examples=report.local_test_examples,
+        global_accuracy=report.global_accuracy,
+        global_loss=report.global_loss,
+        train_loss=report.train_loss,
+        distill_loss=report.distill_loss,
+        phase_seconds=report.phase_seconds,
+        model=report.model,
+    )
+
+
+def eval_report_from_proto(message: knowledge_pb2.EvalReport) -> EvalReport:
+    return EvalReport(
+        evaluated_round=message.evaluated_round,
+        partition_id=message.partition_id,
+        local_accuracy=message.local_accuracy,
+        local_loss=message.local_loss,
+        local_test_examples=message.local_test_examples,
+        global_accuracy=message.global_accuracy,
+        global_loss=message.global_loss,
+        train_loss=message.train_loss,
+        distill_loss=message.distill_loss,
+        phase_seconds=dict(message.phase_seconds),
+        model=message.model,
+    )
+
+
+# --- round messages ----------------------------------------------------------------------
+
+
+def fused_knowledge_to_proto(fused: FusedKnowledge) -> knowledge_pb2.FusedKnowledge:
+    return knowledge_pb2.FusedKnowledge(
+        schema_version=SCHEMA_VERSION,
+        run_id=fused.run_id,
+        round=fused.round,
+        transfer_set=transfer_set_to_proto(fused.transfer_set),
+        anchor_indices=fused.anchor_indices.astype(np.uint32).tolist(),
+        targets=tensor_to_proto(fused.targets, fused.dtype),
+        strategy=fused.strategy,
+    )
+
+
+def fused_knowledge_from_proto(message: knowledge_pb2.FusedKnowledge) -> FusedKnowledge:
+    targets, dtype = tensor_from_proto(message.targets)
+    return FusedKnowledge(
+        run_id=message.run_id,
+        round=message.round,
+        transfer_set=transfer_set_from_proto(message.transfer_set),
+        anchor_indices=np.asarray(message.anchor_indices, dtype=np.uint32),
+        targets=targets,
+        strategy=message.strategy,
+        dtype=dtype,
+    )
+
+
+def knowledge_request_to_proto(request: KnowledgeRequest) -> knowledge_pb2.KnowledgeRequest:
+    message = knowledge_pb2.KnowledgeRequest(
+        schema_version=SCHEMA_VERSION,
+        run_id=request.run_id,
+        round=request.round,
+        transfer_set=transfer_set_to_proto(request.transfer_set),
+        anchor_indices=request.anchor_indices.astype(np.uint32).tolist(),
+        reply_dtype=_DTYPE_TO_PROTO[request.reply_dtype],
+    )
+    if request.fused is not None:
+        message.fused.CopyFrom(fused_knowledge_to_proto(request.fused))
+    if request.global_weights is not None:
+        message.global_weights.CopyFrom(weights_to_proto(request.global_weights))
+    return message
+
+
+def knowledge_request_from_proto(message: knowledge_pb2.KnowledgeRequest) -> KnowledgeRequest:
+    _check_schema_version(message.schema_version, "KnowledgeRequest")
+    if message.reply_dtype not in _DTYPE_FROM_PROTO:
+        raise PayloadError(f"unsupported reply dtype code {message.reply_dtype}")
+    fused = None
+    if message.HasField("fused"):
+        _check_schema_version(message.fused.schema_version, "FusedKnowledge")
+        fused = fused_knowledge_from_proto(message.fused)
+    return KnowledgeRequest(
+        run_id=message.run_id,
+        round=message.round,
+        transfer_set=transfer_set_from_proto(message.transfer_set),
+        anchor_indices=np.asarray(message.anchor_indices, dtype=np.uint32),
+        fused=fused,
+        reply_dtype=_DTYPE_FROM_PROTO[message.reply_dtype],
+        global_weights=(
+            weights_from_proto(message.global_weights)
+            if message.HasField("global_weights")
+            else None
+        ),
+    )
+
+
+def knowledge_reply_to_proto(reply: KnowledgeReply) -> knowledge_pb2.KnowledgeReply:
+    message = knowledge_pb2.KnowledgeReply(
+        schema_version=SCHEMA_VERSION,
+        run_id=reply.run_id,
+        round=reply.round,
+        node_id=reply.node_id,
+        transfer_set=transfer_set_to_proto(reply.transfer_set),
+        num_examples=reply.num_examples,
+        privacy=privacy_spend_to_proto(reply.privacy),
+        status=status_to_proto(reply.status),
+    )
+    if reply.soft_labels is not None:
+        message.soft_labels.CopyFrom(tensor_to_proto(reply.soft_labels, reply.dtype))
+    if reply.weights is not None:
+        message.weights.CopyFrom(weights_to_proto(reply.weights))
+    if reply.eval is not None:
+        message.eval.CopyFrom(eval_report_to_proto(reply.eval))
+    return message
+
+
+def knowledge_reply_from_proto(message: knowledge_pb2.KnowledgeReply) -> KnowledgeReply:
+    _check_schema_version(message.schema_version, "KnowledgeReply")
+    soft_labels, dtype = None, WireDType.FLOAT32
+    if message.HasField("soft_labels"):
+        soft_labels, dtype = tensor_from_proto(message.soft_labels)
+    if not message.HasField("privacy"):
+        raise PayloadError("KnowledgeReply carries no privacy spend")
+    return KnowledgeReply(
+        run_id=message.run_id,
+        round=message.round,
+        node_id=message.node_id,
+        transfer_set=transfer_set_from_proto(message.transfer_set),
+        soft_labels=soft_labels,
+        num_examples=message.num_examples,
+        privacy=privacy_spend_from_proto(message.privacy),
+        status=status_from_proto(message.status),
+        dtype=dtype,
+        weights=weights_from_proto(message.weights) if message.HasField("weights") else None,
+        eval=eval_report_from_proto(message.eval) if message.HasField("eval") else None,
+    )
+
+
+def _check_schema_version(version: int, what: str) -> None:
+    if version != SCHEMA_VERSION:
+        raise PayloadError(f"{what} has schema version {version}, expected {SCHEMA_VERSION}")
+
+
+# --- bytes -------------------------------------------------------------------------------
+
+
+def knowledge_request_to_bytes(request: KnowledgeRequest) -> bytes:
+    data: bytes = knowledge_request_to_proto(request).SerializeToString()
+    return data
+
+
+def knowledge_request_from_bytes(data: bytes, *, max_bytes: int) -> KnowledgeRequest:
+    message = _parse(knowledge_pb2.KnowledgeRequest(), data, max_bytes, "KnowledgeRequest")
+    return knowledge_request_from_proto(message)
+
+
+def knowledge_reply_to_bytes(reply: KnowledgeReply) -> bytes:
+    data: bytes = knowledge_reply_to_proto(reply).SerializeToString()
+    return data
+
+
+def knowledge_reply_from_bytes(data: bytes, *, max_bytes: int) -> KnowledgeReply:
+    message = _parse(knowledge_pb2.KnowledgeReply(), data, max_bytes, "KnowledgeReply")
+    return knowledge_reply_from_proto(message)
+
+
+_Message = TypeVar("_Message", knowledge_pb2.KnowledgeRequest, knowledge_pb2.KnowledgeReply)
+
+
+def _parse(message: _Message, data: bytes, max_bytes: int, what: str) -> _Message:
+    if not isinstance(data, bytes | bytearray):
+        raise PayloadError(f"{what} must be bytes, got {type(data).__name__}")
+    # The size cap is checked before parsing so an oversize payload costs nothing to reject.
+    if len(data) > max_bytes:
+        raise PayloadError(f"{what} is {len(data)} bytes, over the {max_bytes}-byte cap")
+    try:
+        message.ParseFromString(bytes(data))
+    except DecodeError as exc:
+        raise PayloadError(f"{what} is not decodable protobuf: {exc}") from exc
+    return message
