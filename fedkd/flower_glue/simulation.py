@@ -12,8 +12,12 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fedkd.config import RunConfig
+
+if TYPE_CHECKING:
+    from flwr.clientapp import ClientApp
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -39,9 +43,16 @@ def configure_environment() -> None:
 
 
 def run_simulation(
-    cfg: RunConfig, *, num_cpus_per_client: float = 1.0, num_gpus_per_client: float = 0.0
+    cfg: RunConfig,
+    *,
+    num_cpus_per_client: float = 1.0,
+    num_gpus_per_client: float = 0.0,
+    client_app: ClientApp | None = None,
 ) -> Path:
-    """Simulate ``cfg.num_clients`` SuperNodes; return the run directory."""
+    """Simulate ``cfg.num_clients`` SuperNodes; return the run directory.
+
+    ``client_app`` replaces fedkd's ClientApp (tests use it to inject faulty clients).
+    """
     configure_environment()
     from flwr.app import Context, RecordDict
     from flwr.common.constant import RUN_ID_NUM_BYTES, SUPERLINK_NODE_ID, TASK_ID_NUM_BYTES
@@ -52,7 +63,7 @@ def run_simulation(
     from flwr.supercore.task_identity import TaskIdentity
     from flwr.supercore.telemetry import EventType
 
-    from client.app import app as client_app
+    from client.app import app as default_client_app
     from server.app import app as server_app
 
     flat = cfg.to_flat()
@@ -70,7 +81,7 @@ def run_simulation(
     _run_simulation(
         num_supernodes=cfg.num_clients,
         exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
-        client_app=client_app,
+        client_app=client_app or default_client_app,
         server_app=server_app,
         backend_config={
             "client_resources": {"num_cpus": num_cpus_per_client, "num_gpus": num_gpus_per_client},
