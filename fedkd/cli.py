@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -69,6 +67,8 @@ def compare(
 ) -> None:
     """Run several strategies on identical partitions and seeds; write a comparison."""
     base = _load(config, set_)
+    from fedkd.flower_glue.simulation import run_simulation
+
     names = [s.strip() for s in strategies.split(",") if s.strip()]
     seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     title = name or base.run_name
@@ -79,22 +79,11 @@ def compare(
         for strategy in names:
             run_name = f"{title}/{strategy}-seed{seed}"
             console.rule(f"{strategy} · seed {seed}")
-            _run_isolated(config, set_, {"strategy": strategy, "seed": seed, "run-name": run_name})
+            cfg = _load(config, set_, strategy=strategy, seed=seed, **{"run-name": run_name})
+            run_simulation(cfg)
             run_dir = out / f"{strategy}-seed{seed}"
             summaries[strategy].append(json.loads((run_dir / "summary.json").read_text()))
     _write_comparison(out, title, summaries, base, seed_list)
-
-
-def _run_isolated(config: Path, items: list[str] | None, extra: dict[str, ConfigValue]) -> None:
-    """One simulation per process: Ray and torch state never leak between runs."""
-    args = [sys.executable, "-m", "fedkd.cli", "simulate", str(config)]
-    for item in items or []:
-        args += ["--set", item]
-    for key, value in extra.items():
-        args += ["--set", f"{key}={json.dumps(value)}"]
-    result = subprocess.run(args, check=False)
-    if result.returncode != 0:
-        raise typer.Exit(result.returncode)
 
 
 def _write_comparison(

@@ -69,7 +69,7 @@ class RunConfig:
             raise ValueError(
                 f"payload-dtype must be one of fp32/fp16/int8, got {self.payload_dtype!r}"
             )
-        if not 0 < self.lr:
+        if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         self.model_for(0)  # validates client-models early
 
@@ -142,7 +142,9 @@ def _kebab(name: str) -> str:
 
 
 _FIELDS = {
-    _kebab(f.name): f for f in dataclasses.fields(RunConfig) if f.name not in ("strategy_params", "extra")
+    _kebab(f.name): f
+    for f in dataclasses.fields(RunConfig)
+    if f.name not in ("strategy_params", "extra")
 }
 
 

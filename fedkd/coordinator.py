@@ -31,6 +31,8 @@ from fedkd.wire.types import (
 from fedkd.wire.validate import ReplyExpectation, validate_reply
 
 log = logging.getLogger(__name__)
+# Statuses with which a client says it could not take part at all (nothing to validate).
+_CLIENT_FAILURES = (StatusCode.INVALID_REQUEST, StatusCode.INTERNAL_ERROR)
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,10 @@ class Coordinator:
             reply = knowledge_reply_from_bytes(
                 delivery.payload, max_bytes=self.cfg.max_payload_bytes
             )
+            if reply.status.code in _CLIENT_FAILURES:
+                node.status = reply.status.code.value
+                node.reason = f"client reports: {reply.status.reason}"
+                return None
             validate_reply(reply, self._expectation(round_, delivery.node_id))
         except PayloadError as exc:
             node.status, node.reason = "invalid", exc.reason
@@ -190,6 +196,8 @@ class Coordinator:
             transfer_digest=self.ref.digest,
             num_anchors=len(self.anchors_for(round_)),
             num_classes=self.ref.num_classes,
+            expect_soft_labels=self.strategy.exchanges_knowledge
+            and round_ <= self.cfg.num_server_rounds,
         )
 
     # --- fusion ---------------------------------------------------------------------------

@@ -54,8 +54,12 @@ def phase_seed(cfg: RunConfig, partition_id: int, round_: int, phase: str) -> in
 
 
 def init_model(cfg: RunConfig, data: FederatedData, partition_id: int) -> nn.Module:
-    """The client's architecture, initialised from the run seed and its partition."""
-    torch.manual_seed(phase_seed(cfg, partition_id, 0, "init"))
+    """The client's architecture, initialised from the run seed and the architecture name.
+
+    Clients with the same architecture start from the same weights, as weight averaging
+    requires (averaging independently initialised networks destroys both).
+    """
+    torch.manual_seed(zlib.crc32(f"{cfg.seed}/init/{cfg.model_for(partition_id)}".encode()))
     spec = ModelSpec(input_shape=data.input_shape, num_classes=data.num_classes)
     return build_model(cfg.model_for(partition_id), spec)
 
@@ -125,7 +129,9 @@ def _check_request(request: KnowledgeRequest, ref: TransferSetRef, data: Federat
     if request.fused is not None:
         want = (len(request.fused.anchor_indices), data.num_classes)
         if request.fused.targets.shape != want:
-            raise PayloadError(f"fused targets shape {request.fused.targets.shape}, expected {want}")
+            raise PayloadError(
+                f"fused targets shape {request.fused.targets.shape}, expected {want}"
+            )
         if not np.all(np.isfinite(request.fused.targets)):
             raise PayloadError("fused targets contain non-finite values")
 

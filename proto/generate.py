@@ -28,7 +28,14 @@ def generate() -> dict[str, str]:
     with tempfile.TemporaryDirectory() as out:
         include = Path(protoc.__file__).parent / "_proto"
         rc = protoc.main(
-            ["protoc", f"-I{PROTO_ROOT}", f"-I{include}", f"--python_out={out}", f"--pyi_out={out}", *protos]
+            [
+                "protoc",
+                f"-I{PROTO_ROOT}",
+                f"-I{include}",
+                f"--python_out={out}",
+                f"--pyi_out={out}",
+                *protos,
+            ]
         )
         if rc != 0:
             raise SystemExit(f"protoc failed with exit code {rc}")
@@ -65,7 +72,9 @@ def main() -> int:
             path.unlink()
     for name, text in generated.items():
         (TARGET_DIR / name).write_text(text)
-    (TARGET_DIR / "__init__.py").write_text('"""Generated protobuf modules (``make proto``); do not edit."""\n')
+    (TARGET_DIR / "__init__.py").write_text(
+        '"""Generated protobuf modules (``make proto``); do not edit."""\n'
+    )
     return 0
 
 

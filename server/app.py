@@ -67,11 +67,11 @@ def exchange(
                 transport_error=f"Flower error {reply.error.code}: {reply.error.reason}",
             )
             continue
-        payload = unpack(reply.content)
+        reply_payload = unpack(reply.content)
         deliveries[node_id] = Delivery(
             node_id=node_id,
-            payload=payload,
-            transport_error="" if payload is not None else "reply has no fedkd payload",
+            payload=reply_payload,
+            transport_error="" if reply_payload is not None else "reply has no fedkd payload",
             flower_bytes=flower_size(reply),
         )
     for node_id in nodes:

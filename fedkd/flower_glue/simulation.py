@@ -90,5 +90,7 @@ def run_simulation(
         server_app_context=context,
         app_dir=str(PROJECT_DIR),
         run=run,
+        # As under `flwr run`: node contexts get pyproject's config fused with the overrides.
+        is_app=True,
     )
     return Path(cfg.output_dir).expanduser().resolve() / cfg.run_name

@@ -79,4 +79,5 @@ def _checked_weights(weights: np.ndarray | None, num_clients: int) -> np.ndarray
         raise ValueError(f"weights must have shape ({num_clients},), got {w.shape}")
     if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
         raise ValueError(f"weights must be finite, nonnegative, not all zero, got {w}")
-    return w / w.sum()
+    normalised: np.ndarray = w / w.sum()
+    return normalised

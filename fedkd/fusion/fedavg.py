@@ -37,7 +37,9 @@ def fedavg_weights(
         if len(shapes) != 1:
             raise ValueError(f"tensor {key!r} has different shapes across models: {shapes}")
         stacked = np.stack([np.asarray(sd[key], dtype=np.float64) for sd in state_dicts])
-        averaged[key] = np.tensordot(w, stacked, axes=1).astype(np.asarray(state_dicts[0][key]).dtype)
+        averaged[key] = np.tensordot(w, stacked, axes=1).astype(
+            np.asarray(state_dicts[0][key]).dtype
+        )
     return averaged
 
 

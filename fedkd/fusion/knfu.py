@@ -66,7 +66,9 @@ class KnFu(FusionStrategy):
         if not 0 <= self.smoothing < 1:
             raise ValueError(f"smoothing must be in [0, 1), got {self.smoothing}")
         if self.effectiveness not in EFFECTIVENESS:
-            raise ValueError(f"effectiveness must be one of {EFFECTIVENESS}, got {self.effectiveness!r}")
+            raise ValueError(
+                f"effectiveness must be one of {EFFECTIVENESS}, got {self.effectiveness!r}"
+            )
         if not 0 <= self.global_blend <= 1:
             raise ValueError(f"global_blend must be in [0, 1], got {self.global_blend}")
 
@@ -92,7 +94,8 @@ class KnFu(FusionStrategy):
         if self.threshold > 0:
             keep &= weights >= self.threshold * weights.max(axis=1, keepdims=True)
         weights = np.where(keep, weights, 0.0)
-        return weights / weights.sum(axis=1, keepdims=True)
+        normalised: np.ndarray = weights / weights.sum(axis=1, keepdims=True)
+        return normalised
 
     def _fuse(self, p: np.ndarray, w: np.ndarray) -> FusionResult:
         pair = self.neighbour_weights(p)
@@ -105,8 +108,9 @@ class KnFu(FusionStrategy):
             per_anchor = pair[:, :, None] * competence[None, :, :]  # (K, K, T)
             totals = per_anchor.sum(axis=1, keepdims=True)
             # Where every neighbour scores zero on an anchor, fall back to the pair weights.
-            per_anchor = np.where(totals > 0, per_anchor / np.where(totals > 0, totals, 1.0),
-                                  pair[:, :, None])
+            per_anchor = np.where(
+                totals > 0, per_anchor / np.where(totals > 0, totals, 1.0), pair[:, :, None]
+            )
             targets = np.einsum("kjt,jtc->ktc", per_anchor, p)
             mixing = None
         if self.global_blend > 0:
@@ -124,4 +128,5 @@ class KnFu(FusionStrategy):
             competence: np.ndarray = e[:, consensus_class] ** self.class_power
             return competence
         entropy = -(p * np.log(np.clip(p, 1e-12, None))).sum(axis=2)  # (K, T)
-        return np.exp(-self.sample_beta * entropy)
+        confidence: np.ndarray = np.exp(-self.sample_beta * entropy)
+        return confidence

@@ -28,7 +28,9 @@ def make_fusion(name: str, **params: Param) -> FusionStrategy:
     if name not in FUSION_REGISTRY:
         raise ValueError(f"unknown fusion strategy {name!r}; known: {sorted(FUSION_REGISTRY)}")
     cls = FUSION_REGISTRY[name]
-    known = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    known: set[str] = (
+        {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    )
     unknown = sorted(set(params) - known)
     if unknown:
         raise ValueError(f"{name} has no parameter(s) {unknown}; known: {sorted(known)}")

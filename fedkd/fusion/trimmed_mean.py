@@ -33,4 +33,6 @@ class TrimmedMean(FusionStrategy):
         k = p.shape[0]
         b = int(np.floor(self.trim_fraction * k))
         kept = np.sort(p, axis=0)[b : k - b]
-        return FusionResult(targets=np.broadcast_to(_renormalise(kept.mean(axis=0)), p.shape).copy())
+        return FusionResult(
+            targets=np.broadcast_to(_renormalise(kept.mean(axis=0)), p.shape).copy()
+        )

@@ -28,10 +28,6 @@ class MLP(nn.Module):
         return out
 
 
-
-
 register_model("mlp-s")(lambda spec: MLP(math.prod(spec.input_shape), (64,), spec.num_classes))
 register_model("mlp-m")(lambda spec: MLP(math.prod(spec.input_shape), (200,), spec.num_classes))
-register_model("mlp-l")(
-    lambda spec: MLP(math.prod(spec.input_shape), (256, 128), spec.num_classes)
-)
+register_model("mlp-l")(lambda spec: MLP(math.prod(spec.input_shape), (256, 128), spec.num_classes))

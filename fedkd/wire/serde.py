@@ -16,10 +16,10 @@ from fedkd.wire import SCHEMA_VERSION
 from fedkd.wire.errors import PayloadError
 from fedkd.wire.types import (
     EvalReport,
-    ModelWeights,
     FusedKnowledge,
     KnowledgeReply,
     KnowledgeRequest,
+    ModelWeights,
     PrivacySpend,
     Status,
     StatusCode,

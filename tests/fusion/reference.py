@@ -22,8 +22,10 @@ def ref_dsfl(p: np.ndarray, temperature: float) -> np.ndarray:
     k, t, c = p.shape
     out = np.zeros((k, t, c))
     for a in range(t):
-        logits = [math.log(max(sum(p[j, a, cl] for j in range(k)) / k, 1e-12)) / temperature
-                  for cl in range(c)]
+        logits = [
+            math.log(max(sum(p[j, a, cl] for j in range(k)) / k, 1e-12)) / temperature
+            for cl in range(c)
+        ]
         top = max(logits)
         z = sum(math.exp(v - top) for v in logits)
         for i in range(k):
@@ -33,12 +35,22 @@ def ref_dsfl(p: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def ref_knfu_pairs(
-    p: np.ndarray, *, beta: float, top_m: int, threshold: float, include_self: bool,
+    p: np.ndarray,
+    *,
+    beta: float,
+    top_m: int,
+    threshold: float,
+    include_self: bool,
     smoothing: float,
 ) -> np.ndarray:
     k, t, c = p.shape
-    e = [[(1 - smoothing) * sum(p[j, a, cl] for a in range(t)) / t + smoothing / c
-          for cl in range(c)] for j in range(k)]
+    e = [
+        [
+            (1 - smoothing) * sum(p[j, a, cl] for a in range(t)) / t + smoothing / c
+            for cl in range(c)
+        ]
+        for j in range(k)
+    ]
     w = np.zeros((k, k))
     for i in range(k):
         scores = {}
@@ -110,7 +122,7 @@ def ref_median(p: np.ndarray) -> np.ndarray:
 
 def ref_trimmed_mean(p: np.ndarray, trim: float) -> np.ndarray:
     k, t, c = p.shape
-    b = int(math.floor(trim * k))
+    b = math.floor(trim * k)
     out = np.zeros((k, t, c))
     for a in range(t):
         row = []

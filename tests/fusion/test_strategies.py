@@ -73,8 +73,14 @@ KNFU_VARIANTS: list[dict[str, object]] = [
 @pytest.mark.parametrize("variant", KNFU_VARIANTS, ids=str)
 def test_knfu_matches_reference(shape: tuple[int, int, int], variant: dict[str, object]) -> None:
     p = _soft_labels(shape, seed=1)
-    params = {"beta": 10.0, "top_m": 0, "threshold": 0.0, "include_self": True,
-              "smoothing": 1e-3, **variant}
+    params = {
+        "beta": 10.0,
+        "top_m": 0,
+        "threshold": 0.0,
+        "include_self": True,
+        "smoothing": 1e-3,
+        **variant,
+    }
     np.testing.assert_allclose(_fuse("knfu", p, **params), ref_knfu(p, **params), atol=1e-6)
 
 
@@ -95,8 +101,9 @@ def test_closed_forms() -> None:
     p = _soft_labels((5, 8, 6), seed=3)
     np.testing.assert_allclose(_fuse("knfu", p, beta=1e4), p, atol=1e-5)  # self dominates
     np.testing.assert_allclose(_fuse("dsfl", p, temperature=1.0), _fuse("mean", p), atol=1e-6)
-    np.testing.assert_allclose(_fuse("trimmed-mean", p, trim_fraction=0.0), _fuse("mean", p),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        _fuse("trimmed-mean", p, trim_fraction=0.0), _fuse("mean", p), atol=1e-6
+    )
     np.testing.assert_allclose(_fuse("local", p), p, atol=1e-6)
 
 

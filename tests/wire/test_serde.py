@@ -53,8 +53,13 @@ def test_payload_size_tracks_raw_tensor_size() -> None:
     x = _probs(500, 10)
     for dtype in WireDType:
         reply = KnowledgeReply(
-            run_id="run-1", round=3, node_id=7, transfer_set=REF, soft_labels=x,
-            num_examples=120, dtype=dtype,
+            run_id="run-1",
+            round=3,
+            node_id=7,
+            transfer_set=REF,
+            soft_labels=x,
+            num_examples=120,
+            dtype=dtype,
         )
         raw = x.size * dtype.itemsize
         assert raw <= len(knowledge_reply_to_bytes(reply)) <= raw * 1.05 + 512
@@ -62,17 +67,29 @@ def test_payload_size_tracks_raw_tensor_size() -> None:
 
 def test_request_round_trip() -> None:
     fused = FusedKnowledge(
-        run_id="r", round=2, transfer_set=REF, anchor_indices=np.array([1, 4, 9], np.uint32),
-        targets=_probs(3, 10), strategy="knfu",
+        run_id="r",
+        round=2,
+        transfer_set=REF,
+        anchor_indices=np.array([1, 4, 9], np.uint32),
+        targets=_probs(3, 10),
+        strategy="knfu",
     )
     weights = {"w": np.arange(6, dtype=np.float32).reshape(2, 3)}
     req = KnowledgeRequest(
-        run_id="r", round=3, transfer_set=REF, anchor_indices=np.arange(5, dtype=np.uint32),
-        fused=fused, reply_dtype=WireDType.INT8, global_weights=weights,
+        run_id="r",
+        round=3,
+        transfer_set=REF,
+        anchor_indices=np.arange(5, dtype=np.uint32),
+        fused=fused,
+        reply_dtype=WireDType.INT8,
+        global_weights=weights,
     )
     back = knowledge_request_from_bytes(knowledge_request_to_bytes(req), max_bytes=CAP)
     assert (back.run_id, back.round, back.transfer_set, back.reply_dtype) == (
-        "r", 3, REF, WireDType.INT8,
+        "r",
+        3,
+        REF,
+        WireDType.INT8,
     )
     np.testing.assert_array_equal(back.anchor_indices, req.anchor_indices)
     assert back.fused is not None
@@ -84,14 +101,28 @@ def test_request_round_trip() -> None:
 
 def test_reply_round_trip() -> None:
     report = EvalReport(
-        evaluated_round=2, partition_id=4, local_accuracy=0.9, local_loss=0.3,
-        local_test_examples=120, global_accuracy=0.8, global_loss=0.5,
-        train_loss=0.25, distill_loss=0.5, phase_seconds={"train": 1.5}, model="mlp-s",
+        evaluated_round=2,
+        partition_id=4,
+        local_accuracy=0.9,
+        local_loss=0.3,
+        local_test_examples=120,
+        global_accuracy=0.8,
+        global_loss=0.5,
+        train_loss=0.25,
+        distill_loss=0.5,
+        phase_seconds={"train": 1.5},
+        model="mlp-s",
     )
     reply = KnowledgeReply(
-        run_id="r", round=3, node_id=11, transfer_set=REF, soft_labels=_probs(4, 10),
-        num_examples=99, privacy=PrivacySpend("dp-sgd", 1.5, 1e-5, "prv", 1.1, 0.01, 300),
-        status=Status(StatusCode.BUDGET_EXHAUSTED, "eps 3.1 > 3.0"), eval=report,
+        run_id="r",
+        round=3,
+        node_id=11,
+        transfer_set=REF,
+        soft_labels=_probs(4, 10),
+        num_examples=99,
+        privacy=PrivacySpend("dp-sgd", 1.5, 1e-5, "prv", 1.1, 0.01, 300),
+        status=Status(StatusCode.BUDGET_EXHAUSTED, "eps 3.1 > 3.0"),
+        eval=report,
     )
     back = knowledge_reply_from_bytes(knowledge_reply_to_bytes(reply), max_bytes=CAP)
     assert back.privacy == reply.privacy and back.status == reply.status
@@ -118,8 +149,9 @@ def test_wrong_schema_version_is_rejected() -> None:
     from fedkd.wire.serde import knowledge_reply_to_proto
 
     message = knowledge_reply_to_proto(
-        KnowledgeReply(run_id="r", round=1, node_id=1, transfer_set=REF, soft_labels=None,
-                       num_examples=0)
+        KnowledgeReply(
+            run_id="r", round=1, node_id=1, transfer_set=REF, soft_labels=None, num_examples=0
+        )
     )
     message.schema_version = 9
     with pytest.raises(PayloadError, match="schema version 9"):

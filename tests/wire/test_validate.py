@@ -19,8 +19,12 @@ EXPECT = ReplyExpectation(
 
 def _reply(**changes: object) -> KnowledgeReply:
     base = KnowledgeReply(
-        run_id="r", round=2, node_id=5, transfer_set=REF,
-        soft_labels=np.full((4, 3), 1 / 3, np.float32), num_examples=10,
+        run_id="r",
+        round=2,
+        node_id=5,
+        transfer_set=REF,
+        soft_labels=np.full((4, 3), 1 / 3, np.float32),
+        num_examples=10,
     )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
