@@ -58,9 +58,13 @@ def simulate(
 @app.command()
 def compare(
     config: Annotated[Path, typer.Argument(help="Run-config TOML (see simulations/)")],
-    strategies: Annotated[str, typer.Option(help="Comma-separated strategies")] = (
-        "local,mean,dsfl,knfu,fedavg"
-    ),
+    strategies: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated strategies; a variant adds its parameters after '+', "
+            "e.g. knfu+include-self=false+top-m=3"
+        ),
+    ] = "local,mean,dsfl,knfu,fedavg",
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds")] = "0",
     set_: SetOption = None,
     name: Annotated[str | None, typer.Option(help="Comparison name")] = None,
@@ -79,11 +83,26 @@ def compare(
         for strategy in names:
             run_name = f"{title}/{strategy}-seed{seed}"
             console.rule(f"{strategy} · seed {seed}")
-            cfg = _load(config, set_, strategy=strategy, seed=seed, **{"run-name": run_name})
+            cfg = _load(
+                config,
+                [*(set_ or []), *_variant_overrides(strategy)],
+                strategy=strategy.split("+")[0],
+                seed=seed,
+                **{"run-name": run_name},
+            )
             run_simulation(cfg)
             run_dir = out / f"{strategy}-seed{seed}"
             summaries[strategy].append(json.loads((run_dir / "summary.json").read_text()))
     _write_comparison(out, title, summaries, base, seed_list)
+
+
+def _variant_overrides(token: str) -> list[str]:
+    """``knfu+top-m=3+include-self=false`` → ``["knfu-top-m=3", "knfu-include-self=false"]``."""
+    name, *params = token.split("+")
+    for param in params:
+        if "=" not in param:
+            raise typer.BadParameter(f"variant parameter {param!r} in {token!r} is not key=value")
+    return [f"{name}-{param}" for param in params]
 
 
 def _write_comparison(
