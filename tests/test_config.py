@@ -1,0 +1,56 @@
+"""Run-config parsing: kebab keys, coercion, clear errors, strategy parameters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fedkd.config import load_config_file, parse_override, parse_run_config
+
+
+def test_defaults_and_coercion() -> None:
+    cfg = parse_run_config({"num-clients": "7", "lr": 1, "knfu-include-self": False})
+    assert cfg.num_clients == 7 and cfg.lr == 1.0
+    assert cfg.fusion_params() == {"include_self": False}
+    assert parse_run_config(cfg.to_flat()) == cfg
+
+
+def test_strategy_params_only_reach_their_strategy() -> None:
+    cfg = parse_run_config({"strategy": "dsfl", "dsfl-temperature": 0.3, "knfu-beta": 3.0})
+    assert cfg.fusion_params() == {"temperature": 0.3}
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"num-clientz": 3}, "unknown config key 'num-clientz'"),
+        ({"num-clients": 0}, "num-clients must be > 0, got 0"),
+        ({"num-clients": 2.5}, "num-clients must be an integer, got 2.5"),
+        ({"payload-dtype": "bf16"}, "payload-dtype must be one of"),
+        ({"client-models": "0=cnn-s"}, "is not 'partition-id:model'"),
+    ],
+)
+def test_bad_config_is_rejected_with_the_value(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_run_config(raw)
+
+
+def test_client_models_map_partitions_to_architectures() -> None:
+    cfg = parse_run_config({"model": "mlp-m", "client-models": "0:cnn-s, 3:mlp-l"})
+    assert [cfg.model_for(i) for i in range(4)] == ["cnn-s", "mlp-m", "mlp-m", "mlp-l"]
+
+
+def test_overrides_use_toml_values_and_bare_strings() -> None:
+    assert parse_override("lr=0.1") == ("lr", 0.1)
+    assert parse_override("knfu-include-self=false") == ("knfu-include-self", False)
+    assert parse_override("strategy=knfu") == ("strategy", "knfu")
+    with pytest.raises(ValueError, match="not key=value"):
+        parse_override("lr")
+
+
+def test_every_simulation_config_parses() -> None:
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted((root / "simulations").glob("*.toml")):
+        load_config_file(path)
+    load_config_file(root / "pyproject.toml")
