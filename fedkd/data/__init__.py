@@ -1,0 +1,1 @@
+"""Offline data: sources, partitioning, the public transfer set, the federated builder."""
