@@ -68,6 +68,9 @@ def compare(
     seeds: Annotated[str, typer.Option(help="Comma-separated seeds")] = "0",
     set_: SetOption = None,
     name: Annotated[str | None, typer.Option(help="Comparison name")] = None,
+    reuse: Annotated[
+        bool, typer.Option(help="Keep finished runs whose resolved config is identical")
+    ] = False,
 ) -> None:
     """Run several strategies on identical partitions and seeds; write a comparison."""
     base = _load(config, set_)
@@ -90,10 +93,22 @@ def compare(
                 seed=seed,
                 **{"run-name": run_name},
             )
-            run_simulation(cfg)
             run_dir = out / f"{strategy}-seed{seed}"
+            if not (reuse and _finished_with(run_dir, cfg)):
+                run_simulation(cfg)
             summaries[strategy].append(json.loads((run_dir / "summary.json").read_text()))
     _write_comparison(out, title, summaries, base, seed_list)
+
+
+def _finished_with(run_dir: Path, cfg: RunConfig) -> bool:
+    """Whether ``run_dir`` holds a finished run of exactly ``cfg``."""
+    try:
+        done = json.loads((run_dir / "config.json").read_text())
+        (run_dir / "summary.json").read_text()
+    except (OSError, ValueError):
+        return False
+    fresh: dict[str, Any] = json.loads(json.dumps(cfg.to_flat()))
+    return bool(done == fresh)
 
 
 def _variant_overrides(token: str) -> list[str]:

@@ -191,6 +191,27 @@ def eval_report_from_proto(message: knowledge_pb2.EvalReport) -> EvalReport:
     )
 
 
+def _anchors_to_proto(indices: np.ndarray, ref: TransferSetRef) -> dict[str, Any]:
+    """The whole transfer set in order travels as a flag instead of T indices."""
+    if (
+        len(indices)
+        and len(indices) == ref.num_samples
+        and np.array_equal(indices, np.arange(ref.num_samples))
+    ):
+        return {"all_anchors": True}
+    return {"anchor_indices": indices.astype(np.uint32).tolist()}
+
+
+def _anchors_from_proto(
+    message: knowledge_pb2.KnowledgeRequest | knowledge_pb2.FusedKnowledge,
+) -> np.ndarray:
+    if message.all_anchors:
+        if len(message.anchor_indices):
+            raise PayloadError("all_anchors is set but anchor indices are listed too")
+        return np.arange(message.transfer_set.num_samples, dtype=np.uint32)
+    return np.asarray(message.anchor_indices, dtype=np.uint32)
+
+
 # --- round messages ----------------------------------------------------------------------
 
 
@@ -200,9 +221,9 @@ def fused_knowledge_to_proto(fused: FusedKnowledge) -> knowledge_pb2.FusedKnowle
         run_id=fused.run_id,
         round=fused.round,
         transfer_set=transfer_set_to_proto(fused.transfer_set),
-        anchor_indices=fused.anchor_indices.astype(np.uint32).tolist(),
         targets=tensor_to_proto(fused.targets, fused.dtype),
         strategy=fused.strategy,
+        **_anchors_to_proto(fused.anchor_indices, fused.transfer_set),
     )
 
 
@@ -212,7 +233,7 @@ def fused_knowledge_from_proto(message: knowledge_pb2.FusedKnowledge) -> FusedKn
         run_id=message.run_id,
         round=message.round,
         transfer_set=transfer_set_from_proto(message.transfer_set),
-        anchor_indices=np.asarray(message.anchor_indices, dtype=np.uint32),
+        anchor_indices=_anchors_from_proto(message),
         targets=targets,
         strategy=message.strategy,
         dtype=dtype,
@@ -225,8 +246,8 @@ def knowledge_request_to_proto(request: KnowledgeRequest) -> knowledge_pb2.Knowl
         run_id=request.run_id,
         round=request.round,
         transfer_set=transfer_set_to_proto(request.transfer_set),
-        anchor_indices=request.anchor_indices.astype(np.uint32).tolist(),
         reply_dtype=_DTYPE_TO_PROTO[request.reply_dtype],
+        **_anchors_to_proto(request.anchor_indices, request.transfer_set),
     )
     if request.fused is not None:
         message.fused.CopyFrom(fused_knowledge_to_proto(request.fused))
@@ -247,7 +268,7 @@ def knowledge_request_from_proto(message: knowledge_pb2.KnowledgeRequest) -> Kno
         run_id=message.run_id,
         round=message.round,
         transfer_set=transfer_set_from_proto(message.transfer_set),
-        anchor_indices=np.asarray(message.anchor_indices, dtype=np.uint32),
+        anchor_indices=_anchors_from_proto(message),
         fused=fused,
         reply_dtype=_DTYPE_FROM_PROTO[message.reply_dtype],
         global_weights=(

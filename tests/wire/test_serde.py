@@ -156,3 +156,42 @@ def test_wrong_schema_version_is_rejected() -> None:
     message.schema_version = 9
     with pytest.raises(PayloadError, match="schema version 9"):
         knowledge_reply_from_bytes(message.SerializeToString(), max_bytes=CAP)
+
+
+def test_whole_transfer_set_travels_as_a_flag() -> None:
+    every = np.arange(REF.num_samples, dtype=np.uint32)
+    subset = np.array([3, 1, 4], np.uint32)
+    sizes = {}
+    for name, idx in (("all", every), ("subset", subset)):
+        req = KnowledgeRequest(run_id="r", round=1, transfer_set=REF, anchor_indices=idx)
+        data = knowledge_request_to_bytes(req)
+        back = knowledge_request_from_bytes(data, max_bytes=CAP)
+        np.testing.assert_array_equal(back.anchor_indices, idx)
+        sizes[name] = len(data)
+    assert sizes["all"] < sizes["subset"] + 10  # 50 indices cost nothing when all are sent
+
+
+def test_down_payload_tracks_raw_tensor_size() -> None:
+    ref = TransferSetRef(digest="sha256:" + "ab" * 32, num_samples=1000, num_classes=10)
+    for dtype in WireDType:
+        for idx in (np.arange(1000, dtype=np.uint32), np.arange(0, 1000, 2, dtype=np.uint32)):
+            fused = FusedKnowledge(
+                run_id="r" * 19,
+                round=4,
+                transfer_set=ref,
+                anchor_indices=idx,
+                targets=_probs(len(idx), 10),
+                strategy="knfu",
+                dtype=dtype,
+            )
+            req = KnowledgeRequest(
+                run_id="r" * 19,
+                round=5,
+                transfer_set=ref,
+                anchor_indices=idx,
+                fused=fused,
+                reply_dtype=dtype,
+            )
+            # Raw: the targets in the dtype sent, and each index list as uint32.
+            raw = len(idx) * 10 * dtype.itemsize + (0 if len(idx) == 1000 else 2 * 4 * len(idx))
+            assert len(knowledge_request_to_bytes(req)) <= raw * 1.05 + 512, (dtype, len(idx))

@@ -32,7 +32,7 @@ class Status(_message.Message):
     def __init__(self, code: _Optional[_Union[Status.Code, str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class KnowledgeRequest(_message.Message):
-    __slots__ = ("schema_version", "run_id", "round", "transfer_set", "anchor_indices", "fused", "reply_dtype", "global_weights")
+    __slots__ = ("schema_version", "run_id", "round", "transfer_set", "anchor_indices", "fused", "reply_dtype", "global_weights", "all_anchors")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,7 @@ class KnowledgeRequest(_message.Message):
     FUSED_FIELD_NUMBER: _ClassVar[int]
     REPLY_DTYPE_FIELD_NUMBER: _ClassVar[int]
     GLOBAL_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    ALL_ANCHORS_FIELD_NUMBER: _ClassVar[int]
     schema_version: int
     run_id: str
     round: int
@@ -49,7 +50,8 @@ class KnowledgeRequest(_message.Message):
     fused: FusedKnowledge
     reply_dtype: _tensor_pb2.DType
     global_weights: _tensor_pb2.ModelWeights
-    def __init__(self, schema_version: _Optional[int] = ..., run_id: _Optional[str] = ..., round: _Optional[int] = ..., transfer_set: _Optional[_Union[_tensor_pb2.TransferSetRef, _Mapping]] = ..., anchor_indices: _Optional[_Iterable[int]] = ..., fused: _Optional[_Union[FusedKnowledge, _Mapping]] = ..., reply_dtype: _Optional[_Union[_tensor_pb2.DType, str]] = ..., global_weights: _Optional[_Union[_tensor_pb2.ModelWeights, _Mapping]] = ...) -> None: ...
+    all_anchors: bool
+    def __init__(self, schema_version: _Optional[int] = ..., run_id: _Optional[str] = ..., round: _Optional[int] = ..., transfer_set: _Optional[_Union[_tensor_pb2.TransferSetRef, _Mapping]] = ..., anchor_indices: _Optional[_Iterable[int]] = ..., fused: _Optional[_Union[FusedKnowledge, _Mapping]] = ..., reply_dtype: _Optional[_Union[_tensor_pb2.DType, str]] = ..., global_weights: _Optional[_Union[_tensor_pb2.ModelWeights, _Mapping]] = ..., all_anchors: _Optional[bool] = ...) -> None: ...
 
 class KnowledgeReply(_message.Message):
     __slots__ = ("schema_version", "run_id", "round", "node_id", "transfer_set", "soft_labels", "num_examples", "privacy", "status", "weights", "eval")
@@ -111,7 +113,7 @@ class EvalReport(_message.Message):
     def __init__(self, evaluated_round: _Optional[int] = ..., partition_id: _Optional[int] = ..., local_accuracy: _Optional[float] = ..., local_loss: _Optional[float] = ..., local_test_examples: _Optional[int] = ..., global_accuracy: _Optional[float] = ..., global_loss: _Optional[float] = ..., train_loss: _Optional[float] = ..., distill_loss: _Optional[float] = ..., phase_seconds: _Optional[_Mapping[str, float]] = ..., model: _Optional[str] = ...) -> None: ...
 
 class FusedKnowledge(_message.Message):
-    __slots__ = ("schema_version", "run_id", "round", "transfer_set", "anchor_indices", "targets", "strategy")
+    __slots__ = ("schema_version", "run_id", "round", "transfer_set", "anchor_indices", "targets", "strategy", "all_anchors")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
@@ -119,6 +121,7 @@ class FusedKnowledge(_message.Message):
     ANCHOR_INDICES_FIELD_NUMBER: _ClassVar[int]
     TARGETS_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    ALL_ANCHORS_FIELD_NUMBER: _ClassVar[int]
     schema_version: int
     run_id: str
     round: int
@@ -126,4 +129,5 @@ class FusedKnowledge(_message.Message):
     anchor_indices: _containers.RepeatedScalarFieldContainer[int]
     targets: _tensor_pb2.Tensor
     strategy: str
-    def __init__(self, schema_version: _Optional[int] = ..., run_id: _Optional[str] = ..., round: _Optional[int] = ..., transfer_set: _Optional[_Union[_tensor_pb2.TransferSetRef, _Mapping]] = ..., anchor_indices: _Optional[_Iterable[int]] = ..., targets: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., strategy: _Optional[str] = ...) -> None: ...
+    all_anchors: bool
+    def __init__(self, schema_version: _Optional[int] = ..., run_id: _Optional[str] = ..., round: _Optional[int] = ..., transfer_set: _Optional[_Union[_tensor_pb2.TransferSetRef, _Mapping]] = ..., anchor_indices: _Optional[_Iterable[int]] = ..., targets: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., strategy: _Optional[str] = ..., all_anchors: _Optional[bool] = ...) -> None: ...
