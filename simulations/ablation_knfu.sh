@@ -10,6 +10,7 @@ VARIANTS+=",knfu+include-self=false"                       # neighbours only
 VARIANTS+=",knfu+global-blend=0.5"                         # half personalised, half consensus
 VARIANTS+=",knfu+effectiveness=per-class+beta=0.1"         # class experts, near-uniform pairs
 VARIANTS+=",knfu+effectiveness=per-sample+beta=0.1"        # confident experts per anchor
+VARIANTS+=",knfu+effectiveness=per-sample+beta=1"          # the same, pairs leaning to self
 ALPHAS=("$@")
 [ ${#ALPHAS[@]} -gt 0 ] || ALPHAS=(0.1 0.5 1.0)
 for alpha in "${ALPHAS[@]}"; do
