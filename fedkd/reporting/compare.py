@@ -18,6 +18,8 @@ METRICS = (
     ("global_acc", "global acc", True),
     ("bytes_up_per_client_round", "bytes up / client-round", False),
     ("bytes_down_per_client_round", "bytes down / client-round", False),
+    ("flower_bytes_up_per_client_round", "Flower msg up", False),
+    ("flower_bytes_down_per_client_round", "Flower msg down", False),
 )
 
 
@@ -51,7 +53,7 @@ def aggregate(summaries: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str,
 def _fmt(key: str, s: Stat) -> str:
     if s.n == 0:
         return "—"
-    if key.startswith("bytes"):
+    if "bytes" in key:
         return f"{s.mean:,.0f}"
     return f"{s.mean:.3f} ± {s.std:.3f}"
 
@@ -79,6 +81,7 @@ def markdown_table(stats: dict[str, dict[str, Stat]], *, title: str) -> str:
             cells.append(cell)
         lines.append("| " + " | ".join(cells) + " |")
     seeds = max((m["alma"].n for m in stats.values()), default=0)
+    lines += _traffic_ratios(stats)
     lines += [
         "",
         f"mean ± sample std over {seeds} seed(s); **bold** = best mean, "
@@ -87,6 +90,26 @@ def markdown_table(stats: dict[str, dict[str, Stat]], *, title: str) -> str:
     if seeds < 2:
         lines.append("Single seed: no spread, so no difference can be called a tie or a win.")
     return "\n".join(lines) + "\n"
+
+
+def _traffic_ratios(stats: dict[str, dict[str, Stat]]) -> list[str]:
+    """Up+down Flower-message bytes of each strategy relative to weight averaging."""
+    key_up, key_down = "flower_bytes_up_per_client_round", "flower_bytes_down_per_client_round"
+    if "fedavg" not in stats or not stats["fedavg"][key_up].n:
+        return []
+    reference = stats["fedavg"][key_up].mean + stats["fedavg"][key_down].mean
+    parts = []
+    for name, metrics in stats.items():
+        if name == "fedavg" or not metrics[key_up].n:
+            continue
+        total = metrics[key_up].mean + metrics[key_down].mean
+        parts.append(f"{name} {total / reference:.3f}×" if total else f"{name} 0×")
+    return [
+        "",
+        "Traffic per client-round (Flower messages, up + down) relative to fedavg: "
+        + ", ".join(parts)
+        + ".",
+    ]
 
 
 def plot_comparison(stats: dict[str, dict[str, Stat]], path: Path, *, title: str) -> None:
