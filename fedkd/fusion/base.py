@@ -1,7 +1,11 @@
-"""What every fusion strategy shares: input checks, the result type, the interface.
+"""What every fusion strategy shares: the input checks, the result type, the interface.
 
-``P ∈ R^{K×T×C}``: the soft labels of the K clients that replied validly, on T anchors
-over C classes.  A strategy returns a personalised target ``F_k ∈ R^{T×C}`` per client.
+``P ∈ R^{K×T×C}`` holds the soft labels of the K clients that replied validly this round,
+on T shared public anchors over C classes; every row ``P_j[t]`` is a distribution.  A
+strategy returns a personalised target ``F_k ∈ R^{T×C}`` for every input client k, and,
+when it is a linear mixture, the row-stochastic matrix ``M`` with ``F_k = Σ_j M_kj P_j``.
+
+The checks live here, once; each strategy file holds only its formula (``_fuse``).
 """
 
 from __future__ import annotations
@@ -12,12 +16,22 @@ from typing import ClassVar
 
 import numpy as np
 
-_ROW_TOLERANCE = 1e-3
+ROW_TOLERANCE = 1e-3
+"""How far a soft-label row may sum from 1 (fp16/int8 payloads round) before it is refused."""
 
 
 @dataclass(frozen=True)
 class FusionInput:
-    """Soft labels of the valid clients and optional per-client weights (e.g. data sizes)."""
+    """One round's soft labels.
+
+    Attributes
+    ----------
+    soft_labels
+        ``(K, T, C)`` float array; rows on the probability simplex.
+    weights
+        ``(K,)`` nonnegative per-client weights (e.g. local example counts); ``None`` is
+        uniform.  Only strategies that ask for them use them.
+    """
 
     soft_labels: np.ndarray
     weights: np.ndarray | None = None
@@ -25,14 +39,27 @@ class FusionInput:
 
 @dataclass(frozen=True)
 class FusionResult:
-    """Targets ``(K, T, C)``; ``mixing`` is the K×K matrix when ``F_k = Σ_j M_kj P_j``."""
+    """Personalised targets.
+
+    Attributes
+    ----------
+    targets
+        ``(K, T, C)`` float32; ``targets[k]`` is client k's target, rows on the simplex.
+    mixing
+        ``(K, K)`` row-stochastic ``M`` with ``targets[k] = Σ_j M[k, j] P_j`` when the
+        strategy is a linear mixture of the clients' soft labels, else ``None``.
+    """
 
     targets: np.ndarray
     mixing: np.ndarray | None = None
 
 
 class FusionStrategy(ABC):
-    """Server-side fusion of soft labels into per-client targets."""
+    """Server-side fusion of the clients' soft labels into per-client targets.
+
+    Subclasses are frozen dataclasses whose fields are the strategy's parameters, checked
+    in ``__post_init__``, and implement :meth:`_fuse` on already-validated inputs.
+    """
 
     name: ClassVar[str]
     personalised: ClassVar[bool] = False
@@ -40,35 +67,75 @@ class FusionStrategy(ABC):
     weight_averaging: ClassVar[bool] = False
 
     def fuse(self, inputs: FusionInput) -> FusionResult:
-        """Validate ``inputs``, then apply the strategy's formula."""
+        """Validate ``inputs``, then apply the strategy's formula.
+
+        Parameters
+        ----------
+        inputs
+            Soft labels ``(K, T, C)`` and optional weights ``(K,)``.
+
+        Returns
+        -------
+        FusionResult
+            float32 targets ``(K, T, C)`` with rows on the simplex, and the mixing matrix
+            where the strategy has one.
+
+        Raises
+        ------
+        ValueError
+            If the soft labels are not 3-D, have no client or class, contain NaN/inf or
+            negative entries, or have a row not summing to 1 within ``ROW_TOLERANCE``; or
+            if the weights have the wrong shape, are negative, non-finite or all zero.
+        """
         p = _checked_soft_labels(inputs.soft_labels)
         w = _checked_weights(inputs.weights, p.shape[0])
+        if p.shape[1] == 0:
+            # No anchors this round: every formula's answer is the empty target.
+            return FusionResult(targets=np.zeros(p.shape, dtype=np.float32), mixing=None)
         result = self._fuse(p, w)
+        if result.targets.shape != p.shape:
+            raise RuntimeError(
+                f"{self.name} returned targets of shape {result.targets.shape}, expected {p.shape}"
+            )
+        # Float round-off can leave -1e-17 or a row off by an ulp; the contract is the simplex.
         targets = np.clip(result.targets, 0.0, None)
         targets = targets / targets.sum(axis=2, keepdims=True)
         return FusionResult(targets=targets.astype(np.float32), mixing=result.mixing)
 
     @abstractmethod
     def _fuse(self, p: np.ndarray, w: np.ndarray) -> FusionResult:
-        """``p``: float64 (K, T, C) with rows on the simplex; ``w``: (K,) summing to 1."""
+        """Apply the formula.
+
+        Parameters
+        ----------
+        p
+            float64 ``(K, T, C)``, ``K, T, C ≥ 1``, rows exactly renormalised.
+        w
+            float64 ``(K,)``, nonnegative, summing to 1.
+        """
 
 
 def _checked_soft_labels(soft_labels: np.ndarray) -> np.ndarray:
     p = np.asarray(soft_labels, dtype=np.float64)
     if p.ndim != 3:
-        raise ValueError(f"soft labels must be (clients, anchors, classes), got shape {p.shape}")
-    if p.shape[0] < 1 or p.shape[2] < 1:
-        raise ValueError(f"need at least one client and one class, got shape {p.shape}")
-    if not np.all(np.isfinite(p)):
-        raise ValueError("soft labels contain NaN or inf")
-    if np.any(p < 0):
-        raise ValueError(f"soft labels must be nonnegative, min is {p.min():.3g}")
-    sums = p.sum(axis=2, keepdims=True)
-    if p.shape[1] and np.max(np.abs(sums - 1.0)) > _ROW_TOLERANCE:
         raise ValueError(
-            f"soft-label rows must sum to 1, max deviation {np.max(np.abs(sums - 1.0)):.3g}"
+            f"soft labels must have shape (clients, anchors, classes), got shape {p.shape}"
         )
-    return p / np.where(sums > 0, sums, 1.0)
+    if p.shape[0] < 1 or p.shape[2] < 1:
+        raise ValueError(f"soft labels need at least one client and one class, got {p.shape}")
+    if not np.all(np.isfinite(p)):
+        raise ValueError(f"soft labels contain NaN or inf ({np.sum(~np.isfinite(p))} entries)")
+    if np.any(p < 0):
+        raise ValueError(f"soft labels must be nonnegative, got min {p.min():.3g}")
+    sums = p.sum(axis=2, keepdims=True)
+    deviation = float(np.max(np.abs(sums - 1.0), initial=0.0))
+    if deviation > ROW_TOLERANCE:
+        raise ValueError(
+            f"soft-label rows must sum to 1 (within {ROW_TOLERANCE}), "
+            f"got a max deviation of {deviation:.3g}"
+        )
+    renormalised: np.ndarray = p / sums
+    return renormalised
 
 
 def _checked_weights(weights: np.ndarray | None, num_clients: int) -> np.ndarray:
@@ -78,6 +145,6 @@ def _checked_weights(weights: np.ndarray | None, num_clients: int) -> np.ndarray
     if w.shape != (num_clients,):
         raise ValueError(f"weights must have shape ({num_clients},), got {w.shape}")
     if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-        raise ValueError(f"weights must be finite, nonnegative, not all zero, got {w}")
+        raise ValueError(f"weights must be finite, nonnegative and not all zero, got {w}")
     normalised: np.ndarray = w / w.sum()
     return normalised

@@ -2,15 +2,18 @@
 
 Itahara, Nishio, Koda, Morikura, Yamamoto, "Distillation-Based Semi-Supervised Federated
 Learning for Communication-Efficient Collaborative Training with Non-IID Private Data",
-IEEE TMC 2021, doi:10.1109/TMC.2021.3070013, arXiv:2008.06180::
+IEEE Transactions on Mobile Computing 2021, doi:10.1109/TMC.2021.3070013, arXiv:2008.06180::
 
-    F = softmax( log( (1/K) Σ_j P_j ) / T_era ),     0 < T_era < 1 sharpens
+    F[t] = softmax( log( (1/K) Σ_j P_j[t] ) / T_era ),     log clamped at log(1e-12)
 
-``T_era = 1`` gives back the plain mean.
+``0 < T_era < 1`` sharpens the averaged soft labels (the paper's point: lower entropy
+targets speed up distillation under non-IID data); ``T_era = 1`` gives back the plain
+mean.  The same target for every client, and not a linear mixture (``mixing`` is None).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,24 +21,31 @@ import numpy as np
 from fedkd.fusion.base import FusionResult, FusionStrategy
 from fedkd.fusion.registry import register_fusion
 
-_LOG_FLOOR = float(np.log(1e-12))
+_PROB_FLOOR = 1e-12
 
 
 @register_fusion
 @dataclass(frozen=True)
 class DSFL(FusionStrategy):
-    """Average, then sharpen with a temperature below one."""
+    """Average, then sharpen with a temperature below one.
+
+    Parameters
+    ----------
+    temperature
+        ``T_era``; must be finite and > 0, and < 1 to sharpen.
+    """
 
     name = "dsfl"
+    personalised = False
     temperature: float = 0.1
 
     def __post_init__(self) -> None:
-        if not self.temperature > 0:
-            raise ValueError(f"dsfl temperature must be > 0, got {self.temperature}")
+        if not 0 < self.temperature < math.inf:
+            raise ValueError(f"temperature must be finite and > 0, got {self.temperature}")
 
     def _fuse(self, p: np.ndarray, w: np.ndarray) -> FusionResult:
-        mean = p.mean(axis=0)
-        logits = np.maximum(np.log(np.maximum(mean, 1e-300)), _LOG_FLOOR) / self.temperature
+        # The floor keeps a class nobody predicts finite (top-k/int8 payloads carry zeros).
+        logits = np.log(np.maximum(p.mean(axis=0), _PROB_FLOOR)) / self.temperature
         logits -= logits.max(axis=1, keepdims=True)
         sharp = np.exp(logits)
         sharp /= sharp.sum(axis=1, keepdims=True)

@@ -1,9 +1,12 @@
-"""``fedavg``: weight averaging, the reference point, not a distillation strategy.
+"""``fedavg``: weight averaging, the reference point, not a soft-label strategy.
 
 McMahan, Moore, Ramage, Hampson, Agüera y Arcas, "Communication-Efficient Learning of Deep
 Networks from Decentralized Data", AISTATS 2017, arXiv:1602.05629::
 
-    θ = Σ_j (n_j / Σ_i n_i) θ_j        (homogeneous architectures only)
+    θ[key] = Σ_j (n_j / Σ_i n_i) · θ_j[key]       for every key, homogeneous models only
+
+``fedavg_weights`` is the formula; ``FedAvg`` is only a registry marker, so configs can
+name ``fedavg`` and the coordinator can branch on ``weight_averaging``.
 """
 
 from __future__ import annotations
@@ -13,33 +16,65 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedkd.fusion.base import FusionResult, FusionStrategy
+from fedkd.fusion.base import FusionInput, FusionResult, FusionStrategy
 from fedkd.fusion.registry import register_fusion
+
+_NOT_SOFT_LABELS = (
+    "fedavg averages model weights (use fedavg_weights), it does not fuse soft labels"
+)
 
 
 def fedavg_weights(
     state_dicts: Sequence[Mapping[str, np.ndarray]], weights: np.ndarray | None = None
 ) -> dict[str, np.ndarray]:
-    """Weighted average of model weights, key by key."""
+    """Weighted average of model weights, key by key.
+
+    Parameters
+    ----------
+    state_dicts
+        One mapping ``name → array`` per client, all with the same keys and shapes.
+    weights
+        ``(len(state_dicts),)`` nonnegative, e.g. local example counts; ``None`` is uniform.
+
+    Returns
+    -------
+    dict[str, numpy.ndarray]
+        The averaged arrays, in the first model's key order and dtypes (integer tensors,
+        e.g. BatchNorm's step counter, are rounded).
+
+    Raises
+    ------
+    ValueError
+        No models, bad weights, a key missing from or extra in a model (named), or a key
+        whose shapes differ across models (named).
+    """
     if not state_dicts:
         raise ValueError("fedavg needs at least one model")
-    w = np.full(len(state_dicts), 1.0) if weights is None else np.asarray(weights, np.float64)
-    if w.shape != (len(state_dicts),) or np.any(w < 0) or w.sum() <= 0:
-        raise ValueError(f"fedavg weights must be {len(state_dicts)} nonnegative values, got {w}")
+    n = len(state_dicts)
+    w = np.full(n, 1.0) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise ValueError(
+            f"fedavg weights must be {n} finite nonnegative values, not all 0, got {w}"
+        )
     w = w / w.sum()
     keys = list(state_dicts[0])
     for i, sd in enumerate(state_dicts[1:], start=1):
-        if list(sd) != keys:
-            raise ValueError(f"model {i} has keys {sorted(set(sd) ^ set(keys))} the first lacks")
+        missing, extra = sorted(set(keys) - set(sd)), sorted(set(sd) - set(keys))
+        if missing or extra:
+            raise ValueError(
+                f"model {i} does not match model 0: missing keys {missing}, extra keys {extra}"
+            )
     averaged: dict[str, np.ndarray] = {}
     for key in keys:
-        shapes = {np.shape(sd[key]) for sd in state_dicts}
-        if len(shapes) != 1:
+        shapes = [np.shape(sd[key]) for sd in state_dicts]
+        if len(set(shapes)) != 1:
             raise ValueError(f"tensor {key!r} has different shapes across models: {shapes}")
         stacked = np.stack([np.asarray(sd[key], dtype=np.float64) for sd in state_dicts])
-        averaged[key] = np.tensordot(w, stacked, axes=1).astype(
-            np.asarray(state_dicts[0][key]).dtype
-        )
+        mean = np.tensordot(w, stacked, axes=1)
+        dtype = np.asarray(state_dicts[0][key]).dtype
+        if np.issubdtype(dtype, np.integer):
+            mean = np.rint(mean)
+        averaged[key] = mean.astype(dtype)
     return averaged
 
 
@@ -49,8 +84,13 @@ class FedAvg(FusionStrategy):
     """Marker so configs can name ``fedavg``; it averages weights, not soft labels."""
 
     name = "fedavg"
+    personalised = False
     exchanges_knowledge = False
     weight_averaging = True
 
+    def fuse(self, inputs: FusionInput) -> FusionResult:
+        """Always raises: there is nothing to fuse, see :func:`fedavg_weights`."""
+        raise ValueError(_NOT_SOFT_LABELS)
+
     def _fuse(self, p: np.ndarray, w: np.ndarray) -> FusionResult:
-        raise ValueError("fedavg averages model weights (fedavg_weights), not soft labels")
+        raise ValueError(_NOT_SOFT_LABELS)

@@ -1,7 +1,11 @@
 """``local``: no exchange, each client keeps its own knowledge.
 
-The baseline KnFu (arXiv:2403.11892) finds can win with large, highly heterogeneous local
-datasets.  ``F_k = P_k``; the server never actually needs to call it.
+The no-collaboration baseline that KnFu (Seyedmohammadi et al., arXiv:2403.11892) finds
+can win when local datasets are large and highly heterogeneous::
+
+    F_k = P_k,        M = I
+
+The server never needs to call it (``exchanges_knowledge`` is False), but it behaves.
 """
 
 from __future__ import annotations

@@ -1,12 +1,13 @@
-"""``mean``: plain averaging of soft labels (FedMD / FD).
+"""``mean``: plain averaging of soft labels, one consensus for everyone (FedMD / FD).
 
-Li & Wang, "FedMD: Heterogenous Federated Learning via Model Distillation", NeurIPS-W 2019,
-arXiv:1910.03581; Jeong et al., "Communication-Efficient On-Device Machine Learning:
-Federated Distillation and Augmentation", 2018, arXiv:1811.11479::
+Li & Wang, "FedMD: Heterogenous Federated Learning via Model Distillation", NeurIPS 2019
+Workshop on Federated Learning, arXiv:1910.03581; Jeong, Oh, Kim, Bennis, Kim,
+"Communication-Efficient On-Device Machine Learning: Federated Distillation and
+Augmentation under Non-IID Private Data", 2018, arXiv:1811.11479::
 
-    F = Σ_j w_j P_j        (w_j = 1/K, or ∝ local data size with ``weighted``)
+    F_k = Σ_j w_j P_j   for every k,      w_j = 1/K, or w_j = n_j / Σ_i n_i with ``weighted``
 
-the same consensus for every client.
+so ``M_kj = w_j`` (every row the same).
 """
 
 from __future__ import annotations
@@ -22,9 +23,17 @@ from fedkd.fusion.registry import register_fusion
 @register_fusion
 @dataclass(frozen=True)
 class Mean(FusionStrategy):
-    """Consensus by (optionally data-size-weighted) averaging."""
+    """Consensus by (optionally data-size-weighted) averaging.
+
+    Parameters
+    ----------
+    weighted
+        Weight client j by ``inputs.weights[j]`` (e.g. its number of local examples)
+        instead of uniformly.
+    """
 
     name = "mean"
+    personalised = False
     weighted: bool = False
 
     def _fuse(self, p: np.ndarray, w: np.ndarray) -> FusionResult:

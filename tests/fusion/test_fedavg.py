@@ -1,0 +1,52 @@
+"""``fedavg`` (McMahan et al. 2017): weight averaging against a manual average, mismatches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fedkd.fusion import FusionInput, fedavg_weights, make_fusion
+
+
+def test_matches_a_manual_weighted_average() -> None:
+    a = {"w": np.array([1.0, 2.0], np.float32), "b": np.array([0.0], np.float32)}
+    b = {"w": np.array([3.0, 6.0], np.float32), "b": np.array([4.0], np.float32)}
+    avg = fedavg_weights([a, b], np.array([1.0, 3.0]))
+    np.testing.assert_allclose(avg["w"], [0.25 * 1 + 0.75 * 3, 0.25 * 2 + 0.75 * 6])
+    np.testing.assert_allclose(avg["b"], [3.0])
+    assert list(avg) == ["w", "b"] and avg["w"].dtype == np.float32
+
+
+def test_uniform_by_default_and_key_order_free() -> None:
+    rng = np.random.default_rng(0)
+    models = [{"x": rng.normal(size=(3, 2)), "y": rng.normal(size=4)} for _ in range(4)]
+    models[2] = {"y": models[2]["y"], "x": models[2]["x"]}
+    avg = fedavg_weights(models)
+    for key in ("x", "y"):
+        manual = sum(m[key] for m in models) / 4
+        np.testing.assert_allclose(avg[key], manual, atol=1e-12)
+
+
+def test_integer_tensors_are_rounded() -> None:
+    steps = [{"n": np.array(3, np.int64)}, {"n": np.array(4, np.int64)}]
+    avg = fedavg_weights(steps, np.array([1.0, 3.0]))
+    assert avg["n"].dtype == np.int64 and int(avg["n"]) == 4
+
+
+def test_mismatches_name_the_key() -> None:
+    a = {"w": np.zeros(2), "b": np.zeros(1)}
+    with pytest.raises(ValueError, match=r"tensor 'w' has different shapes"):
+        fedavg_weights([a, {"w": np.zeros(3), "b": np.zeros(1)}])
+    with pytest.raises(ValueError, match=r"missing keys \['b'\], extra keys \['c'\]"):
+        fedavg_weights([a, {"w": np.zeros(2), "c": np.zeros(1)}])
+    with pytest.raises(ValueError, match="at least one model"):
+        fedavg_weights([])
+    with pytest.raises(ValueError, match="fedavg weights must be 2 finite nonnegative"):
+        fedavg_weights([a, a], np.array([1.0, np.nan]))
+
+
+def test_the_marker_refuses_soft_labels() -> None:
+    strategy = make_fusion("fedavg")
+    assert strategy.weight_averaging and not strategy.exchanges_knowledge
+    with pytest.raises(ValueError, match="fedavg averages model weights"):
+        strategy.fuse(FusionInput(np.full((1, 1, 2), 0.5)))
