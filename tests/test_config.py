@@ -29,6 +29,12 @@ def test_strategy_params_only_reach_their_strategy() -> None:
         ({"num-clients": 2.5}, "num-clients must be an integer, got 2.5"),
         ({"payload-dtype": "bf16"}, "payload-dtype must be one of"),
         ({"client-models": "0=cnn-s"}, "is not 'partition-id:model'"),
+        ({"strategy": "fedprox"}, "unknown strategy 'fedprox'"),
+        ({"client-models": "1:resnet"}, r"unknown model\(s\) \['resnet'\]"),
+        (
+            {"strategy": "fedavg", "client-models": "0:cnn-s"},
+            "fedavg averages weights and needs one architecture",
+        ),
     ],
 )
 def test_bad_config_is_rejected_with_the_value(raw: dict[str, object], message: str) -> None:
