@@ -29,6 +29,7 @@ FLOWER_ENV = {
     "HF_DATASETS_OFFLINE": "1",
     "HF_HUB_OFFLINE": "1",
     "RAY_DEDUP_LOGS": "0",
+    "TQDM_DISABLE": "1",
 }
 
 
