@@ -60,3 +60,22 @@ def test_every_simulation_config_parses() -> None:
     for path in sorted((root / "simulations").glob("*.toml")):
         load_config_file(path)
     load_config_file(root / "pyproject.toml")
+
+
+def test_pyproject_declares_every_key_with_the_code_defaults() -> None:
+    """Flower fuses pyproject defaults into every run: they must equal the code's."""
+    import dataclasses
+    import tomllib
+
+    from fedkd.config import RunConfig
+    from fedkd.fusion import FUSION_REGISTRY
+
+    root = Path(__file__).resolve().parents[1]
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["flwr"]["app"]
+    expected = {k: v for k, v in RunConfig().to_flat().items() if k != "run-name"}
+    for name, cls in FUSION_REGISTRY.items():
+        if dataclasses.is_dataclass(cls):
+            for field in dataclasses.fields(cls):
+                expected[f"{name}-{field.name.replace('_', '-')}"] = field.default
+    config = {k: v for k, v in declared["config"].items() if k != "run-name"}
+    assert config == expected

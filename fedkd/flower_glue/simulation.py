@@ -56,6 +56,7 @@ def run_simulation(
     """
     configure_environment()
     from flwr.app import Context, RecordDict
+    from flwr.common.config import get_fused_config_from_dir
     from flwr.common.constant import RUN_ID_NUM_BYTES, SUPERLINK_NODE_ID, TASK_ID_NUM_BYTES
     from flwr.server.superlink.linkstate.utils import generate_rand_int_from_bytes
     from flwr.simulation.run_simulation import _run_simulation
@@ -68,6 +69,8 @@ def run_simulation(
     from server.app import app as server_app
 
     flat = cfg.to_flat()
+    # The ServerApp sees exactly what every ClientApp sees: pyproject defaults + overrides.
+    fused = get_fused_config_from_dir(PROJECT_DIR, dict(flat))
     run = Run.create_empty(run_id=generate_rand_int_from_bytes(RUN_ID_NUM_BYTES))
     run.primary_task_id = generate_rand_int_from_bytes(TASK_ID_NUM_BYTES)
     run.override_config = dict(flat)
@@ -76,7 +79,7 @@ def run_simulation(
     TaskIdentity.run_id = run.run_id
     TaskIdentity.node_id = SUPERLINK_NODE_ID
     context = Context(
-        run_id=run.run_id, node_id=0, node_config={}, state=RecordDict(), run_config=dict(flat)
+        run_id=run.run_id, node_id=0, node_config={}, state=RecordDict(), run_config=fused
     )
     logging.getLogger("flwr").setLevel(logging.WARNING)
     _run_simulation(
