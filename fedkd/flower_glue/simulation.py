@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fedkd.config import RunConfig
+from fedkd.config import ConfigValue, RunConfig
 
 if TYPE_CHECKING:
     from flwr.clientapp import ClientApp
@@ -43,6 +43,14 @@ def configure_environment() -> None:
         os.environ["PYTHONPATH"] = os.pathsep.join([str(PROJECT_DIR), *filter(None, paths)])
 
 
+def fused_run_config(flat: dict[str, ConfigValue]) -> dict[str, ConfigValue]:
+    """pyproject's ``[tool.flwr.app.config]`` with ``flat`` on top, as Flower fuses them."""
+    from flwr.common.config import get_fused_config_from_dir
+
+    fused: dict[str, ConfigValue] = get_fused_config_from_dir(PROJECT_DIR, dict(flat))
+    return fused
+
+
 def run_simulation(
     cfg: RunConfig,
     *,
@@ -56,7 +64,6 @@ def run_simulation(
     """
     configure_environment()
     from flwr.app import Context, RecordDict
-    from flwr.common.config import get_fused_config_from_dir
     from flwr.common.constant import RUN_ID_NUM_BYTES, SUPERLINK_NODE_ID, TASK_ID_NUM_BYTES
     from flwr.server.superlink.linkstate.utils import generate_rand_int_from_bytes
     from flwr.simulation.run_simulation import _run_simulation
@@ -70,7 +77,7 @@ def run_simulation(
 
     flat = cfg.to_flat()
     # The ServerApp sees exactly what every ClientApp sees: pyproject defaults + overrides.
-    fused = get_fused_config_from_dir(PROJECT_DIR, dict(flat))
+    fused = fused_run_config(flat)
     run = Run.create_empty(run_id=generate_rand_int_from_bytes(RUN_ID_NUM_BYTES))
     run.primary_task_id = generate_rand_int_from_bytes(TASK_ID_NUM_BYTES)
     run.override_config = dict(flat)
