@@ -107,8 +107,11 @@ def _finished_with(run_dir: Path, cfg: RunConfig) -> bool:
         (run_dir / "summary.json").read_text()
     except (OSError, ValueError):
         return False
-    fresh: dict[str, Any] = json.loads(json.dumps(cfg.to_flat()))
-    return bool(done == fresh)
+    from fedkd.flower_glue.simulation import fused_run_config
+
+    # Both sides filled in with pyproject's defaults, as Flower does for a run.
+    fresh = fused_run_config(json.loads(json.dumps(cfg.to_flat())))
+    return bool(fused_run_config(done) == fresh)
 
 
 def _variant_overrides(token: str) -> list[str]:

@@ -71,7 +71,26 @@ class RunConfig:
             )
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        self.model_for(0)  # validates client-models early
+        self._check_names()
+
+    def _check_names(self) -> None:
+        """Unknown strategies or models fail here, not later inside a simulated client."""
+        from fedkd.fusion import FUSION_REGISTRY
+        from fedkd.models import MODEL_REGISTRY
+
+        if self.strategy not in FUSION_REGISTRY:
+            raise ValueError(
+                f"unknown strategy {self.strategy!r}; known: {sorted(FUSION_REGISTRY)}"
+            )
+        models = {self.model_for(pid) for pid in range(self.num_clients)}
+        unknown = sorted(models - set(MODEL_REGISTRY))
+        if unknown:
+            raise ValueError(f"unknown model(s) {unknown}; known: {sorted(MODEL_REGISTRY)}")
+        if FUSION_REGISTRY[self.strategy].weight_averaging and len(models) > 1:
+            raise ValueError(
+                f"{self.strategy} averages weights and needs one architecture for every "
+                f"client, got {sorted(models)} (client-models = {self.client_models!r})"
+            )
 
     # --- derived views --------------------------------------------------------------------
 

@@ -29,6 +29,12 @@ def test_strategy_params_only_reach_their_strategy() -> None:
         ({"num-clients": 2.5}, "num-clients must be an integer, got 2.5"),
         ({"payload-dtype": "bf16"}, "payload-dtype must be one of"),
         ({"client-models": "0=cnn-s"}, "is not 'partition-id:model'"),
+        ({"strategy": "fedprox"}, "unknown strategy 'fedprox'"),
+        ({"client-models": "1:resnet"}, r"unknown model\(s\) \['resnet'\]"),
+        (
+            {"strategy": "fedavg", "client-models": "0:cnn-s"},
+            "fedavg averages weights and needs one architecture",
+        ),
     ],
 )
 def test_bad_config_is_rejected_with_the_value(raw: dict[str, object], message: str) -> None:
@@ -54,3 +60,22 @@ def test_every_simulation_config_parses() -> None:
     for path in sorted((root / "simulations").glob("*.toml")):
         load_config_file(path)
     load_config_file(root / "pyproject.toml")
+
+
+def test_pyproject_declares_every_key_with_the_code_defaults() -> None:
+    """Flower fuses pyproject defaults into every run: they must equal the code's."""
+    import dataclasses
+    import tomllib
+
+    from fedkd.config import RunConfig
+    from fedkd.fusion import FUSION_REGISTRY
+
+    root = Path(__file__).resolve().parents[1]
+    declared = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["flwr"]["app"]
+    expected = {k: v for k, v in RunConfig().to_flat().items() if k != "run-name"}
+    for name, cls in FUSION_REGISTRY.items():
+        if dataclasses.is_dataclass(cls):
+            for field in dataclasses.fields(cls):
+                expected[f"{name}-{field.name.replace('_', '-')}"] = field.default
+    config = {k: v for k, v in declared["config"].items() if k != "run-name"}
+    assert config == expected

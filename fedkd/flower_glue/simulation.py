@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fedkd.config import RunConfig
+from fedkd.config import ConfigValue, RunConfig
 
 if TYPE_CHECKING:
     from flwr.clientapp import ClientApp
@@ -29,6 +29,7 @@ FLOWER_ENV = {
     "HF_DATASETS_OFFLINE": "1",
     "HF_HUB_OFFLINE": "1",
     "RAY_DEDUP_LOGS": "0",
+    "TQDM_DISABLE": "1",
 }
 
 
@@ -40,6 +41,14 @@ def configure_environment() -> None:
     paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
     if str(PROJECT_DIR) not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([str(PROJECT_DIR), *filter(None, paths)])
+
+
+def fused_run_config(flat: dict[str, ConfigValue]) -> dict[str, ConfigValue]:
+    """pyproject's ``[tool.flwr.app.config]`` with ``flat`` on top, as Flower fuses them."""
+    from flwr.common.config import get_fused_config_from_dir
+
+    fused: dict[str, ConfigValue] = get_fused_config_from_dir(PROJECT_DIR, dict(flat))
+    return fused
 
 
 def run_simulation(
@@ -67,6 +76,8 @@ def run_simulation(
     from server.app import app as server_app
 
     flat = cfg.to_flat()
+    # The ServerApp sees exactly what every ClientApp sees: pyproject defaults + overrides.
+    fused = fused_run_config(flat)
     run = Run.create_empty(run_id=generate_rand_int_from_bytes(RUN_ID_NUM_BYTES))
     run.primary_task_id = generate_rand_int_from_bytes(TASK_ID_NUM_BYTES)
     run.override_config = dict(flat)
@@ -75,7 +86,7 @@ def run_simulation(
     TaskIdentity.run_id = run.run_id
     TaskIdentity.node_id = SUPERLINK_NODE_ID
     context = Context(
-        run_id=run.run_id, node_id=0, node_config={}, state=RecordDict(), run_config=dict(flat)
+        run_id=run.run_id, node_id=0, node_config={}, state=RecordDict(), run_config=fused
     )
     logging.getLogger("flwr").setLevel(logging.WARNING)
     _run_simulation(
