@@ -10,7 +10,13 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from fedkd.config import ConfigValue, RunConfig, load_config_file, parse_override
+from fedkd.config import (
+    STRATEGY_PARAM_PREFIXES,
+    ConfigValue,
+    RunConfig,
+    load_config_file,
+    parse_override,
+)
 
 app = typer.Typer(help="Federated knowledge distillation on Flower.", no_args_is_help=True)
 data_app = typer.Typer(help="Datasets that are not embedded.", no_args_is_help=True)
@@ -109,9 +115,17 @@ def _finished_with(run_dir: Path, cfg: RunConfig) -> bool:
         return False
     from fedkd.flower_glue.simulation import fused_run_config
 
-    # Both sides filled in with pyproject's defaults, as Flower does for a run.
-    fresh = fused_run_config(json.loads(json.dumps(cfg.to_flat())))
-    return bool(fused_run_config(done) == fresh)
+    # Both sides filled in with pyproject's defaults, as Flower does for a run; parameters
+    # of strategies other than the run's own cannot change its result.
+    def relevant(flat: dict[str, Any]) -> dict[str, Any]:
+        own = f"{cfg.strategy}-"
+        return {
+            k: v
+            for k, v in fused_run_config(flat).items()
+            if not k.startswith(STRATEGY_PARAM_PREFIXES) or k.startswith(own)
+        }
+
+    return relevant(done) == relevant(json.loads(json.dumps(cfg.to_flat())))
 
 
 def _variant_overrides(token: str) -> list[str]:
@@ -164,7 +178,11 @@ def data_fetch(
     from fedkd.data.sources import DatasetNotFoundError, default_data_dir
 
     try:
-        path = fetch_dataset(name, data_dir=data_dir or default_data_dir(), log=console.print)
+        path = fetch_dataset(
+            name,
+            data_dir=data_dir or default_data_dir(),
+            log=lambda line: console.print(line, markup=False),
+        )
     except DatasetNotFoundError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from exc
