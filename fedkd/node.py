@@ -121,9 +121,10 @@ def _check_request(request: KnowledgeRequest, ref: TransferSetRef, data: Federat
             f"request transfer-set digest {request.transfer_set.digest!r} "
             f"does not match this node's {ref.digest!r}"
         )
-    for what, idx in (("anchor", request.anchor_indices),) + (
-        (("fused anchor", request.fused.anchor_indices),) if request.fused else ()
-    ):
+    index_sets = {"anchor": request.anchor_indices}
+    if request.fused is not None:
+        index_sets["fused anchor"] = request.fused.anchor_indices
+    for what, idx in index_sets.items():
         if len(idx) and int(idx.max()) >= data.transfer.num_samples:
             raise PayloadError(f"{what} index {int(idx.max())} outside the transfer set")
     if request.fused is not None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
 from fedkd.fusion import FusionInput, make_fusion
+from fedkd.fusion.knfu import KnFu
 from tests.fusion._inputs import SHAPES, fuse, soft_labels
 
 Params = dict[str, float | int | bool | str]
+# The naive reference starts from the same defaults as the strategy.
+DEFAULTS: Params = {f.name: f.default for f in dataclasses.fields(KnFu)}
 
 
 def naive_pair_weights(
@@ -50,6 +54,7 @@ def naive_pair_weights(
 
 
 def naive_knfu(p: np.ndarray, params: Params) -> np.ndarray:
+    params = {**DEFAULTS, **params}
     k, t, c = p.shape
     pair_keys = ("beta", "top_m", "threshold", "include_self", "smoothing")
     pair = naive_pair_weights(p, **{key: params[key] for key in pair_keys if key in params})  # type: ignore[arg-type]
@@ -113,11 +118,12 @@ def test_knfu_matches_naive(shape: tuple[int, int, int], sparse: bool, variant: 
     p = soft_labels(shape, seed=1, sparse=sparse)
     result = make_fusion("knfu", **variant).fuse(FusionInput(p))
     np.testing.assert_allclose(result.targets, naive_knfu(p, variant), atol=1e-6)
-    if variant.get("effectiveness", "distribution") == "distribution":
+    merged = {**DEFAULTS, **variant}
+    if merged["effectiveness"] == "distribution":
         assert result.mixing is not None
         pair_keys = ("beta", "top_m", "threshold", "include_self", "smoothing")
-        pair = naive_pair_weights(p, **{k: variant[k] for k in pair_keys if k in variant})  # type: ignore[arg-type]
-        lam = float(variant.get("global_blend", 0.0))
+        pair = naive_pair_weights(p, **{k: merged[k] for k in pair_keys})  # type: ignore[arg-type]
+        lam = float(merged["global_blend"])
         np.testing.assert_allclose(result.mixing, (1 - lam) * pair + lam / shape[0], atol=1e-9)
     else:
         assert result.mixing is None
@@ -131,10 +137,12 @@ def test_identical_clients_get_the_mean() -> None:
 
 def test_ties_in_top_m_go_to_the_lower_index() -> None:
     same = np.repeat(soft_labels((1, 3, 5)), 4, axis=0)
-    result = make_fusion("knfu", top_m=2).fuse(FusionInput(same))
+    result = make_fusion("knfu", effectiveness="distribution", top_m=2).fuse(FusionInput(same))
     assert result.mixing is not None
     np.testing.assert_array_equal(result.mixing, np.tile([0.5, 0.5, 0.0, 0.0], (4, 1)))
-    result = make_fusion("knfu", top_m=2, include_self=False).fuse(FusionInput(same))
+    result = make_fusion("knfu", effectiveness="distribution", top_m=2, include_self=False).fuse(
+        FusionInput(same)
+    )
     assert result.mixing is not None
     expected = [[0, 0.5, 0.5, 0], [0.5, 0, 0.5, 0], [0.5, 0.5, 0, 0], [0.5, 0.5, 0, 0]]
     np.testing.assert_array_equal(result.mixing, expected)
@@ -143,7 +151,9 @@ def test_ties_in_top_m_go_to_the_lower_index() -> None:
 def test_ties_beyond_small_sort_sizes_still_go_to_the_lower_index() -> None:
     # 40 clients of two kinds, interleaved (the sort must be stable, not just small).
     kinds = soft_labels((2, 3, 5), seed=13)
-    result = make_fusion("knfu", top_m=3).fuse(FusionInput(np.tile(kinds, (20, 1, 1))))
+    result = make_fusion("knfu", effectiveness="distribution", top_m=3).fuse(
+        FusionInput(np.tile(kinds, (20, 1, 1)))
+    )
     assert result.mixing is not None
     expected = np.zeros((40, 40))
     expected[0::2, [0, 2, 4]] = 1 / 3
@@ -160,7 +170,7 @@ def test_threshold_one_keeps_exactly_the_row_maxima() -> None:
 
 def test_large_beta_with_self_picks_self() -> None:
     p = soft_labels((5, 8, 6), seed=3)
-    result = make_fusion("knfu", beta=1e4).fuse(FusionInput(p))
+    result = make_fusion("knfu", beta=1e4, effectiveness="distribution").fuse(FusionInput(p))
     assert result.mixing is not None
     np.testing.assert_allclose(result.mixing, np.eye(5), atol=1e-6)
     np.testing.assert_allclose(result.targets, p, atol=1e-5)
@@ -171,7 +181,9 @@ def test_without_self_mixes_only_within_the_cluster() -> None:
     # Clients 0-2 have seen classes {0, 1}; clients 3-5 classes {2, 3}.
     low = np.array([0.48, 0.48, 0.02, 0.02])
     p = np.stack([rng.dirichlet(200 * (low if j < 3 else low[::-1]), size=10) for j in range(6)])
-    result = make_fusion("knfu", include_self=False).fuse(FusionInput(p))
+    result = make_fusion("knfu", include_self=False, effectiveness="distribution", beta=10.0).fuse(
+        FusionInput(p)
+    )
     assert result.mixing is not None
     assert result.mixing[:3, 3:].max() < 1e-3 and result.mixing[3:, :3].max() < 1e-3
     np.testing.assert_array_equal(np.diag(result.mixing), 0.0)
@@ -198,7 +210,7 @@ def test_per_sample_prefers_the_confident_client() -> None:
     confident = np.array([[0.9, 0.1], [0.1, 0.9]])
     unsure = np.array([[0.6, 0.4], [0.4, 0.6]])
     p = np.stack([unsure, confident])
-    pair_only = fuse("knfu", p)
+    pair_only = fuse("knfu", p, effectiveness="distribution")
     per_sample = fuse("knfu", p, effectiveness="per-sample", sample_beta=10.0)
     np.testing.assert_allclose(pair_only[:, 0, 0], [0.75, 0.75], atol=1e-6)
     assert per_sample[0, 0, 0] > 0.88 and per_sample[1, 0, 0] > 0.88
