@@ -1,0 +1,211 @@
+"""DP-SGD local training on private records with Opacus (Abadi et al., CCS 2016).
+
+Per-sample gradients are clipped to ``max_grad_norm`` C and Gaussian noise N(0, σ²C²) is
+added to their sum; minibatches are Poisson samples of the private records only (rate
+q = 1/⌈n/B⌉ ≈ B/n, never diluted by public anchors), which is what the accountants assume.
+The logical batch B is independent of memory: BatchMemoryManager splits it into physical
+batches of at most ``max_physical_batch_size`` and the optimizer steps once per logical
+batch.  The steps are counted by the optimizer's own accounting hook and returned as
+:class:`~fedkd.privacy.accounting.DPSteps`, so what is accounted is what was taken.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from opacus import PrivacyEngine
+from opacus.utils.batch_memory_manager import BatchMemoryManager
+from opacus.validators import ModuleValidator
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from fedkd.distill.device import seeded_generator
+from fedkd.distill.loops import OptimiserConfig
+from fedkd.privacy.accounting import DPSteps
+
+GRAD_SAMPLE_MODES = ("hooks", "ew", "functorch", "ghost")
+
+
+class PrivacyConfigError(ValueError):
+    """A model or setting that DP-SGD cannot run with; the message names the cause."""
+
+
+def validate_private_model(model: nn.Module) -> None:
+    """Raise :class:`PrivacyConfigError` naming every layer Opacus cannot make private."""
+    errors = ModuleValidator.validate(model, strict=False)
+    if errors:
+        details = "; ".join(str(e) for e in errors)
+        raise PrivacyConfigError(f"model is not DP-SGD compatible: {details}")
+
+
+def default_grad_sample_mode(model: nn.Module) -> str:
+    """The fastest valid mode for ``model`` (measured in benchmarks/dp_throughput.py).
+
+    Ghost clipping needs no per-sample gradient for Linear layers, which makes it orders
+    of magnitude faster on Linear-heavy models; on convolutional ones it falls back to
+    materialising per-sample gradients twice, and hooks are faster.
+    """
+    has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
+    return "hooks" if has_conv else "ghost"
+
+
+def steps_per_epoch(num_records: int, batch_size: int) -> int:
+    """Poisson steps per epoch: ⌈n/B⌉, at sample rate 1/⌈n/B⌉."""
+    return max(1, math.ceil(num_records / batch_size))
+
+
+def sample_rate(num_records: int, batch_size: int) -> float:
+    return 1.0 / steps_per_epoch(num_records, batch_size)
+
+
+@dataclass(frozen=True)
+class PrivateTraining:
+    loss: float
+    spent: DPSteps
+
+
+def train_private(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int,
+    cfg: OptimiserConfig,
+    noise_multiplier: float,
+    max_grad_norm: float,
+    grad_sample_mode: str | None = None,
+    max_physical_batch_size: int = 256,
+    seed: int,
+) -> PrivateTraining:
+    """``epochs`` epochs of DP-SGD on the private records ``(x, y)``, updating ``model``.
+
+    Returns the mean loss of the last epoch and the DP steps actually taken.
+    """
+    if len(x) == 0:
+        raise PrivacyConfigError("DP-SGD needs at least one private record")
+    if not noise_multiplier > 0 or not max_grad_norm > 0:
+        raise PrivacyConfigError(
+            f"noise multiplier and max grad norm must be > 0, "
+            f"got {noise_multiplier} and {max_grad_norm}"
+        )
+    mode = grad_sample_mode or default_grad_sample_mode(model)
+    if mode not in GRAD_SAMPLE_MODES:
+        raise PrivacyConfigError(
+            f"grad_sample_mode must be one of {GRAD_SAMPLE_MODES}, got {mode!r}"
+        )
+    rate = sample_rate(len(x), cfg.batch_size)
+    if mode == "ew" and (1 - rate) ** len(x) > 1e-9:
+        raise PrivacyConfigError(
+            f"grad_sample_mode 'ew' cannot take the empty Poisson batches that {len(x)} "
+            f"records at sample rate {rate:.3g} can produce; use 'hooks' or 'ghost'"
+        )
+    validate_private_model(model)
+    device = next(model.parameters()).device
+    generator = seeded_generator(seed)
+    loader = DataLoader(
+        TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
+        batch_size=cfg.batch_size,
+        generator=generator,
+    )
+    optimiser = torch.optim.SGD(
+        model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+    )
+    with warnings.catch_warnings():
+        for message in _HARMLESS_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+        engine = PrivacyEngine(accountant="rdp", secure_mode=False)
+        loss = _run_epochs(
+            engine,
+            model,
+            loader,
+            optimiser,
+            epochs=epochs,
+            mode=mode,
+            noise_multiplier=noise_multiplier,
+            max_grad_norm=max_grad_norm,
+            max_physical_batch_size=max_physical_batch_size,
+            noise_generator=torch.Generator(device=device).manual_seed(seed ^ 0x5EED),
+        )
+    return PrivateTraining(loss=loss, spent=_taken(engine, noise_multiplier))
+
+
+# Opacus warns that its RNG is not cryptographically secure (secure_mode needs
+# torchcsprng) and that full backward hooks fire on inputs that need no grad; neither
+# changes what is computed or accounted.
+_HARMLESS_WARNINGS = (
+    r".*[Ss]ecure RNG turned off.*",
+    r".*Full backward hook is firing.*",
+    r".*[Uu]sing a non-full backward hook.*",
+)
+
+
+def _run_epochs(
+    engine: PrivacyEngine,
+    model: nn.Module,
+    loader: DataLoader[tuple[torch.Tensor, ...]],
+    optimiser: torch.optim.Optimizer,
+    *,
+    epochs: int,
+    mode: str,
+    noise_multiplier: float,
+    max_grad_norm: float,
+    max_physical_batch_size: int,
+    noise_generator: torch.Generator,
+) -> float:
+    device = next(model.parameters()).device
+    made = engine.make_private(
+        module=model,
+        optimizer=optimiser,
+        criterion=nn.CrossEntropyLoss(),
+        data_loader=loader,
+        noise_multiplier=noise_multiplier,
+        max_grad_norm=max_grad_norm,
+        poisson_sampling=True,
+        grad_sample_mode=mode,
+        noise_generator=noise_generator,
+    )
+    if mode == "ghost":
+        private_model, dp_optimiser, criterion, dp_loader = made
+    else:
+        private_model, dp_optimiser, dp_loader = made
+        criterion = nn.CrossEntropyLoss()
+    private_model.train()
+    last = float("nan")
+    try:
+        for _ in range(epochs):
+            total, count = 0.0, 0
+            with BatchMemoryManager(
+                data_loader=dp_loader,
+                max_physical_batch_size=max_physical_batch_size,
+                optimizer=dp_optimiser,
+            ) as batches:
+                for xb, yb in batches:
+                    xb, yb = xb.to(device), yb.to(device)
+                    dp_optimiser.zero_grad(set_to_none=True)
+                    loss = criterion(private_model(xb), yb)
+                    loss.backward()
+                    dp_optimiser.step()
+                    if len(xb):  # an empty Poisson sample still steps (noise only)
+                        total += float(loss.detach()) * len(xb)
+                        count += len(xb)
+            last = total / count if count else float("nan")
+    finally:
+        # Leave the caller's model as it was given: no hooks, no grad_sample attributes.
+        private_model.remove_hooks()
+        private_model.cleanup()
+    return last
+
+
+def _taken(engine: PrivacyEngine, noise_multiplier: float) -> DPSteps:
+    history = engine.accountant.history
+    if not history:
+        raise RuntimeError("DP-SGD took no step; nothing was trained or accounted")
+    rates = {q for _, q, _ in history}
+    if len(rates) != 1:
+        raise RuntimeError(f"one training call used several sample rates: {sorted(rates)}")
+    steps = sum(s for _, _, s in history)
+    return DPSteps(noise_multiplier=noise_multiplier, sample_rate=rates.pop(), steps=steps)

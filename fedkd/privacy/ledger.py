@@ -1,0 +1,230 @@
+"""The node's privacy ledger: append-only SQLite, one hash-chained row per release.
+
+A row is written *before* its payload leaves the node, so a crash between the two loses a
+release that was never sent, never a spend that was.  Rows are chained::
+
+    row_hash_i = SHA-256(row_hash_{i-1} ‖ canonical JSON of row i)      row_hash_0 = 0…0
+
+so rewriting, reordering or dropping a row changes the head; the server remembers each
+node's last head and cumulative ε and refuses a node whose ledger no longer leads there.
+Triggers make UPDATE and DELETE fail inside SQLite as well.  Budgets are keyed by the
+private dataset's digest, so spend on the same records accumulates across runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fedkd.privacy.accounting import DPSteps, History, compose
+
+GENESIS = "0" * 64
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS releases (
+    seq              INTEGER PRIMARY KEY,
+    run_id           TEXT    NOT NULL,
+    round            INTEGER NOT NULL,
+    node_id          INTEGER NOT NULL,
+    dataset_digest   TEXT    NOT NULL,
+    transfer_digest  TEXT    NOT NULL,
+    mechanism        TEXT    NOT NULL,
+    accountant       TEXT    NOT NULL,
+    noise_multiplier REAL    NOT NULL,
+    sample_rate      REAL    NOT NULL,
+    steps            INTEGER NOT NULL,
+    epsilon          REAL,
+    delta            REAL    NOT NULL,
+    payload_sha256   TEXT    NOT NULL,
+    fields_sent      TEXT    NOT NULL,
+    created_at       TEXT    NOT NULL,
+    prev_hash        TEXT    NOT NULL,
+    row_hash         TEXT    NOT NULL UNIQUE
+);
+CREATE TRIGGER IF NOT EXISTS releases_no_update BEFORE UPDATE ON releases
+BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS releases_no_delete BEFORE DELETE ON releases
+BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
+"""
+
+
+class LedgerError(RuntimeError):
+    """The ledger is missing, corrupted or does not match what the server recorded."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """What one release spent and sent.  ``steps``/σ/q are this release's new DP steps;
+    ``epsilon`` is the cumulative ε on ``dataset_digest`` after it (None: no guarantee)."""
+
+    run_id: str
+    round: int
+    node_id: int
+    dataset_digest: str
+    transfer_digest: str
+    mechanism: str
+    accountant: str
+    noise_multiplier: float
+    sample_rate: float
+    steps: int
+    epsilon: float | None
+    delta: float
+    payload_sha256: str
+    fields_sent: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LedgerRow(Release):
+    seq: int
+    created_at: str
+    prev_hash: str
+    row_hash: str
+
+
+def row_digest(prev_hash: str, release: Release, *, seq: int, created_at: str) -> str:
+    body = {**asdict(release), "fields_sent": list(release.fields_sent)}
+    body.update(seq=seq, created_at=created_at)
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
+
+
+_RELEASE_COLUMNS = [f.name for f in fields(Release)]
+_ROW_COLUMNS = [*_RELEASE_COLUMNS, "seq", "created_at", "prev_hash", "row_hash"]
+
+
+class Ledger:
+    """A node's append-only release ledger in one SQLite file (WAL mode)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+
+    @classmethod
+    def open(cls, path: Path | str, *, expected_head: str = GENESIS) -> Ledger:
+        """Open (or, when nothing was ever recorded, create) and verify the ledger.
+
+        ``expected_head`` is the chain head the server last saw from this node; a missing
+        file with a non-genesis expectation, a broken chain, or another head raises
+        :class:`LedgerError` — the node must refuse to release rather than start from zero.
+        """
+        ledger = cls(path)
+        if not ledger.path.exists() and expected_head != GENESIS:
+            raise LedgerError(
+                f"privacy ledger {ledger.path} is missing but the server recorded spend "
+                f"up to head {expected_head[:12]}…; refusing to start from zero"
+            )
+        ledger.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with ledger._connect() as db:
+                db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"privacy ledger {ledger.path} is unreadable: {exc}") from exc
+        head = ledger.verify()
+        if expected_head != GENESIS and head != expected_head:
+            raise LedgerError(
+                f"privacy ledger head {head[:12]}… does not match the server's record "
+                f"{expected_head[:12]}…; the ledger was lost or rewritten"
+            )
+        return ledger
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        with closing(sqlite3.connect(self.path, isolation_level=None)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            yield db
+
+    def rows(self) -> list[LedgerRow]:
+        try:
+            with self._connect() as db:
+                cursor = db.execute(f"SELECT {', '.join(_ROW_COLUMNS)} FROM releases ORDER BY seq")
+                raw = cursor.fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise LedgerError(f"privacy ledger {self.path} is unreadable: {exc}") from exc
+        out = []
+        for values in raw:
+            record = dict(zip(_ROW_COLUMNS, values, strict=True))
+            try:
+                record["fields_sent"] = tuple(json.loads(record["fields_sent"]))
+            except (TypeError, ValueError) as exc:
+                raise LedgerError(f"ledger row {record['seq']}: unreadable fields") from exc
+            out.append(LedgerRow(**record))
+        return out
+
+    def verify(self) -> str:
+        """Walk the chain; returns the head or raises :class:`LedgerError`."""
+        head = GENESIS
+        for expected_seq, row in enumerate(self.rows(), start=1):
+            if row.seq != expected_seq:
+                raise LedgerError(f"ledger row {expected_seq} is missing (found {row.seq})")
+            if row.prev_hash != head:
+                raise LedgerError(f"ledger row {row.seq} does not follow row {row.seq - 1}")
+            release = Release(**{name: getattr(row, name) for name in _RELEASE_COLUMNS})
+            if row_digest(head, release, seq=row.seq, created_at=row.created_at) != row.row_hash:
+                raise LedgerError(f"ledger row {row.seq} was altered (hash mismatch)")
+            head = row.row_hash
+        return head
+
+    def head(self) -> str:
+        return self.verify()
+
+    def append(self, release: Release) -> LedgerRow:
+        """Record ``release`` (call before sending its payload); returns the stored row."""
+        created_at = datetime.now(UTC).isoformat(timespec="microseconds")
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                last = db.execute(
+                    "SELECT seq, row_hash FROM releases ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+                digest = row_digest(prev, release, seq=seq, created_at=created_at)
+                values = {**asdict(release), "fields_sent": json.dumps(list(release.fields_sent))}
+                values.update(seq=seq, created_at=created_at, prev_hash=prev, row_hash=digest)
+                db.execute(
+                    f"INSERT INTO releases ({', '.join(_ROW_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' for _ in _ROW_COLUMNS)})",
+                    [values[c] for c in _ROW_COLUMNS],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return LedgerRow(
+            **asdict(release) | {"fields_sent": release.fields_sent},
+            seq=seq,
+            created_at=created_at,
+            prev_hash=prev,
+            row_hash=digest,
+        )
+
+    def history(self, dataset_digest: str) -> History:
+        """Every DP step ever recorded on ``dataset_digest``, in order, ready to account."""
+        history: History = ()
+        for row in self.rows():
+            if row.dataset_digest == dataset_digest and row.steps > 0:
+                entry = DPSteps(row.noise_multiplier, row.sample_rate, row.steps)
+                history = compose(history, entry)
+        return history
+
+
+def rows_to_csv(rows: Sequence[LedgerRow]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=_ROW_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(asdict(row) | {"fields_sent": ";".join(row.fields_sent)})
+    return buffer.getvalue()
+
+
+def rows_to_json(rows: Sequence[LedgerRow]) -> str:
+    return json.dumps(
+        [asdict(row) | {"fields_sent": list(row.fields_sent)} for row in rows], indent=2
+    )

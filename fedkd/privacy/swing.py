@@ -1,0 +1,97 @@
+"""Swing distillation on release: per-sample temperature, then noise on the soft targets.
+
+Li, Wu, Dong, Wu, Bian, Xiong, "Swing Distillation: A Privacy-Preserving Knowledge
+Distillation Framework", 2022, arXiv:2212.08349.  The paper sets each position's
+temperature from the likelihood that it carries private information and perturbs the
+soft targets with noise.  Its exact temperature map and noise law were not available to
+us; this module implements the design's stand-in::
+
+    T_i  = T_base + (T_max − T_base) · p_i              p_i ∈ [0, 1] from a scorer
+    q_i  = softmax(z_i / T_i)
+    q̃_i  = renorm(clip(q_i + η_i, floor, 1))          η_i ~ N(0, s²) or Laplace(0, s)
+    (optional) keep the top-k entries of q̃_i, renormalise
+
+Swing has NO formal privacy guarantee: no ε is ever reported for it.  Its effect is what
+the audit measures.  The per-sample temperatures stay on the node.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+NOISE_LAWS = ("none", "gaussian", "laplace")
+
+
+@dataclass(frozen=True)
+class SwingConfig:
+    """Temperatures, noise and truncation of a swing release."""
+
+    base_temperature: float = 2.0
+    max_temperature: float = 8.0
+    noise: str = "gaussian"
+    noise_scale: float = 0.0
+    floor: float = 1e-6
+    top_k: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.base_temperature <= self.max_temperature < math.inf:
+            raise ValueError(
+                "temperatures must satisfy 0 < base <= max < inf, got "
+                f"base={self.base_temperature}, max={self.max_temperature}"
+            )
+        if self.noise not in NOISE_LAWS:
+            raise ValueError(f"noise must be one of {NOISE_LAWS}, got {self.noise!r}")
+        if not 0 <= self.noise_scale < math.inf:
+            raise ValueError(f"noise scale must be >= 0 and finite, got {self.noise_scale}")
+        if not 0 < self.floor < 1:
+            raise ValueError(f"floor must be in (0, 1), got {self.floor}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0 (0 keeps all), got {self.top_k}")
+
+
+def swing_temperatures(privacy_likelihood: np.ndarray, cfg: SwingConfig) -> np.ndarray:
+    """``T_i = T_base + (T_max − T_base)·p_i`` for scores ``p_i ∈ [0, 1]``."""
+    p = np.asarray(privacy_likelihood, dtype=np.float64)
+    if p.ndim != 1 or not np.all(np.isfinite(p)) or p.min(initial=0) < 0 or p.max(initial=0) > 1:
+        raise ValueError("privacy likelihoods must be a finite vector in [0, 1]")
+    temperatures: np.ndarray = (
+        cfg.base_temperature + (cfg.max_temperature - cfg.base_temperature) * p
+    )
+    return temperatures
+
+
+def swing_release(
+    logits: np.ndarray,
+    privacy_likelihood: np.ndarray,
+    cfg: SwingConfig,
+    *,
+    seed: int,
+) -> np.ndarray:
+    """Soft targets ``(N, C)`` float32 from ``logits`` under the swing transform."""
+    z = np.asarray(logits, dtype=np.float64)
+    if z.ndim != 2 or len(z) != len(privacy_likelihood):
+        raise ValueError(f"logits {z.shape} and {len(privacy_likelihood)} likelihoods do not match")
+    temperatures = swing_temperatures(privacy_likelihood, cfg)
+    q = torch.softmax(torch.from_numpy(z / temperatures[:, None]), dim=1).numpy()
+    if cfg.noise != "none" and cfg.noise_scale > 0:
+        rng = np.random.default_rng(seed)
+        draw = rng.normal if cfg.noise == "gaussian" else rng.laplace
+        q = q + draw(0.0, cfg.noise_scale, size=q.shape)
+    q = np.clip(q, cfg.floor, 1.0)
+    if 0 < cfg.top_k < q.shape[1]:
+        kth = np.sort(q, axis=1)[:, -cfg.top_k][:, None]
+        q = np.where(q >= kth, q, 0.0)
+    released: np.ndarray = (q / q.sum(axis=1, keepdims=True)).astype(np.float32)
+    return released
+
+
+def swing_targets(
+    probabilities: np.ndarray, privacy_likelihood: np.ndarray, cfg: SwingConfig, *, seed: int
+) -> np.ndarray:
+    """The same transform on received probabilities (log p plays the logits' part)."""
+    p = np.clip(np.asarray(probabilities, dtype=np.float64), cfg.floor, 1.0)
+    return swing_release(np.log(p), privacy_likelihood, cfg, seed=seed)

@@ -1,0 +1,118 @@
+"""The ledger is append-only, chained, survives reopening, and refuses to be forgotten."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from fedkd.privacy.accounting import DPSteps
+from fedkd.privacy.ledger import (
+    GENESIS,
+    Ledger,
+    LedgerError,
+    Release,
+    rows_to_csv,
+    rows_to_json,
+)
+
+
+def release(round_: int, *, digest: str = "data-a", steps: int = 94) -> Release:
+    return Release(
+        run_id="run-1",
+        round=round_,
+        node_id=7,
+        dataset_digest=digest,
+        transfer_digest="transfer-x",
+        mechanism="dp-sgd",
+        accountant="prv",
+        noise_multiplier=1.2,
+        sample_rate=0.01,
+        steps=steps,
+        epsilon=0.3 * round_,
+        delta=1e-5,
+        payload_sha256="ab" * 32,
+        fields_sent=("soft_labels", "privacy"),
+    )
+
+
+def test_rows_chain_and_reopen_with_the_recorded_head(tmp_path: Path) -> None:
+    ledger = Ledger.open(tmp_path / "node.db")
+    rows = [ledger.append(release(r)) for r in (1, 2, 3)]
+    assert rows[0].prev_hash == GENESIS
+    assert [r.prev_hash for r in rows[1:]] == [r.row_hash for r in rows[:-1]]
+    reopened = Ledger.open(tmp_path / "node.db", expected_head=rows[-1].row_hash)
+    assert [r.seq for r in reopened.rows()] == [1, 2, 3]
+    assert reopened.history("data-a") == (DPSteps(1.2, 0.01, 3 * 94),)
+    assert reopened.history("data-b") == ()
+
+
+def test_budgets_are_keyed_by_dataset(tmp_path: Path) -> None:
+    ledger = Ledger.open(tmp_path / "node.db")
+    ledger.append(release(1, digest="data-a", steps=10))
+    ledger.append(release(1, digest="data-b", steps=20))
+    ledger.append(release(2, digest="data-a", steps=5))
+    assert ledger.history("data-a") == (DPSteps(1.2, 0.01, 15),)
+    assert ledger.history("data-b") == (DPSteps(1.2, 0.01, 20),)
+
+
+def test_sqlite_refuses_update_and_delete(tmp_path: Path) -> None:
+    ledger = Ledger.open(tmp_path / "node.db")
+    ledger.append(release(1))
+    db = sqlite3.connect(tmp_path / "node.db")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("UPDATE releases SET epsilon = 0")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        db.execute("DELETE FROM releases")
+
+
+def test_a_rewritten_row_is_detected(tmp_path: Path) -> None:
+    ledger = Ledger.open(tmp_path / "node.db")
+    head = [ledger.append(release(r)) for r in (1, 2)][-1].row_hash
+    db = sqlite3.connect(tmp_path / "node.db")
+    db.execute("DROP TRIGGER releases_no_update")
+    db.execute("UPDATE releases SET epsilon = 0 WHERE seq = 1")
+    db.commit()
+    with pytest.raises(LedgerError, match="row 1 was altered"):
+        Ledger.open(tmp_path / "node.db", expected_head=head)
+
+
+def test_a_deleted_ledger_is_refused_not_restarted(tmp_path: Path) -> None:
+    ledger = Ledger.open(tmp_path / "node.db")
+    head = ledger.append(release(1)).row_hash
+    for suffix in ("", "-wal", "-shm"):
+        (tmp_path / f"node.db{suffix}").unlink(missing_ok=True)
+    with pytest.raises(LedgerError, match="missing"):
+        Ledger.open(tmp_path / "node.db", expected_head=head)
+
+
+def test_a_truncated_ledger_does_not_reach_the_servers_head(tmp_path: Path) -> None:
+    ledger = Ledger.open(tmp_path / "node.db")
+    ledger.append(release(1))
+    head = ledger.append(release(2)).row_hash
+    # A copy taken after round 1, restored later: a valid chain, but an older head.
+    other = Ledger.open(tmp_path / "old.db")
+    other.append(release(1))
+    with pytest.raises(LedgerError, match="does not match"):
+        Ledger.open(tmp_path / "old.db", expected_head=head)
+
+
+def test_garbage_file_is_a_ledger_error(tmp_path: Path) -> None:
+    (tmp_path / "node.db").write_bytes(b"not a database at all" * 100)
+    with pytest.raises(LedgerError, match="unreadable"):
+        Ledger.open(tmp_path / "node.db")
+
+
+def test_exports_carry_every_row(tmp_path: Path) -> None:
+    ledger = Ledger.open(tmp_path / "node.db")
+    for r in (1, 2):
+        ledger.append(release(r))
+    rows = ledger.rows()
+    lines = rows_to_csv(rows).splitlines()
+    assert len(lines) == 3 and lines[0].startswith("run_id,round,node_id")
+    exported = json.loads(rows_to_json(rows))
+    assert [e["round"] for e in exported] == [1, 2]
+    assert exported[1]["fields_sent"] == ["soft_labels", "privacy"]
+    assert exported[1]["prev_hash"] == exported[0]["row_hash"]
