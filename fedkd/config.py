@@ -16,6 +16,7 @@ from typing import Any
 
 from fedkd.data.federated import DataSpec
 from fedkd.distill.loops import DistillConfig, OptimiserConfig
+from fedkd.privacy.swing import SwingConfig
 from fedkd.wire.types import WireDType
 
 ConfigValue = bool | int | float | str
@@ -56,6 +57,20 @@ class RunConfig:
     device: str = "auto"
     output_dir: str = "runs"
     data_dir: str = ""
+    dp: bool = False
+    dp_target_epsilon: float = 0.0
+    dp_noise_multiplier: float = 0.0
+    dp_delta: float = 1e-5
+    dp_max_grad_norm: float = 1.0
+    dp_accountant: str = "prv"
+    dp_grad_sample_mode: str = ""
+    dp_physical_batch_size: int = 256
+    swing_scorer: str = ""
+    swing_max_temperature: float = 8.0
+    swing_noise: str = "gaussian"
+    swing_noise_scale: float = 0.0
+    release_top_k: int = 0
+    ledger_dir: str = ""
     extra: tuple[tuple[str, ConfigValue], ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
@@ -72,6 +87,38 @@ class RunConfig:
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         self._check_names()
+        self._check_privacy()
+
+    def _check_privacy(self) -> None:
+        from fedkd.privacy.accounting import ACCOUNTANTS
+        from fedkd.privacy.dp_sgd import GRAD_SAMPLE_MODES
+        from fedkd.privacy.scorers import scorer_names
+
+        if self.dp:
+            if not (self.dp_target_epsilon > 0 or self.dp_noise_multiplier > 0):
+                raise ValueError(
+                    "dp = true needs dp-target-epsilon > 0 (σ calibrated for the whole "
+                    "federation) or a fixed dp-noise-multiplier > 0"
+                )
+            if not 0 < self.dp_delta < 1:
+                raise ValueError(f"dp-delta must be in (0, 1), got {self.dp_delta}")
+            if not self.dp_max_grad_norm > 0 or self.dp_physical_batch_size <= 0:
+                raise ValueError("dp-max-grad-norm and dp-physical-batch-size must be > 0")
+        if self.dp_target_epsilon < 0 or self.dp_noise_multiplier < 0:
+            raise ValueError("dp-target-epsilon and dp-noise-multiplier must be >= 0")
+        if self.dp_accountant not in ACCOUNTANTS:
+            raise ValueError(f"dp-accountant must be one of {ACCOUNTANTS}")
+        if self.dp_grad_sample_mode not in ("", *GRAD_SAMPLE_MODES):
+            raise ValueError(
+                f"dp-grad-sample-mode must be empty (fastest valid) or one of "
+                f"{GRAD_SAMPLE_MODES}, got {self.dp_grad_sample_mode!r}"
+            )
+        if self.swing_scorer not in ("", *scorer_names()):
+            raise ValueError(
+                f"swing-scorer must be empty (off) or one of {scorer_names()}, "
+                f"got {self.swing_scorer!r}"
+            )
+        _ = self.swing  # builds, and so validates, the swing settings
 
     def _check_names(self) -> None:
         """Unknown strategies or models fail here, not later inside a simulated client."""
@@ -121,6 +168,36 @@ class RunConfig:
             kl_weight=self.distill_kl_weight,
             ce_weight=self.distill_ce_weight,
         )
+
+    @property
+    def swing(self) -> SwingConfig | None:
+        """Swing release settings, or None when releases are plain softmax(z / τ)."""
+        if not (self.swing_scorer or self.swing_noise_scale > 0 or self.release_top_k > 0):
+            return None
+        return SwingConfig(
+            base_temperature=self.distill_temperature,
+            max_temperature=max(self.swing_max_temperature, self.distill_temperature),
+            noise=self.swing_noise,
+            noise_scale=self.swing_noise_scale,
+            top_k=self.release_top_k,
+        )
+
+    @property
+    def claims_dp(self) -> bool:
+        """Whether releases are post-processing of the DP model only (so ε is reported).
+
+        A swing scorer that reads private records breaks that: the release then depends
+        on private data outside DP-SGD, and no ε may be claimed for it.
+        """
+        if not self.dp:
+            return False
+        from fedkd.privacy.scorers import make_scorer
+
+        return not (self.swing_scorer and make_scorer(self.swing_scorer).reads_private_records)
+
+    def ledger_path(self, partition_id: int) -> Path:
+        base = self.ledger_dir or str(Path(self.output_dir) / self.run_name / "nodes")
+        return Path(base).expanduser() / f"node-{partition_id}.ledger.db"
 
     @property
     def wire_dtype(self) -> WireDType:

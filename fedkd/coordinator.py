@@ -32,7 +32,11 @@ from fedkd.wire.validate import ReplyExpectation, validate_reply
 
 log = logging.getLogger(__name__)
 # Statuses with which a client says it could not take part at all (nothing to validate).
-_CLIENT_FAILURES = (StatusCode.INVALID_REQUEST, StatusCode.INTERNAL_ERROR)
+_CLIENT_FAILURES = (
+    StatusCode.INVALID_REQUEST,
+    StatusCode.INTERNAL_ERROR,
+    StatusCode.LEDGER_REFUSED,
+)
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,10 @@ class Coordinator:
         self._fused: dict[int, FusedKnowledge] = {}
         self._global_weights: ModelWeights | None = None
         self._anchors: dict[int, np.ndarray] = {}
+        # Each node's last ledger head and cumulative ε as its replies reported them: a
+        # node whose ledger no longer leads there refuses, and ε may never go backwards.
+        self.ledger_heads: dict[int, str] = {}
+        self.epsilon_recorded: dict[int, float] = {}
         self._rng = np.random.default_rng([cfg.seed, 0xA2C])
 
     # --- requests -------------------------------------------------------------------------
@@ -122,6 +130,7 @@ class Coordinator:
             fused=self._fused.get(node_id),
             reply_dtype=self.cfg.wire_dtype,
             global_weights=self._global_weights,
+            ledger_head=self.ledger_heads.get(node_id, ""),
         )
         return knowledge_request_to_bytes(request)
 
@@ -170,6 +179,10 @@ class Coordinator:
         except PayloadError as exc:
             node.status, node.reason = "invalid", exc.reason
             return None
+        problem = self._check_spend(delivery.node_id, reply)
+        if problem:
+            node.status, node.reason = "invalid", problem
+            return None
         node.privacy_epsilon = reply.privacy.epsilon if reply.privacy.mechanism != "none" else None
         if reply.status.code in (StatusCode.OK, StatusCode.SKIPPED):
             node.status = "ok"
@@ -180,6 +193,20 @@ class Coordinator:
             if problem:
                 node.status, node.reason = "invalid", problem
         return reply
+
+    def _check_spend(self, node_id: int, reply: KnowledgeReply) -> str:
+        """Record the node's ledger head and ε; a spend that went backwards is refused."""
+        spend = reply.privacy
+        if spend.mechanism != "none":
+            before = self.epsilon_recorded.get(node_id, 0.0)
+            if not np.isfinite(spend.epsilon) or spend.epsilon < before - 1e-9:
+                return (
+                    f"privacy spend went backwards: ε {spend.epsilon:.6g} < recorded {before:.6g}"
+                )
+            self.epsilon_recorded[node_id] = spend.epsilon
+        if spend.ledger_head:
+            self.ledger_heads[node_id] = spend.ledger_head
+        return ""
 
     def _missing_payload(self, reply: KnowledgeReply) -> str:
         if self.strategy.weight_averaging and reply.weights is None:
@@ -198,6 +225,7 @@ class Coordinator:
             num_classes=self.ref.num_classes,
             expect_soft_labels=self.strategy.exchanges_knowledge
             and round_ <= self.cfg.num_server_rounds,
+            require_privacy=self.cfg.claims_dp,
         )
 
     # --- fusion ---------------------------------------------------------------------------
@@ -214,6 +242,8 @@ class Coordinator:
             return
         stacked = np.stack([_labels(valid[n]) for n in nodes])
         counts = np.array([valid[n].num_examples for n in nodes], dtype=np.float64)
+        if not counts.any():  # under DP nodes keep their record counts to themselves
+            counts = np.ones_like(counts)
         result = self.strategy.fuse(FusionInput(soft_labels=stacked, weights=counts))
         anchors = self.anchors_for(round_)
         for k, node_id in enumerate(nodes):
@@ -230,6 +260,8 @@ class Coordinator:
     def _average_weights(self, nodes: list[int], valid: dict[int, KnowledgeReply]) -> None:
         states = [valid[n].weights for n in nodes]
         counts = np.array([valid[n].num_examples for n in nodes], dtype=np.float64)
+        if not counts.any():  # under DP nodes keep their record counts to themselves
+            counts = np.ones_like(counts)
         try:
             self._global_weights = fedavg_weights([s for s in states if s is not None], counts)
         except ValueError as exc:

@@ -14,9 +14,12 @@ Flower ClientApp) can keep it in node state between messages.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 import zlib
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,9 +28,15 @@ from torch import nn
 from fedkd.config import RunConfig
 from fedkd.data.federated import ClientData, FederatedData, build_federated_data
 from fedkd.distill.device import pick_device
-from fedkd.distill.loops import distil, evaluate, soft_labels, train_local
+from fedkd.distill.loops import distil, evaluate, predict_logits, soft_labels, train_local
 from fedkd.fusion import make_fusion
 from fedkd.models import ModelSpec, build_model
+from fedkd.privacy.accounting import DPSteps, compose
+from fedkd.privacy.dp_sgd import train_private
+from fedkd.privacy.guard import PrivacyPlan, plan_for, private_digest, release_record, spend_after
+from fedkd.privacy.ledger import GENESIS, Ledger, LedgerError
+from fedkd.privacy.scorers import make_scorer
+from fedkd.privacy.swing import swing_release
 from fedkd.wire.errors import PayloadError
 from fedkd.wire.serde import knowledge_reply_to_bytes, knowledge_request_from_bytes
 from fedkd.wire.types import (
@@ -35,7 +44,6 @@ from fedkd.wire.types import (
     KnowledgeReply,
     KnowledgeRequest,
     ModelWeights,
-    PrivacySpend,
     Status,
     StatusCode,
     TransferSetRef,
@@ -145,9 +153,28 @@ def _serve(
     state: ModelWeights | None,
     *,
     train: bool,
-) -> tuple[KnowledgeReply, ModelWeights]:
+) -> tuple[KnowledgeReply, ModelWeights | None]:
     pid = identity.partition_id
     client = data.clients[pid]
+    try:
+        ledger = Ledger.open(cfg.ledger_path(pid), expected_head=request.ledger_head or GENESIS)
+    except LedgerError as exc:
+        return _refusal(identity, data, request, StatusCode.LEDGER_REFUSED, str(exc)), state
+    dataset_digest = private_digest(client.train.x, client.train.y)
+    history = ledger.history(dataset_digest)
+    plan = plan_for(cfg, len(client.train)) if cfg.dp else None
+    budget = plan.budget if plan is not None else None
+    if train and plan is not None and budget is not None:
+        exhausted = not budget.allows(history, plan.round_steps)
+        if exhausted:
+            reason = (
+                f"another round would spend ε > {budget.epsilon} "
+                f"(spent {budget.spent(history):.3f} at δ = {budget.delta})"
+            )
+            refusal = _refusal(identity, data, request, StatusCode.BUDGET_EXHAUSTED, reason)
+            refusal = replace(refusal, privacy=spend_after(cfg, history, plan))
+            return _recorded(cfg, ledger, refusal, dataset_digest, data, taken=None), state
+
     device = pick_device(cfg.device)
     model = init_model(cfg, data, pid)
     if state is not None:
@@ -163,37 +190,135 @@ def _serve(
     report = _evaluate(cfg, pid, data, client, model, request.round - 1, distill_loss)
     seconds["evaluate"] = time.perf_counter() - tick
 
-    train_loss = float("nan")
+    train_loss, taken = float("nan"), None
     tick = time.perf_counter()
     if train:
-        train_loss = train_local(
-            model,
-            client.train.x,
-            client.train.y,
-            epochs=cfg.local_epochs,
-            cfg=cfg.optimiser,
-            seed=phase_seed(cfg, pid, request.round, "train"),
-        )
+        train_loss, taken = _train(cfg, pid, client, request.round, model, plan)
+        if taken is not None:
+            history = compose(history, taken)
     seconds["train"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    released, weights = _release(cfg, data, request, model, train=train)
+    released, weights = _release(cfg, pid, data, client, request, model, train=train)
     seconds["extract"] = time.perf_counter() - tick
 
+    report = replace(report, train_loss=train_loss, phase_seconds=seconds)
+    if cfg.dp:
+        # Under DP only accounted releases leave the node: local accuracy, losses, record
+        # counts and timings were computed on private data, so they go to the node's log.
+        _log_locally(cfg, pid, report)
+        report = replace(
+            report,
+            local_accuracy=float("nan"),
+            local_loss=float("nan"),
+            local_test_examples=0,
+            train_loss=float("nan"),
+            distill_loss=float("nan"),
+            phase_seconds={},
+        )
     reply = KnowledgeReply(
         run_id=request.run_id,
         round=request.round,
         node_id=identity.node_id,
         transfer_set=transfer_ref(data),
         soft_labels=released,
-        num_examples=len(client.train),
-        privacy=PrivacySpend(mechanism="none"),
+        num_examples=0 if cfg.dp else len(client.train),
+        privacy=spend_after(cfg, history, plan),
         status=Status(StatusCode.OK if train else StatusCode.SKIPPED),
         dtype=request.reply_dtype,
         weights=weights,
-        eval=replace(report, train_loss=train_loss, phase_seconds=seconds),
+        eval=report,
     )
-    return reply, model_state(model)
+    return _recorded(cfg, ledger, reply, dataset_digest, data, taken=taken), model_state(model)
+
+
+def _refusal(
+    identity: NodeIdentity,
+    data: FederatedData,
+    request: KnowledgeRequest,
+    code: StatusCode,
+    reason: str,
+) -> KnowledgeReply:
+    return KnowledgeReply(
+        run_id=request.run_id,
+        round=request.round,
+        node_id=identity.node_id,
+        transfer_set=transfer_ref(data),
+        soft_labels=None,
+        num_examples=0,
+        status=Status(code, reason),
+        dtype=request.reply_dtype,
+    )
+
+
+def _recorded(
+    cfg: RunConfig,
+    ledger: Ledger,
+    reply: KnowledgeReply,
+    dataset_digest: str,
+    data: FederatedData,
+    *,
+    taken: DPSteps | None,
+) -> KnowledgeReply:
+    """Write the reply's ledger row (before anything is sent) and stamp the new head."""
+    row = ledger.append(
+        release_record(
+            cfg,
+            reply,
+            dataset_digest=dataset_digest,
+            transfer_digest=data.transfer.digest,
+            taken=taken,
+        )
+    )
+    return replace(reply, privacy=replace(reply.privacy, ledger_head=row.row_hash))
+
+
+def _train(
+    cfg: RunConfig,
+    pid: int,
+    client: ClientData,
+    round_: int,
+    model: nn.Module,
+    plan: PrivacyPlan | None,
+) -> tuple[float, DPSteps | None]:
+    seed = phase_seed(cfg, pid, round_, "train")
+    if plan is None:
+        loss = train_local(
+            model,
+            client.train.x,
+            client.train.y,
+            epochs=cfg.local_epochs,
+            cfg=cfg.optimiser,
+            seed=seed,
+        )
+        return loss, None
+    if cfg.local_epochs == 0:
+        return float("nan"), None
+    result = train_private(
+        model,
+        client.train.x,
+        client.train.y,
+        epochs=cfg.local_epochs,
+        cfg=cfg.optimiser,
+        noise_multiplier=plan.noise_multiplier,
+        max_grad_norm=cfg.dp_max_grad_norm,
+        grad_sample_mode=cfg.dp_grad_sample_mode or None,
+        max_physical_batch_size=cfg.dp_physical_batch_size,
+        seed=seed,
+    )
+    return result.loss, result.spent
+
+
+def _log_locally(cfg: RunConfig, pid: int, report: EvalReport) -> None:
+    """Append ``report`` to the node's own log (never sent): ``node-<pid>.eval.jsonl``."""
+    path = node_log_path(cfg, pid)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fh.write(json.dumps(dataclasses.asdict(report), sort_keys=True) + "\n")
+
+
+def node_log_path(cfg: RunConfig, pid: int) -> Path:
+    return cfg.ledger_path(pid).with_name(f"node-{pid}.eval.jsonl")
 
 
 def _absorb(
@@ -211,13 +336,16 @@ def _absorb(
     fused = request.fused
     if fused is None or len(fused.anchor_indices) == 0:
         return float("nan")
+    # Under DP the CE-on-private-data term would be an unaccounted private step: distil on
+    # the public anchors only (post-processing); private records are seen by DP-SGD alone.
+    distill_cfg = replace(cfg.distill, ce_weight=0.0) if cfg.dp else cfg.distill
     return distil(
         model,
         data.transfer.x[fused.anchor_indices.astype(np.int64)],
         fused.targets.astype(np.float32),
         client.train.x,
         client.train.y,
-        distill_cfg=cfg.distill,
+        distill_cfg=distill_cfg,
         cfg=cfg.optimiser,
         seed=phase_seed(cfg, pid, fused.round, "distill"),
     )
@@ -249,7 +377,9 @@ def _evaluate(
 
 def _release(
     cfg: RunConfig,
+    pid: int,
     data: FederatedData,
+    client: ClientData,
     request: KnowledgeRequest,
     model: nn.Module,
     *,
@@ -263,4 +393,19 @@ def _release(
     if not strategy.exchanges_knowledge or len(request.anchor_indices) == 0:
         return None, None
     anchors = data.transfer.x[request.anchor_indices.astype(np.int64)]
-    return soft_labels(model, anchors, temperature=cfg.distill_temperature), None
+    swing = cfg.swing
+    if swing is None:
+        return soft_labels(model, anchors, temperature=cfg.distill_temperature), None
+    likelihood = (
+        make_scorer(cfg.swing_scorer).score(model, anchors, client.train.x)
+        if cfg.swing_scorer
+        else np.zeros(len(anchors))
+    )
+    # The per-sample temperatures are used here and discarded: they never leave the node.
+    released = swing_release(
+        predict_logits(model, anchors),
+        likelihood,
+        swing,
+        seed=phase_seed(cfg, pid, request.round, "swing"),
+    )
+    return released, None

@@ -90,6 +90,28 @@ class RunRecorder:
         next_row = self._row(report.evaluated_round + 1, node_id)
         next_row.train_loss = _finite(report.train_loss)
 
+    def merge_node_logs(self) -> None:
+        """Under DP, local metrics never cross the wire; in a simulation the operator can
+        still read each node's own log from the shared disk, and this is where."""
+        from fedkd.node import node_log_path
+
+        node_of = {
+            r.partition_id: r.node_id for r in self.rows.values() if r.partition_id is not None
+        }
+        for pid, node_id in node_of.items():
+            path = node_log_path(self.cfg, pid)
+            if not path.exists():
+                continue
+            for line in path.read_text().splitlines():
+                local = EvalReport(**json.loads(line))
+                row = self._row(local.evaluated_round, node_id)
+                row.local_accuracy = _finite(local.local_accuracy)
+                row.local_loss = _finite(local.local_loss)
+                row.local_test_examples = local.local_test_examples
+                row.distill_loss = _finite(local.distill_loss)
+                row.seconds.update({f"eval-{k}": v for k, v in local.phase_seconds.items()})
+                self._row(local.evaluated_round + 1, node_id).train_loss = _finite(local.train_loss)
+
     def ordered_rows(self) -> list[dict[str, Any]]:
         return [asdict(self.rows[k]) for k in sorted(self.rows)]
 
@@ -100,6 +122,10 @@ class RunRecorder:
     def finish(self, *, num_nodes: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Write summary.json and the plots; return the summary."""
         from fedkd.reporting.summary import summarise
+
+        if self.cfg.dp:
+            self.merge_node_logs()
+            self.flush_metrics()
 
         summary = summarise(
             self.cfg,

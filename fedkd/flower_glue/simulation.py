@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -63,6 +64,11 @@ def run_simulation(
     ``client_app`` replaces fedkd's ClientApp (tests use it to inject faulty clients).
     """
     configure_environment()
+    run_dir = Path(cfg.output_dir).expanduser().resolve() / cfg.run_name
+    if not cfg.ledger_dir:
+        # Simulated nodes are born with the run: they start with empty ledgers.  (Real
+        # nodes keep theirs across runs, under a ledger-dir of their own.)
+        shutil.rmtree(run_dir / "nodes", ignore_errors=True)
     from flwr.app import Context, RecordDict
     from flwr.common.constant import RUN_ID_NUM_BYTES, SUPERLINK_NODE_ID, TASK_ID_NUM_BYTES
     from flwr.server.superlink.linkstate.utils import generate_rand_int_from_bytes
@@ -104,4 +110,4 @@ def run_simulation(
         # As under `flwr run`: node contexts get pyproject's config fused with the overrides.
         is_app=True,
     )
-    return Path(cfg.output_dir).expanduser().resolve() / cfg.run_name
+    return run_dir

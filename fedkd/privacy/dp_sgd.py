@@ -103,6 +103,7 @@ def train_private(
             f"grad_sample_mode 'ew' cannot take the empty Poisson batches that {len(x)} "
             f"records at sample rate {rate:.3g} can produce; use 'hooks' or 'ghost'"
         )
+    model.train()
     validate_private_model(model)
     device = next(model.parameters()).device
     generator = seeded_generator(seed)

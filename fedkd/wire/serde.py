@@ -45,6 +45,7 @@ _STATUS_TO_PROTO = {
     StatusCode.BUDGET_EXHAUSTED: knowledge_pb2.Status.CODE_BUDGET_EXHAUSTED,
     StatusCode.INVALID_REQUEST: knowledge_pb2.Status.CODE_INVALID_REQUEST,
     StatusCode.INTERNAL_ERROR: knowledge_pb2.Status.CODE_INTERNAL_ERROR,
+    StatusCode.LEDGER_REFUSED: knowledge_pb2.Status.CODE_LEDGER_REFUSED,
 }
 _STATUS_FROM_PROTO = {v: k for k, v in _STATUS_TO_PROTO.items()}
 INT8_MAX = 127
@@ -134,6 +135,7 @@ def privacy_spend_to_proto(spend: PrivacySpend) -> privacy_pb2.PrivacySpend:
         noise_multiplier=spend.noise_multiplier,
         sample_rate=spend.sample_rate,
         steps=spend.steps,
+        ledger_head=spend.ledger_head,
     )
 
 
@@ -146,6 +148,7 @@ def privacy_spend_from_proto(message: privacy_pb2.PrivacySpend) -> PrivacySpend:
         noise_multiplier=message.noise_multiplier,
         sample_rate=message.sample_rate,
         steps=message.steps,
+        ledger_head=message.ledger_head,
     )
 
 
@@ -247,6 +250,7 @@ def knowledge_request_to_proto(request: KnowledgeRequest) -> knowledge_pb2.Knowl
         round=request.round,
         transfer_set=transfer_set_to_proto(request.transfer_set),
         reply_dtype=_DTYPE_TO_PROTO[request.reply_dtype],
+        ledger_head=request.ledger_head,
         **_anchors_to_proto(request.anchor_indices, request.transfer_set),
     )
     if request.fused is not None:
@@ -276,6 +280,7 @@ def knowledge_request_from_proto(message: knowledge_pb2.KnowledgeRequest) -> Kno
             if message.HasField("global_weights")
             else None
         ),
+        ledger_head=message.ledger_head,
     )
 
 

@@ -28,6 +28,7 @@ class StatusCode(enum.Enum):
     BUDGET_EXHAUSTED = "budget-exhausted"
     INVALID_REQUEST = "invalid-request"
     INTERNAL_ERROR = "internal-error"
+    LEDGER_REFUSED = "ledger-refused"
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,7 @@ class PrivacySpend:
     noise_multiplier: float = 0.0
     sample_rate: float = 0.0
     steps: int = 0
+    ledger_head: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class KnowledgeRequest:
     fused: FusedKnowledge | None = None
     reply_dtype: WireDType = WireDType.FLOAT32
     global_weights: ModelWeights | None = None
+    ledger_head: str = ""
 
 
 @dataclass(frozen=True)

@@ -116,3 +116,11 @@ def test_exports_carry_every_row(tmp_path: Path) -> None:
     assert [e["round"] for e in exported] == [1, 2]
     assert exported[1]["fields_sent"] == ["soft_labels", "privacy"]
     assert exported[1]["prev_hash"] == exported[0]["row_hash"]
+
+
+def test_a_server_record_that_lags_behind_is_accepted(tmp_path: Path) -> None:
+    """A reply lost after its row was written leaves the server one row behind."""
+    ledger = Ledger.open(tmp_path / "node.db")
+    recorded = ledger.append(release(1)).row_hash
+    ledger.append(release(2))  # written, but the reply never reached the server
+    assert len(Ledger.open(tmp_path / "node.db", expected_head=recorded).rows()) == 2

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -83,13 +85,15 @@ def test_request_round_trip() -> None:
         fused=fused,
         reply_dtype=WireDType.INT8,
         global_weights=weights,
+        ledger_head="ab" * 32,
     )
     back = knowledge_request_from_bytes(knowledge_request_to_bytes(req), max_bytes=CAP)
-    assert (back.run_id, back.round, back.transfer_set, back.reply_dtype) == (
+    assert (back.run_id, back.round, back.transfer_set, back.reply_dtype, back.ledger_head) == (
         "r",
         3,
         REF,
         WireDType.INT8,
+        "ab" * 32,
     )
     np.testing.assert_array_equal(back.anchor_indices, req.anchor_indices)
     assert back.fused is not None
@@ -120,12 +124,15 @@ def test_reply_round_trip() -> None:
         transfer_set=REF,
         soft_labels=_probs(4, 10),
         num_examples=99,
-        privacy=PrivacySpend("dp-sgd", 1.5, 1e-5, "prv", 1.1, 0.01, 300),
+        privacy=PrivacySpend("dp-sgd", 1.5, 1e-5, "prv", 1.1, 0.01, 300, "cd" * 32),
         status=Status(StatusCode.BUDGET_EXHAUSTED, "eps 3.1 > 3.0"),
         eval=report,
     )
     back = knowledge_reply_from_bytes(knowledge_reply_to_bytes(reply), max_bytes=CAP)
     assert back.privacy == reply.privacy and back.status == reply.status
+    refused = dataclasses.replace(reply, status=Status(StatusCode.LEDGER_REFUSED, "lost"))
+    again = knowledge_reply_from_bytes(knowledge_reply_to_bytes(refused), max_bytes=CAP)
+    assert again.status == Status(StatusCode.LEDGER_REFUSED, "lost")
     assert back.eval == report
     assert back.soft_labels is not None
     np.testing.assert_allclose(back.soft_labels, reply.soft_labels)  # type: ignore[arg-type]

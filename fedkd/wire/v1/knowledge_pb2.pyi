@@ -19,12 +19,14 @@ class Status(_message.Message):
         CODE_BUDGET_EXHAUSTED: _ClassVar[Status.Code]
         CODE_INVALID_REQUEST: _ClassVar[Status.Code]
         CODE_INTERNAL_ERROR: _ClassVar[Status.Code]
+        CODE_LEDGER_REFUSED: _ClassVar[Status.Code]
     CODE_UNSPECIFIED: Status.Code
     CODE_OK: Status.Code
     CODE_SKIPPED: Status.Code
     CODE_BUDGET_EXHAUSTED: Status.Code
     CODE_INVALID_REQUEST: Status.Code
     CODE_INTERNAL_ERROR: Status.Code
+    CODE_LEDGER_REFUSED: Status.Code
     CODE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     code: Status.Code
@@ -32,7 +34,7 @@ class Status(_message.Message):
     def __init__(self, code: _Optional[_Union[Status.Code, str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class KnowledgeRequest(_message.Message):
-    __slots__ = ("schema_version", "run_id", "round", "transfer_set", "anchor_indices", "fused", "reply_dtype", "global_weights", "all_anchors")
+    __slots__ = ("schema_version", "run_id", "round", "transfer_set", "anchor_indices", "fused", "reply_dtype", "global_weights", "all_anchors", "ledger_head")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
@@ -42,6 +44,7 @@ class KnowledgeRequest(_message.Message):
     REPLY_DTYPE_FIELD_NUMBER: _ClassVar[int]
     GLOBAL_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     ALL_ANCHORS_FIELD_NUMBER: _ClassVar[int]
+    LEDGER_HEAD_FIELD_NUMBER: _ClassVar[int]
     schema_version: int
     run_id: str
     round: int
@@ -51,7 +54,8 @@ class KnowledgeRequest(_message.Message):
     reply_dtype: _tensor_pb2.DType
     global_weights: _tensor_pb2.ModelWeights
     all_anchors: bool
-    def __init__(self, schema_version: _Optional[int] = ..., run_id: _Optional[str] = ..., round: _Optional[int] = ..., transfer_set: _Optional[_Union[_tensor_pb2.TransferSetRef, _Mapping]] = ..., anchor_indices: _Optional[_Iterable[int]] = ..., fused: _Optional[_Union[FusedKnowledge, _Mapping]] = ..., reply_dtype: _Optional[_Union[_tensor_pb2.DType, str]] = ..., global_weights: _Optional[_Union[_tensor_pb2.ModelWeights, _Mapping]] = ..., all_anchors: _Optional[bool] = ...) -> None: ...
+    ledger_head: str
+    def __init__(self, schema_version: _Optional[int] = ..., run_id: _Optional[str] = ..., round: _Optional[int] = ..., transfer_set: _Optional[_Union[_tensor_pb2.TransferSetRef, _Mapping]] = ..., anchor_indices: _Optional[_Iterable[int]] = ..., fused: _Optional[_Union[FusedKnowledge, _Mapping]] = ..., reply_dtype: _Optional[_Union[_tensor_pb2.DType, str]] = ..., global_weights: _Optional[_Union[_tensor_pb2.ModelWeights, _Mapping]] = ..., all_anchors: _Optional[bool] = ..., ledger_head: _Optional[str] = ...) -> None: ...
 
 class KnowledgeReply(_message.Message):
     __slots__ = ("schema_version", "run_id", "round", "node_id", "transfer_set", "soft_labels", "num_examples", "privacy", "status", "weights", "eval")

@@ -1,0 +1,233 @@
+"""DP-SGD through whole rounds, no Flower: composition, budget refusal, ledger, restarts."""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+from pathlib import Path
+
+import pytest
+
+from fedkd.config import RunConfig, parse_run_config
+from fedkd.coordinator import Coordinator, Delivery, RoundOutcome
+from fedkd.data.federated import build_federated_data
+from fedkd.node import NodeIdentity, handle_request, node_log_path
+from fedkd.privacy.accounting import DPSteps, compose, epsilon
+from fedkd.privacy.dp_sgd import sample_rate, steps_per_epoch
+from fedkd.privacy.guard import plan_for, private_digest
+from fedkd.privacy.ledger import Ledger
+from fedkd.wire.serde import knowledge_reply_from_bytes
+from fedkd.wire.types import KnowledgeReply, ModelWeights, StatusCode
+
+CAP = 1 << 30
+
+
+def _cfg(**extra: object) -> RunConfig:
+    base: dict[str, object] = {
+        "dataset": "digits",
+        "num-clients": 3,
+        "partitioner": "iid",
+        "transfer-size": 200,
+        "num-server-rounds": 3,
+        "local-epochs": 1,
+        "batch-size": 32,
+        "model": "mlp-s",
+        "strategy": "mean",
+        "seed": 5,
+        "dp": True,
+        "dp-target-epsilon": 3.0,
+        "dp-accountant": "rdp",
+    }
+    return parse_run_config({**base, **extra})
+
+
+def _run_round(
+    cfg: RunConfig,
+    coord: Coordinator,
+    states: dict[int, ModelWeights | None],
+    round_: int,
+) -> tuple[RoundOutcome, dict[int, KnowledgeReply]]:
+    payloads, down = {}, {}
+    for n in states:
+        request = coord.request_for(n, round_)
+        down[n] = (len(request), 0)
+        payloads[n], states[n] = handle_request(
+            cfg,
+            NodeIdentity(node_id=n, partition_id=n),
+            request,
+            states[n],
+            train=round_ <= cfg.num_server_rounds,
+        )
+    outcome = coord.ingest(round_, [Delivery(n, payloads[n]) for n in states], down)
+    return outcome, {n: knowledge_reply_from_bytes(b, max_bytes=CAP) for n, b in payloads.items()}
+
+
+def test_epsilon_composes_round_by_round_and_matches_the_ledger() -> None:
+    cfg = _cfg()
+    data = build_federated_data(cfg.data_spec)
+    coord = Coordinator(cfg, run_id="dp", transfer=data.transfer, num_classes=10)
+    states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
+    n = len(data.clients[0].train)
+    plan = plan_for(cfg, n)
+    per_round = steps_per_epoch(n, cfg.batch_size)
+    history: tuple[DPSteps, ...] = ()
+    previous = 0.0
+    for round_ in range(1, cfg.num_server_rounds + 1):
+        outcome, replies = _run_round(cfg, coord, states, round_)
+        assert outcome.accepted == [0, 1, 2]
+        history = compose(history, DPSteps(plan.noise_multiplier, sample_rate(n, 32), per_round))
+        reply = replies[0]
+        assert reply.privacy.mechanism == "dp-sgd"
+        assert reply.privacy.steps == round_ * per_round
+        assert reply.privacy.epsilon == pytest.approx(
+            epsilon(history, delta=1e-5, accountant="rdp"), abs=1e-9
+        )
+        assert reply.privacy.epsilon > previous
+        previous = reply.privacy.epsilon
+        # Nothing computed on private data crosses the wire unaccounted.
+        assert reply.num_examples == 0
+        assert reply.eval is not None and math.isnan(reply.eval.local_accuracy)
+        assert reply.eval.local_test_examples == 0 and not reply.eval.phase_seconds
+        assert 0 <= reply.eval.global_accuracy <= 1
+    # Calibrated for exactly the planned rounds: all of them ran, inside the budget.
+    assert 0.8 * 3.0 < previous <= 3.0
+    rows = Ledger.open(cfg.ledger_path(0)).rows()
+    assert [r.round for r in rows] == [1, 2, 3]
+    assert [r.steps for r in rows] == [per_round] * 3
+    assert all(r.sample_rate == sample_rate(n, 32) for r in rows)
+    assert rows[-1].epsilon == pytest.approx(previous)
+    assert rows[-1].row_hash == coord.ledger_heads[0]
+    assert "soft_labels" in rows[0].fields_sent
+    assert "eval.local_accuracy" not in rows[0].fields_sent
+    assert "num_examples" not in rows[0].fields_sent
+    # Local metrics went to the node's own log instead.
+    assert len(node_log_path(cfg, 0).read_text().splitlines()) == 3
+
+
+def test_a_round_past_the_budget_is_refused_with_a_typed_status() -> None:
+    planned = _cfg(**{"num-server-rounds": 2})
+    data = build_federated_data(planned.data_spec)
+    # Same σ as planned for 2 rounds, but the server asks for a third.
+    sigma = plan_for(planned, len(data.clients[0].train)).noise_multiplier
+    longer = _cfg(**{"num-server-rounds": 3, "dp-noise-multiplier": sigma})
+    coord = Coordinator(longer, run_id="dp", transfer=data.transfer, num_classes=10)
+    states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
+    for round_ in (1, 2):
+        outcome, _ = _run_round(longer, coord, states, round_)
+        assert outcome.accepted == [0, 1, 2]
+    kept = dict(states)
+    outcome, replies = _run_round(longer, coord, states, 3)
+    assert outcome.accepted == []
+    for n in range(3):
+        assert replies[n].status.code is StatusCode.BUDGET_EXHAUSTED
+        assert replies[n].soft_labels is None
+        assert "ε > 3.0" in outcome.excluded[n]
+        assert states[n] is kept[n]  # no training happened
+    rows = Ledger.open(longer.ledger_path(0)).rows()
+    assert [r.steps for r in rows][-1] == 0 and rows[-1].payload_sha256
+    assert rows[-1].epsilon == rows[-2].epsilon  # the refusal spent nothing
+
+
+def _serve_in_new_process(args: tuple[RunConfig, bytes, ModelWeights | None, str]) -> bytes:
+    cfg, request, state, cwd = args
+    import os
+
+    os.chdir(cwd)
+    reply, _ = handle_request(cfg, NodeIdentity(node_id=0, partition_id=0), request, state)
+    return reply
+
+
+def test_a_restarted_node_continues_from_its_recorded_spend(tmp_path: Path) -> None:
+    cfg = _cfg()
+    data = build_federated_data(cfg.data_spec)
+    coord = Coordinator(cfg, run_id="dp", transfer=data.transfer, num_classes=10)
+    states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
+    _, first = _run_round(cfg, coord, states, 1)
+    # Round 2 for node 0 served by a brand-new process: only the ledger carries the spend.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        raw = pool.map(
+            _serve_in_new_process,
+            [(cfg, coord.request_for(0, 2), states[0], str(Path.cwd()))],
+        )[0]
+    second = knowledge_reply_from_bytes(raw, max_bytes=CAP)
+    assert second.status.code is StatusCode.OK
+    assert second.privacy.steps == 2 * first[0].privacy.steps
+    assert second.privacy.epsilon > first[0].privacy.epsilon
+
+
+@pytest.mark.parametrize("damage", ["delete", "corrupt"])
+def test_a_lost_or_corrupted_ledger_makes_the_node_refuse(damage: str) -> None:
+    cfg = _cfg()
+    data = build_federated_data(cfg.data_spec)
+    coord = Coordinator(cfg, run_id="dp", transfer=data.transfer, num_classes=10)
+    states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
+    _run_round(cfg, coord, states, 1)
+    path = cfg.ledger_path(1)
+    if damage == "delete":
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    else:
+        import sqlite3
+
+        db = sqlite3.connect(path)
+        db.execute("DROP TRIGGER releases_no_update")
+        db.execute("UPDATE releases SET steps = 1")
+        db.commit()
+        db.close()
+    outcome, replies = _run_round(cfg, coord, states, 2)
+    assert outcome.accepted == [0, 2]
+    assert replies[1].status.code is StatusCode.LEDGER_REFUSED
+    assert replies[1].soft_labels is None
+    assert "ledger" in outcome.excluded[1]
+
+
+def test_a_scorer_reading_private_records_drops_the_epsilon_claim() -> None:
+    cfg = _cfg(**{"swing-scorer": "proximity", "swing-noise-scale": 0.01})
+    assert not cfg.claims_dp
+    data = build_federated_data(cfg.data_spec)
+    coord = Coordinator(cfg, run_id="dp", transfer=data.transfer, num_classes=10)
+    states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
+    outcome, replies = _run_round(cfg, coord, states, 1)
+    assert outcome.accepted == [0, 1, 2]
+    assert replies[0].privacy.mechanism == "none"
+    assert outcome.nodes[0].privacy_epsilon is None
+    row = Ledger.open(cfg.ledger_path(0)).rows()[0]
+    assert row.epsilon is None and row.mechanism == "dp-sgd-unclaimed" and row.steps > 0
+    digest = private_digest(data.clients[0].train.x, data.clients[0].train.y)
+    assert row.dataset_digest == digest
+
+
+def test_the_confidence_scorer_keeps_the_claim() -> None:
+    cfg = _cfg(**{"swing-scorer": "confidence", "swing-noise-scale": 0.01})
+    assert cfg.claims_dp
+    data = build_federated_data(cfg.data_spec)
+    coord = Coordinator(cfg, run_id="dp", transfer=data.transfer, num_classes=10)
+    states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
+    outcome, replies = _run_round(cfg, coord, states, 1)
+    assert outcome.accepted == [0, 1, 2]
+    assert replies[0].privacy.epsilon > 0
+    labels = replies[0].soft_labels
+    assert labels is not None and abs(float(labels.sum(axis=1).mean()) - 1) < 1e-4
+
+
+def test_a_reply_claiming_no_spend_is_rejected_when_the_run_requires_dp() -> None:
+    import dataclasses
+
+    from fedkd.wire.serde import knowledge_reply_to_bytes
+    from fedkd.wire.types import PrivacySpend
+
+    cfg = _cfg()
+    data = build_federated_data(cfg.data_spec)
+    coord = Coordinator(cfg, run_id="dp", transfer=data.transfer, num_classes=10)
+    states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
+    payloads = {}
+    for n in range(3):
+        payloads[n], states[n] = handle_request(
+            cfg, NodeIdentity(node_id=n, partition_id=n), coord.request_for(n, 1), states[n]
+        )
+    liar = knowledge_reply_from_bytes(payloads[2], max_bytes=CAP)
+    payloads[2] = knowledge_reply_to_bytes(dataclasses.replace(liar, privacy=PrivacySpend()))
+    outcome = coord.ingest(1, [Delivery(n, payloads[n]) for n in range(3)], {})
+    assert outcome.accepted == [0, 1]
+    assert "claims no privacy spend" in outcome.excluded[2]
