@@ -21,6 +21,8 @@ from fedkd.config import (
 app = typer.Typer(help="Federated knowledge distillation on Flower.", no_args_is_help=True)
 data_app = typer.Typer(help="Datasets that are not embedded.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+ledger_app = typer.Typer(help="A node's privacy ledger.", no_args_is_help=True)
+app.add_typer(ledger_app, name="ledger")
 console = Console()
 
 SetOption = Annotated[
@@ -129,12 +131,21 @@ def _finished_with(run_dir: Path, cfg: RunConfig) -> bool:
 
 
 def _variant_overrides(token: str) -> list[str]:
-    """``knfu+top-m=3+include-self=false`` → ``["knfu-top-m=3", "knfu-include-self=false"]``."""
+    """``knfu+top-m=3+dp-target-epsilon=1`` → ``["knfu-top-m=3", "dp-target-epsilon=1"]``.
+
+    A parameter named like a run-config key (``dp``, ``dp-target-epsilon``, ``lr``…) sets
+    that key; any other is the strategy's own (``top-m`` → ``knfu-top-m``).
+    """
+    from fedkd.config import RUN_CONFIG_KEYS
+
     name, *params = token.split("+")
+    overrides = []
     for param in params:
-        if "=" not in param:
+        key, sep, _ = param.partition("=")
+        if not sep:
             raise typer.BadParameter(f"variant parameter {param!r} in {token!r} is not key=value")
-    return [f"{name}-{param}" for param in params]
+        overrides.append(param if key in RUN_CONFIG_KEYS else f"{name}-{param}")
+    return overrides
 
 
 def _write_comparison(
@@ -187,6 +198,70 @@ def data_fetch(
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(1) from exc
     console.print(f"[green]{name} ready in[/] {path}")
+
+
+LedgerPath = Annotated[Path, typer.Argument(help="A node's ledger file (node-<id>.ledger.db)")]
+
+
+def _open_ledger(path: Path) -> list[Any]:
+    from fedkd.privacy.ledger import Ledger, LedgerError
+
+    if not path.exists():
+        console.print(f"[red]no ledger at {path}[/]", soft_wrap=True)
+        raise typer.Exit(1)
+    try:
+        return Ledger.open(path).rows()
+    except LedgerError as exc:
+        console.print(f"[red]ledger failed verification:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from exc
+
+
+@ledger_app.command("show")
+def ledger_show(path: LedgerPath) -> None:
+    """Verify the hash chain and print every release."""
+    from rich.table import Table
+
+    rows = _open_ledger(path)
+    console.print(f"{len(rows)} releases, chain verified: {path}", soft_wrap=True)
+    table = Table()
+    for column in ("seq", "run", "round", "mechanism", "σ", "q", "steps", "ε", "δ", "payload"):
+        table.add_column(column, justify="right" if column not in ("run", "mechanism") else "left")
+    for row in rows:
+        table.add_row(
+            str(row.seq),
+            row.run_id[:12],
+            str(row.round),
+            row.mechanism,
+            f"{row.noise_multiplier:.4g}",
+            f"{row.sample_rate:.4g}",
+            str(row.steps),
+            "—" if row.epsilon is None else f"{row.epsilon:.4f}",
+            f"{row.delta:.0e}",
+            row.payload_sha256[:12],
+        )
+    console.print(table)
+    if rows:
+        console.print(f"head {rows[-1].row_hash}")
+
+
+@ledger_app.command("export")
+def ledger_export(
+    path: LedgerPath,
+    fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
+    out: Annotated[Path | None, typer.Option(help="Write here instead of stdout")] = None,
+) -> None:
+    """Export every verified row, with its hashes and the fields it sent."""
+    from fedkd.privacy.ledger import rows_to_csv, rows_to_json
+
+    if fmt not in ("csv", "json"):
+        raise typer.BadParameter(f"--format must be csv or json, got {fmt!r}")
+    rows = _open_ledger(path)
+    text = rows_to_csv(rows) if fmt == "csv" else rows_to_json(rows) + "\n"
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text)
+        console.print(f"{len(rows)} rows written to {out}")
 
 
 if __name__ == "__main__":

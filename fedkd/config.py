@@ -244,6 +244,9 @@ _FIELDS = {
 }
 
 
+RUN_CONFIG_KEYS = frozenset(_FIELDS)
+
+
 def parse_run_config(raw: Mapping[str, Any]) -> RunConfig:
     """Build a :class:`RunConfig` from flat kebab-case keys, coercing and checking types."""
     values: dict[str, Any] = {}

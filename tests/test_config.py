@@ -79,3 +79,13 @@ def test_pyproject_declares_every_key_with_the_code_defaults() -> None:
                 expected[f"{name}-{field.name.replace('_', '-')}"] = field.default
     config = {k: v for k, v in declared["config"].items() if k != "run-name"}
     assert config == expected
+
+
+def test_variant_parameters_set_run_keys_or_strategy_keys() -> None:
+    from fedkd.cli import _variant_overrides
+
+    assert _variant_overrides("knfu+top-m=3+dp=true+dp-target-epsilon=1") == [
+        "knfu-top-m=3",
+        "dp=true",
+        "dp-target-epsilon=1",
+    ]

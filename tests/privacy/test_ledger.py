@@ -124,3 +124,41 @@ def test_a_server_record_that_lags_behind_is_accepted(tmp_path: Path) -> None:
     recorded = ledger.append(release(1)).row_hash
     ledger.append(release(2))  # written, but the reply never reached the server
     assert len(Ledger.open(tmp_path / "node.db", expected_head=recorded).rows()) == 2
+
+
+def test_cli_shows_and_exports_a_verified_ledger(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fedkd.cli import app
+
+    ledger = Ledger.open(tmp_path / "node.db")
+    for r in (1, 2):
+        ledger.append(release(r))
+    runner = CliRunner()
+    shown = runner.invoke(app, ["ledger", "show", str(tmp_path / "node.db")])
+    assert shown.exit_code == 0 and "2 releases, chain verified" in shown.output
+    exported = runner.invoke(
+        app, ["ledger", "export", str(tmp_path / "node.db"), "--format", "json"]
+    )
+    assert exported.exit_code == 0
+    assert [r["epsilon"] for r in json.loads(exported.output)] == [0.3, 0.6]
+    csv_out = tmp_path / "ledger.csv"
+    runner.invoke(app, ["ledger", "export", str(tmp_path / "node.db"), "--out", str(csv_out)])
+    assert len(csv_out.read_text().splitlines()) == 3
+    missing = runner.invoke(app, ["ledger", "show", str(tmp_path / "absent.db")])
+    assert missing.exit_code == 1 and "no ledger" in missing.output
+
+
+def test_cli_refuses_a_tampered_ledger(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fedkd.cli import app
+
+    ledger = Ledger.open(tmp_path / "node.db")
+    ledger.append(release(1))
+    db = sqlite3.connect(tmp_path / "node.db")
+    db.execute("DROP TRIGGER releases_no_update")
+    db.execute("UPDATE releases SET epsilon = 0.0001")
+    db.commit()
+    result = CliRunner().invoke(app, ["ledger", "show", str(tmp_path / "node.db")])
+    assert result.exit_code == 1 and "altered" in result.output
