@@ -49,3 +49,23 @@ def plot_run(rows: list[dict[str, Any]], out_dir: Path, *, title: str) -> None:
     fig.tight_layout()
     fig.savefig(out_dir / "bytes.png", dpi=120)
     plt.close(fig)
+
+    if any(r["epsilon"] is not None for r in rows):
+        plot_epsilon(rows, out_dir / "epsilon.png", title=title)
+
+
+def plot_epsilon(rows: list[dict[str, Any]], path: Path, *, title: str) -> None:
+    """Cumulative ε of every client per round (one line each), from the accountant."""
+    by_node: dict[int, list[tuple[int, float]]] = defaultdict(list)
+    for r in rows:
+        if r["epsilon"] is not None:
+            by_node[r["node_id"]].append((r["round"], float(r["epsilon"])))
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for _, points in sorted(by_node.items()):
+        points.sort()
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker=".", alpha=0.7)
+    ax.set(xlabel="round", ylabel="cumulative ε (per client)", title=f"{title}: privacy spend")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
