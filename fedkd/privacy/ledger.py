@@ -33,7 +33,7 @@ CREATE TABLE IF NOT EXISTS releases (
     seq              INTEGER PRIMARY KEY,
     run_id           TEXT    NOT NULL,
     round            INTEGER NOT NULL,
-    node_id          INTEGER NOT NULL,
+    node_id          TEXT    NOT NULL,  -- Flower node ids are uint64: beyond INTEGER
     dataset_digest   TEXT    NOT NULL,
     transfer_digest  TEXT    NOT NULL,
     mechanism        TEXT    NOT NULL,
@@ -156,6 +156,7 @@ class Ledger:
             record = dict(zip(_ROW_COLUMNS, values, strict=True))
             try:
                 record["fields_sent"] = tuple(json.loads(record["fields_sent"]))
+                record["node_id"] = int(record["node_id"])
             except (TypeError, ValueError) as exc:
                 raise LedgerError(f"ledger row {record['seq']}: unreadable fields") from exc
             out.append(LedgerRow(**record))
@@ -196,7 +197,11 @@ class Ledger:
                 ).fetchone()
                 seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
                 digest = row_digest(prev, release, seq=seq, created_at=created_at)
-                values = {**asdict(release), "fields_sent": json.dumps(list(release.fields_sent))}
+                values = {
+                    **asdict(release),
+                    "fields_sent": json.dumps(list(release.fields_sent)),
+                    "node_id": str(release.node_id),
+                }
                 values.update(seq=seq, created_at=created_at, prev_hash=prev, row_hash=digest)
                 db.execute(
                     f"INSERT INTO releases ({', '.join(_ROW_COLUMNS)}) "

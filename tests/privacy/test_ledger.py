@@ -23,7 +23,7 @@ def release(round_: int, *, digest: str = "data-a", steps: int = 94) -> Release:
     return Release(
         run_id="run-1",
         round=round_,
-        node_id=7,
+        node_id=2**64 - 5,  # Flower node ids are uint64
         dataset_digest=digest,
         transfer_digest="transfer-x",
         mechanism="dp-sgd",
