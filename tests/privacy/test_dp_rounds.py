@@ -231,3 +231,68 @@ def test_a_reply_claiming_no_spend_is_rejected_when_the_run_requires_dp() -> Non
     outcome = coord.ingest(1, [Delivery(n, payloads[n]) for n in range(3)], {})
     assert outcome.accepted == [0, 1]
     assert "claims no privacy spend" in outcome.excluded[2]
+
+
+def test_every_step_that_saw_a_private_record_is_accounted_and_in_the_ledger(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A hook on every model the node builds counts training-mode forward passes whose
+    batch holds at least one private training record; accountant and ledger must agree."""
+    import hashlib
+
+    import numpy as np
+    import torch
+
+    import fedkd.node as node
+
+    cfg = _cfg(**{"distill-ce-weight": 1.0, "local-epochs": 2})
+    data = build_federated_data(cfg.data_spec)
+    private = {
+        hashlib.sha256(np.ascontiguousarray(row).tobytes()).digest()
+        for row in data.clients[0].train.x
+    }
+    steps_seen: list[int] = []
+
+    def counting_init(*args: object, **kwargs: object) -> torch.nn.Module:
+        model = original_init(*args, **kwargs)  # type: ignore[arg-type]
+
+        def hook(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+            if not module.training:
+                return
+            rows = inputs[0].detach().cpu().numpy().reshape(len(inputs[0]), -1)
+            if any(hashlib.sha256(r.tobytes()).digest() in private for r in rows):
+                steps_seen.append(len(rows))
+
+        model.register_forward_pre_hook(hook)
+        return model
+
+    original_init = node.init_model
+    monkeypatch.setattr(node, "init_model", counting_init)
+    coord = Coordinator(cfg, run_id="dp", transfer=data.transfer, num_classes=10)
+    states: dict[int, ModelWeights | None] = {0: None}
+    replies: dict[int, KnowledgeReply] = {}
+    for round_ in range(1, cfg.num_server_rounds + 2):
+        request = coord.request_for(0, round_)
+        raw, states[0] = handle_request(
+            cfg,
+            NodeIdentity(node_id=0, partition_id=0),
+            request,
+            states[0],
+            train=round_ <= cfg.num_server_rounds,
+        )
+        coord.ingest(round_, [Delivery(0, raw)], {0: (len(request), 0)})
+        replies[round_] = knowledge_reply_from_bytes(raw, max_bytes=CAP)
+    rows = Ledger.open(cfg.ledger_path(0)).rows()
+    final = replies[cfg.num_server_rounds + 1].privacy
+    # Distillation's CE-on-private term is off under DP: DP-SGD steps are the only ones.
+    assert len(steps_seen) == final.steps == sum(r.steps for r in rows)
+    n = len(data.clients[0].train)
+    assert {r.sample_rate for r in rows if r.steps} == {sample_rate(n, cfg.batch_size)}
+    assert final.epsilon == pytest.approx(
+        epsilon(
+            (DPSteps(final.noise_multiplier, final.sample_rate, len(steps_seen)),),
+            delta=cfg.dp_delta,
+            accountant="rdp",
+        ),
+        abs=1e-9,
+    )
