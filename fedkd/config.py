@@ -70,6 +70,7 @@ class RunConfig:
     swing_noise: str = "gaussian"
     swing_noise_scale: float = 0.0
     release_top_k: int = 0
+    swing_receive: bool = False
     ledger_dir: str = ""
     extra: tuple[tuple[str, ConfigValue], ...] = field(default=(), repr=False)
 

@@ -36,7 +36,7 @@ from fedkd.privacy.dp_sgd import train_private
 from fedkd.privacy.guard import PrivacyPlan, plan_for, private_digest, release_record, spend_after
 from fedkd.privacy.ledger import GENESIS, Ledger, LedgerError
 from fedkd.privacy.scorers import make_scorer
-from fedkd.privacy.swing import swing_release
+from fedkd.privacy.swing import swing_release, swing_targets
 from fedkd.wire.errors import PayloadError
 from fedkd.wire.serde import knowledge_reply_to_bytes, knowledge_request_from_bytes
 from fedkd.wire.types import (
@@ -339,10 +339,20 @@ def _absorb(
     # Under DP the CE-on-private-data term would be an unaccounted private step: distil on
     # the public anchors only (post-processing); private records are seen by DP-SGD alone.
     distill_cfg = replace(cfg.distill, ce_weight=0.0) if cfg.dp else cfg.distill
+    anchors = data.transfer.x[fused.anchor_indices.astype(np.int64)]
+    targets = fused.targets.astype(np.float32)
+    swing = cfg.swing
+    if swing is not None and cfg.swing_receive:
+        targets = swing_targets(
+            targets,
+            _privacy_likelihood(cfg, model, anchors, client),
+            swing,
+            seed=phase_seed(cfg, pid, fused.round, "swing-receive"),
+        )
     return distil(
         model,
-        data.transfer.x[fused.anchor_indices.astype(np.int64)],
-        fused.targets.astype(np.float32),
+        anchors,
+        targets,
         client.train.x,
         client.train.y,
         distill_cfg=distill_cfg,
@@ -396,11 +406,7 @@ def _release(
     swing = cfg.swing
     if swing is None:
         return soft_labels(model, anchors, temperature=cfg.distill_temperature), None
-    likelihood = (
-        make_scorer(cfg.swing_scorer).score(model, anchors, client.train.x)
-        if cfg.swing_scorer
-        else np.zeros(len(anchors))
-    )
+    likelihood = _privacy_likelihood(cfg, model, anchors, client)
     # The per-sample temperatures are used here and discarded: they never leave the node.
     released = swing_release(
         predict_logits(model, anchors),
@@ -409,3 +415,12 @@ def _release(
         seed=phase_seed(cfg, pid, request.round, "swing"),
     )
     return released, None
+
+
+def _privacy_likelihood(
+    cfg: RunConfig, model: nn.Module, anchors: np.ndarray, client: ClientData
+) -> np.ndarray:
+    """p_i of each anchor from the configured scorer (all zeros without one)."""
+    if not cfg.swing_scorer:
+        return np.zeros(len(anchors))
+    return make_scorer(cfg.swing_scorer).score(model, anchors, client.train.x)

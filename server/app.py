@@ -103,9 +103,28 @@ def run_federation(grid: Grid, cfg: RunConfig, *, run_id: str) -> Path:
             outcome = exchange(grid, coordinator, nodes, round_, kind, cfg.reply_timeout)
             recorder.record(outcome)
             progress.update(task, advance=1, status=_status_line(outcome))
-    summary = recorder.finish(num_nodes=len(nodes))
+    summary = recorder.finish(num_nodes=len(nodes), extra={"privacy": _privacy_record(coordinator)})
     log.info("run %s done: ALMA %s, results in %s", cfg.run_name, summary["alma"], run_dir)
     return run_dir
+
+
+def _privacy_record(coordinator: Coordinator) -> dict[str, object]:
+    """What the server keeps of each node's privacy: cumulative ε and last ledger head."""
+    cfg = coordinator.cfg
+    return {
+        "dp": cfg.dp,
+        "epsilon_claimed": cfg.claims_dp,
+        "delta": cfg.dp_delta if cfg.dp else None,
+        "accountant": cfg.dp_accountant if cfg.dp else None,
+        "target_epsilon": cfg.dp_target_epsilon or None,
+        "nodes": {
+            str(node_id): {
+                "epsilon": coordinator.epsilon_recorded.get(node_id),
+                "ledger_head": head,
+            }
+            for node_id, head in sorted(coordinator.ledger_heads.items())
+        },
+    }
 
 
 def _status_line(outcome: RoundOutcome) -> str:

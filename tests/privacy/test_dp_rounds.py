@@ -296,3 +296,27 @@ def test_every_step_that_saw_a_private_record_is_accounted_and_in_the_ledger(
         ),
         abs=1e-9,
     )
+
+
+def test_swing_on_the_receiving_side_changes_what_is_distilled() -> None:
+    released: dict[bool, list[object]] = {}
+    for receive in (False, True):
+        cfg = _cfg(
+            **{
+                "dp": False,
+                "swing-scorer": "confidence",
+                "swing-max-temperature": 20.0,
+                "swing-receive": receive,
+                "num-server-rounds": 2,
+            }
+        )
+        data = build_federated_data(cfg.data_spec)
+        coord = Coordinator(cfg, run_id="sw", transfer=data.transfer, num_classes=10)
+        states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
+        released[receive] = [_run_round(cfg, coord, states, r)[1][0].soft_labels for r in (1, 2)]
+    import numpy as np
+
+    # Round 1 has nothing to receive: identical.  Round 2 follows a distillation toward
+    # hotter targets: different.
+    np.testing.assert_array_equal(released[False][0], released[True][0])  # type: ignore[arg-type]
+    assert not np.array_equal(released[False][1], released[True][1])  # type: ignore[arg-type]
