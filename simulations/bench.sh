@@ -2,7 +2,7 @@
 # `make bench`: the strategy comparisons behind the README's result tables.
 # Reporting seeds are 0,1,2 (the knfu ablation uses 100-102: simulations/ablation_knfu.sh).
 # MNIST needs its IDX files: `fedkd data fetch mnist` (FEDKD_DATA, default ~/.cache/fedkd).
-# Usage: bash simulations/bench.sh [digits|heart|mnist|ablation|all]
+# Usage: bash simulations/bench.sh [digits|heart|mnist|ablation|privacy|dp-throughput|all]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FEDKD=(.venv/bin/python -m fedkd.cli)
@@ -30,5 +30,15 @@ fi
 if [[ $what == ablation || $what == all ]]; then
   bash simulations/ablation_knfu.sh
 fi
-.venv/bin/python simulations/collect.py runs/bench runs/ablation > simulations/results/RESULTS.md
+if [[ $what == privacy || $what == all ]]; then
+  # Privacy–utility: DP-SGD at ε ∈ {1, 3, 8} (δ = 1e-5, PRV) against no DP (ε = ∞).
+  "${FEDKD[@]}" data fetch mnist
+  DP="knfu+dp=true+dp-target-epsilon"
+  "${FEDKD[@]}" compare simulations/mnist.toml --reuse --seeds "$SEEDS" \
+    --strategies "$DP=1,$DP=3,$DP=8,knfu" --set dirichlet-alpha=0.5 --name privacy/mnist-alpha0.5
+fi
+if [[ $what == dp-throughput || $what == all ]]; then
+  .venv/bin/python simulations/bench_dp_throughput.py
+fi
+.venv/bin/python simulations/collect.py runs/bench runs/ablation runs/privacy > simulations/results/RESULTS.md
 echo "tables: simulations/results/RESULTS.md"
