@@ -21,13 +21,15 @@ from opacus import PrivacyEngine
 from opacus.utils.batch_memory_manager import BatchMemoryManager
 from opacus.validators import ModuleValidator
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset
 
 from fedkd.distill.device import seeded_generator
 from fedkd.distill.loops import OptimiserConfig
 from fedkd.privacy.accounting import DPSteps
 
 GRAD_SAMPLE_MODES = ("hooks", "ew", "functorch", "ghost")
+# Expanded weights reject a zero batch; vmap over one fails in GroupNorm.
+_NO_EMPTY_BATCHES = ("ew", "functorch")
 
 
 class PrivacyConfigError(ValueError):
@@ -60,6 +62,31 @@ def steps_per_epoch(num_records: int, batch_size: int) -> int:
 
 def sample_rate(num_records: int, batch_size: int) -> float:
     return 1.0 / steps_per_epoch(num_records, batch_size)
+
+
+class _TensorRows(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """In-memory records that a DataLoader fetches a whole batch at a time.
+
+    ``__getitems__`` indexes the tensors once per batch; the default per-record fetch and
+    collate costs more than a small model's forward and backward pass.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.x[index], self.y[index]
+
+    def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
+        rows = torch.as_tensor(indices, dtype=torch.long)
+        return [self.x[rows], self.y[rows]]
+
+
+def _already_batched(batch: list[torch.Tensor]) -> list[torch.Tensor]:
+    return batch
 
 
 @dataclass(frozen=True)
@@ -98,9 +125,9 @@ def train_private(
             f"grad_sample_mode must be one of {GRAD_SAMPLE_MODES}, got {mode!r}"
         )
     rate = sample_rate(len(x), cfg.batch_size)
-    if mode == "ew" and (1 - rate) ** len(x) > 1e-9:
+    if mode in _NO_EMPTY_BATCHES and (1 - rate) ** len(x) > 1e-9:
         raise PrivacyConfigError(
-            f"grad_sample_mode 'ew' cannot take the empty Poisson batches that {len(x)} "
+            f"grad_sample_mode {mode!r} cannot take the empty Poisson batches that {len(x)} "
             f"records at sample rate {rate:.3g} can produce; use 'hooks' or 'ghost'"
         )
     model.train()
@@ -108,9 +135,10 @@ def train_private(
     device = next(model.parameters()).device
     generator = seeded_generator(seed)
     loader = DataLoader(
-        TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
+        _TensorRows(torch.from_numpy(x), torch.from_numpy(y)),
         batch_size=cfg.batch_size,
         generator=generator,
+        collate_fn=_already_batched,
     )
     optimiser = torch.optim.SGD(
         model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay

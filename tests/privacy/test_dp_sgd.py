@@ -115,7 +115,8 @@ def test_incompatible_layer_is_named() -> None:
         validate_private_model(model)
 
 
-def test_ew_refuses_clients_small_enough_for_empty_batches() -> None:
+@pytest.mark.parametrize("mode", ["ew", "functorch"])
+def test_modes_without_empty_batches_refuse_tiny_clients(mode: str) -> None:
     x, y = data(n=8)
     with pytest.raises(PrivacyConfigError, match="empty Poisson batches"):
         train_private(
@@ -126,6 +127,27 @@ def test_ew_refuses_clients_small_enough_for_empty_batches() -> None:
             cfg=OptimiserConfig(batch_size=2),
             noise_multiplier=1.0,
             max_grad_norm=1.0,
-            grad_sample_mode="ew",
+            grad_sample_mode=mode,
             seed=0,
         )
+
+
+@pytest.mark.parametrize("mode", ["hooks", "ghost"])
+def test_empty_poisson_batches_still_step_and_stay_finite(mode: str) -> None:
+    x = np.random.default_rng(0).uniform(size=(5, 1, 8, 8)).astype(np.float32)
+    y = np.array([0, 1, 2, 0, 1])
+    cnn = build_model("cnn-s", ModelSpec(input_shape=(1, 8, 8), num_classes=3))
+    result = train_private(
+        cnn,
+        x,
+        y,
+        epochs=4,
+        cfg=OptimiserConfig(batch_size=1),
+        noise_multiplier=1.0,
+        max_grad_norm=1.0,
+        grad_sample_mode=mode,
+        seed=2,
+    )
+    # q = 1/5: about a third of the 20 Poisson batches are empty; each still counts.
+    assert result.spent.steps == 20
+    assert all(torch.isfinite(p).all() for p in cnn.parameters())
