@@ -5,6 +5,8 @@ Flower re-creates this app for every message, so the model lives in ``context.st
 
 from __future__ import annotations
 
+import dataclasses
+
 from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
@@ -17,6 +19,11 @@ app = ClientApp()
 
 def _serve(msg: Message, context: Context, *, train: bool) -> Message:
     cfg = parse_run_config(context.run_config)
+    # A real node keeps its ledger across runs where its operator says (--node-config
+    # "ledger-dir='/var/lib/fedkd'"), not where the run config puts simulated ones.
+    node_ledger = context.node_config.get("ledger-dir")
+    if isinstance(node_ledger, str) and node_ledger:
+        cfg = dataclasses.replace(cfg, ledger_dir=node_ledger)
     identity = NodeIdentity(
         node_id=int(context.node_id), partition_id=int(context.node_config["partition-id"])
     )
