@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -15,5 +16,30 @@ def main(folders: list[str]) -> None:
             print(table.read_text())
 
 
+def throughput_table(path: Path) -> str:
+    """The DP-SGD throughput benchmark (simulations/bench_dp_throughput.py) as Markdown."""
+    data = json.loads(path.read_text())
+    lines = [
+        f"### DP-SGD local-training throughput ({data['device']}, torch {data['torch']}, "
+        f"{data['threads']} threads)\n",
+        f"{data['records']} records, logical batch {data['logical_batch']}, Poisson sampling, "
+        f"BatchMemoryManager (physical ≤ {data['physical_batch_max']}), σ = 1, C = 1; "
+        "medians over interleaved repetitions, ratios to non-DP from the same run.\n",
+        "| model | non-DP samples/s | hooks | ew | functorch | ghost | default |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for model, r in data["models"].items():
+        ratio = r["ratio_to_non_dp"]
+        cells = [f"{ratio[m]:.2f}×" for m in ("hooks", "ew", "functorch", "ghost")]
+        lines.append(
+            f"| {model} | {r['samples_per_s_median']['none']:,.0f} | {' | '.join(cells)} | "
+            f"{r['default_mode']} (best: {r['best_mode']}) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
     main(sys.argv[1:])
+    throughput = Path("simulations/results/dp_throughput.json")
+    if throughput.exists():
+        print(throughput_table(throughput))
