@@ -20,8 +20,8 @@ def throughput_table(path: Path) -> str:
     """The DP-SGD throughput benchmark (simulations/bench_dp_throughput.py) as Markdown."""
     data = json.loads(path.read_text())
     lines = [
-        f"### DP-SGD local-training throughput ({data['device']}, torch {data['torch']}, "
-        f"{data['threads']} threads)\n",
+        f"### DP-SGD local-training throughput, logical batch {data['logical_batch']} "
+        f"({data['device']}, torch {data['torch']}, {data['threads']} threads)\n",
         f"{data['records']} records, logical batch {data['logical_batch']}, Poisson sampling, "
         f"BatchMemoryManager (physical ≤ {data['physical_batch_max']}), σ = 1, C = 1; "
         "medians over interleaved repetitions, ratios to non-DP from the same run.\n",
@@ -40,6 +40,5 @@ def throughput_table(path: Path) -> str:
 
 if __name__ == "__main__":
     main(sys.argv[1:])
-    throughput = Path("simulations/results/dp_throughput.json")
-    if throughput.exists():
+    for throughput in sorted(Path("simulations/results").glob("dp_throughput*.json")):
         print(throughput_table(throughput))

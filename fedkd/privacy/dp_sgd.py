@@ -44,15 +44,22 @@ def validate_private_model(model: nn.Module) -> None:
         raise PrivacyConfigError(f"model is not DP-SGD compatible: {details}")
 
 
-def default_grad_sample_mode(model: nn.Module) -> str:
-    """The fastest valid mode for ``model`` (measured in benchmarks/dp_throughput.py).
+def default_grad_sample_mode(model: nn.Module, *, num_records: int, batch_size: int) -> str:
+    """The fastest valid mode for ``model`` (measured by simulations/bench_dp_throughput.py).
 
     Ghost clipping needs no per-sample gradient for Linear layers, which makes it orders
-    of magnitude faster on Linear-heavy models; on convolutional ones it falls back to
-    materialising per-sample gradients twice, and hooks are faster.
+    of magnitude faster on Linear-only models.  On convolutional ones it materialises
+    per-sample gradients twice; there ``ew`` (expanded weights) is fastest, but it cannot
+    take an empty Poisson batch, so clients small enough to draw one get ``hooks``.
     """
     has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
-    return "hooks" if has_conv else "ghost"
+    if not has_conv:
+        return "ghost"
+    return "hooks" if _empty_batch_plausible(num_records, batch_size) else "ew"
+
+
+def _empty_batch_plausible(num_records: int, batch_size: int) -> bool:
+    return bool((1 - sample_rate(num_records, batch_size)) ** num_records > 1e-9)
 
 
 def steps_per_epoch(num_records: int, batch_size: int) -> int:
@@ -119,13 +126,15 @@ def train_private(
             f"noise multiplier and max grad norm must be > 0, "
             f"got {noise_multiplier} and {max_grad_norm}"
         )
-    mode = grad_sample_mode or default_grad_sample_mode(model)
+    mode = grad_sample_mode or default_grad_sample_mode(
+        model, num_records=len(x), batch_size=cfg.batch_size
+    )
     if mode not in GRAD_SAMPLE_MODES:
         raise PrivacyConfigError(
             f"grad_sample_mode must be one of {GRAD_SAMPLE_MODES}, got {mode!r}"
         )
     rate = sample_rate(len(x), cfg.batch_size)
-    if mode in _NO_EMPTY_BATCHES and (1 - rate) ** len(x) > 1e-9:
+    if mode in _NO_EMPTY_BATCHES and _empty_batch_plausible(len(x), cfg.batch_size):
         raise PrivacyConfigError(
             f"grad_sample_mode {mode!r} cannot take the empty Poisson batches that {len(x)} "
             f"records at sample rate {rate:.3g} can produce; use 'hooks' or 'ghost'"

@@ -103,10 +103,12 @@ def test_batch_memory_manager_splits_but_steps_once_per_logical_batch() -> None:
     assert result.spent.steps == steps_per_epoch(512, 256) == 2
 
 
-def test_default_mode_follows_the_architecture() -> None:
-    assert default_grad_sample_mode(mlp()) == "ghost"
+def test_default_mode_follows_the_architecture_and_the_client_size() -> None:
+    assert default_grad_sample_mode(mlp(), num_records=6000, batch_size=64) == "ghost"
     cnn = build_model("cnn-s", ModelSpec(input_shape=(1, 28, 28), num_classes=10))
-    assert default_grad_sample_mode(cnn) == "hooks"
+    assert default_grad_sample_mode(cnn, num_records=6000, batch_size=64) == "ew"
+    # 8 records at q = 1/4 draw an empty batch with probability 0.1: ew cannot take it.
+    assert default_grad_sample_mode(cnn, num_records=8, batch_size=2) == "hooks"
 
 
 def test_incompatible_layer_is_named() -> None:
