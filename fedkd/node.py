@@ -160,20 +160,18 @@ def _serve(
         ledger = Ledger.open(cfg.ledger_path(pid), expected_head=request.ledger_head or GENESIS)
     except LedgerError as exc:
         return _refusal(identity, data, request, StatusCode.LEDGER_REFUSED, str(exc)), state
-    dataset_digest = private_digest(client.train.x, client.train.y)
+    dataset_digest = private_digest(cfg.data_spec, pid)
     history = ledger.history(dataset_digest)
     plan = plan_for(cfg, len(client.train)) if cfg.dp else None
     budget = plan.budget if plan is not None else None
-    if train and plan is not None and budget is not None:
-        exhausted = not budget.allows(history, plan.round_steps)
-        if exhausted:
-            reason = (
-                f"another round would spend ε > {budget.epsilon} "
-                f"(spent {budget.spent(history):.3f} at δ = {budget.delta})"
-            )
-            refusal = _refusal(identity, data, request, StatusCode.BUDGET_EXHAUSTED, reason)
-            refusal = replace(refusal, privacy=spend_after(cfg, history, plan))
-            return _recorded(cfg, ledger, refusal, dataset_digest, data, taken=None), state
+    if train and plan and budget and not budget.allows(history, plan.round_steps):
+        reason = (
+            f"another round would spend ε > {budget.epsilon} "
+            f"(spent {budget.spent(history):.3f} at δ = {budget.delta})"
+        )
+        refusal = _refusal(identity, data, request, StatusCode.BUDGET_EXHAUSTED, reason)
+        refusal = replace(refusal, privacy=spend_after(cfg, history, plan))
+        return _recorded(cfg, ledger, refusal, dataset_digest, data, taken=None), state
 
     device = pick_device(cfg.device)
     model = init_model(cfg, data, pid)

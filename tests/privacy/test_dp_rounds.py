@@ -11,10 +11,11 @@ import pytest
 from fedkd.config import RunConfig, parse_run_config
 from fedkd.coordinator import Coordinator, Delivery, RoundOutcome
 from fedkd.data.federated import build_federated_data
+from fedkd.data.transfer import content_digest
 from fedkd.node import NodeIdentity, handle_request, node_log_path
 from fedkd.privacy.accounting import DPSteps, compose, epsilon
 from fedkd.privacy.dp_sgd import sample_rate, steps_per_epoch
-from fedkd.privacy.guard import plan_for, private_digest
+from fedkd.privacy.guard import plan_for
 from fedkd.privacy.ledger import Ledger
 from fedkd.wire.serde import knowledge_reply_from_bytes
 from fedkd.wire.types import KnowledgeReply, ModelWeights, StatusCode
@@ -194,7 +195,7 @@ def test_a_scorer_reading_private_records_drops_the_epsilon_claim() -> None:
     assert outcome.nodes[0].privacy_epsilon is None
     row = Ledger.open(cfg.ledger_path(0)).rows()[0]
     assert row.epsilon is None and row.mechanism == "dp-sgd-unclaimed" and row.steps > 0
-    digest = private_digest(data.clients[0].train.x, data.clients[0].train.y)
+    digest = content_digest(data.clients[0].train.x, data.clients[0].train.y)
     assert row.dataset_digest == digest
 
 
