@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from fedkd.distill.device import seeded_generator
 from fedkd.distill.loops import OptimiserConfig
+from fedkd.privacy import conv_grad_sample  # noqa: F401  (registers the Conv2d grad sampler)
 from fedkd.privacy.accounting import DPSteps
 
 GRAD_SAMPLE_MODES = ("hooks", "ew", "functorch", "ghost")
@@ -44,18 +45,17 @@ def validate_private_model(model: nn.Module) -> None:
         raise PrivacyConfigError(f"model is not DP-SGD compatible: {details}")
 
 
-def default_grad_sample_mode(model: nn.Module, *, num_records: int, batch_size: int) -> str:
+def default_grad_sample_mode(model: nn.Module) -> str:
     """The fastest valid mode for ``model`` (measured by simulations/bench_dp_throughput.py).
 
     Ghost clipping needs no per-sample gradient for Linear layers, which makes it orders
     of magnitude faster on Linear-only models.  On convolutional ones it materialises
-    per-sample gradients twice; there ``ew`` (expanded weights) is fastest, but it cannot
-    take an empty Poisson batch, so clients small enough to draw one get ``hooks``.
+    per-sample gradients twice; there ``hooks`` is fastest, with the grouped-kernel Conv2d
+    sampler of :mod:`fedkd.privacy.conv_grad_sample` (``ew`` unfolds every conv input),
+    and it also takes the empty batches Poisson sampling can draw.
     """
     has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
-    if not has_conv:
-        return "ghost"
-    return "hooks" if _empty_batch_plausible(num_records, batch_size) else "ew"
+    return "hooks" if has_conv else "ghost"
 
 
 def _empty_batch_plausible(num_records: int, batch_size: int) -> bool:
@@ -126,9 +126,7 @@ def train_private(
             f"noise multiplier and max grad norm must be > 0, "
             f"got {noise_multiplier} and {max_grad_norm}"
         )
-    mode = grad_sample_mode or default_grad_sample_mode(
-        model, num_records=len(x), batch_size=cfg.batch_size
-    )
+    mode = grad_sample_mode or default_grad_sample_mode(model)
     if mode not in GRAD_SAMPLE_MODES:
         raise PrivacyConfigError(
             f"grad_sample_mode must be one of {GRAD_SAMPLE_MODES}, got {mode!r}"

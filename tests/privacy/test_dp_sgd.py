@@ -103,12 +103,30 @@ def test_batch_memory_manager_splits_but_steps_once_per_logical_batch() -> None:
     assert result.spent.steps == steps_per_epoch(512, 256) == 2
 
 
-def test_default_mode_follows_the_architecture_and_the_client_size() -> None:
-    assert default_grad_sample_mode(mlp(), num_records=6000, batch_size=64) == "ghost"
+def test_default_mode_follows_the_architecture() -> None:
+    assert default_grad_sample_mode(mlp()) == "ghost"
     cnn = build_model("cnn-s", ModelSpec(input_shape=(1, 28, 28), num_classes=10))
-    assert default_grad_sample_mode(cnn, num_records=6000, batch_size=64) == "ew"
-    # 8 records at q = 1/4 draw an empty batch with probability 0.1: ew cannot take it.
-    assert default_grad_sample_mode(cnn, num_records=8, batch_size=2) == "hooks"
+    assert default_grad_sample_mode(cnn) == "hooks"
+
+
+def test_default_mode_trains_a_cnn_through_empty_poisson_batches() -> None:
+    # 8 records at q = 1/4: an epoch draws an empty batch with probability ≈ 0.1, and
+    # 40 epochs almost surely do; the hooks mode steps on noise alone there.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 1, 12, 12)).astype(np.float32)
+    y = rng.integers(0, 3, size=8).astype(np.int64)
+    cnn = build_model("cnn-s", ModelSpec(input_shape=(1, 12, 12), num_classes=3))
+    result = train_private(
+        cnn,
+        x,
+        y,
+        epochs=40,
+        cfg=OptimiserConfig(batch_size=2),
+        noise_multiplier=1.0,
+        max_grad_norm=1.0,
+        seed=5,
+    )
+    assert result.spent.steps == 40 * steps_per_epoch(8, 2) == 160
 
 
 def test_incompatible_layer_is_named() -> None:
