@@ -264,5 +264,35 @@ def ledger_export(
         console.print(f"{len(rows)} rows written to {out}")
 
 
+@ledger_app.command("registry")
+def ledger_registry(
+    path: Annotated[Path, typer.Argument(help="The server's privacy-registry file")],
+    node: Annotated[int | None, typer.Option(help="Only this node's observations")] = None,
+) -> None:
+    """Print what the server recorded of each node's ledger, run by run."""
+    from rich.table import Table
+
+    from fedkd.privacy.node_registry import NodeRegistry, RegistryError
+
+    if not path.exists():
+        console.print(f"[red]no registry at {path}[/]", soft_wrap=True)
+        raise typer.Exit(1)
+    try:
+        observations = NodeRegistry.open(path).observations(node)
+    except RegistryError as exc:
+        console.print(f"[red]{exc}[/]", soft_wrap=True)
+        raise typer.Exit(1) from exc
+    table = Table()
+    for column in ("node", "run", "round", "ε", "ledger head", "recorded"):
+        table.add_column(column, justify="right" if column in ("round", "ε") else "left")
+    for o in observations:
+        eps = "—" if o.epsilon is None else f"{o.epsilon:.4f}"
+        table.add_row(
+            str(o.node_id), o.run_id[:12], str(o.round), eps, o.ledger_head[:12], o.recorded_at
+        )
+    console.print(f"{len(observations)} observations in {path}", soft_wrap=True)
+    console.print(table)
+
+
 if __name__ == "__main__":
     app()

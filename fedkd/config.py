@@ -72,6 +72,7 @@ class RunConfig:
     release_top_k: int = 0
     swing_receive: bool = False
     ledger_dir: str = ""
+    privacy_registry: str = ""
     extra: tuple[tuple[str, ConfigValue], ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:

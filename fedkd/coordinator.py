@@ -17,6 +17,7 @@ from fedkd.config import RunConfig
 from fedkd.data.transfer import TransferSet
 from fedkd.fusion import FusionInput, make_fusion
 from fedkd.fusion.fedavg import fedavg_weights
+from fedkd.privacy.node_registry import NodeRegistry
 from fedkd.wire.errors import PayloadError
 from fedkd.wire.serde import knowledge_reply_from_bytes, knowledge_request_to_bytes
 from fedkd.wire.types import (
@@ -84,7 +85,13 @@ class Coordinator:
     """Builds requests, checks replies, fuses knowledge; keeps per-node targets between rounds."""
 
     def __init__(
-        self, cfg: RunConfig, *, run_id: str, transfer: TransferSet, num_classes: int
+        self,
+        cfg: RunConfig,
+        *,
+        run_id: str,
+        transfer: TransferSet,
+        num_classes: int,
+        registry: NodeRegistry | None = None,
     ) -> None:
         self.cfg = cfg
         self.run_id = run_id
@@ -100,7 +107,10 @@ class Coordinator:
         self._global_weights: ModelWeights | None = None
         self._anchors: dict[int, np.ndarray] = {}
         # Each node's last ledger head and cumulative ε as its replies reported them: a
-        # node whose ledger no longer leads there refuses, and ε may never go backwards.
+        # node whose ledger no longer leads there refuses, and ε may never go backwards
+        # within the run.  A registry carries the heads from earlier runs.
+        self.registry = registry
+        self._earlier_heads = registry.heads() if registry else {}
         self.ledger_heads: dict[int, str] = {}
         self.epsilon_recorded: dict[int, float] = {}
         self._rng = np.random.default_rng([cfg.seed, 0xA2C])
@@ -130,9 +140,13 @@ class Coordinator:
             fused=self._fused.get(node_id),
             reply_dtype=self.cfg.wire_dtype,
             global_weights=self._global_weights,
-            ledger_head=self.ledger_heads.get(node_id, ""),
+            ledger_head=self.ledger_head_of(node_id),
         )
         return knowledge_request_to_bytes(request)
+
+    def ledger_head_of(self, node_id: int) -> str:
+        """The node's last ledger head the server saw, in this run or (registry) before."""
+        return self.ledger_heads.get(node_id) or self._earlier_heads.get(node_id, "")
 
     # --- replies --------------------------------------------------------------------------
 
@@ -179,7 +193,7 @@ class Coordinator:
         except PayloadError as exc:
             node.status, node.reason = "invalid", exc.reason
             return None
-        problem = self._check_spend(delivery.node_id, reply)
+        problem = self._check_spend(round_, delivery.node_id, reply)
         if problem:
             node.status, node.reason = "invalid", problem
             return None
@@ -194,10 +208,11 @@ class Coordinator:
                 node.status, node.reason = "invalid", problem
         return reply
 
-    def _check_spend(self, node_id: int, reply: KnowledgeReply) -> str:
+    def _check_spend(self, round_: int, node_id: int, reply: KnowledgeReply) -> str:
         """Record the node's ledger head and ε; a spend that went backwards is refused."""
         spend = reply.privacy
-        if spend.mechanism != "none":
+        claimed = spend.mechanism != "none"
+        if claimed:
             before = self.epsilon_recorded.get(node_id, 0.0)
             if not np.isfinite(spend.epsilon) or spend.epsilon < before - 1e-9:
                 return (
@@ -206,6 +221,14 @@ class Coordinator:
             self.epsilon_recorded[node_id] = spend.epsilon
         if spend.ledger_head:
             self.ledger_heads[node_id] = spend.ledger_head
+            if self.registry is not None:
+                self.registry.record(
+                    node_id,
+                    run_id=self.run_id,
+                    round_=round_,
+                    ledger_head=spend.ledger_head,
+                    epsilon=spend.epsilon if claimed else None,
+                )
         return ""
 
     def _missing_payload(self, reply: KnowledgeReply) -> str:

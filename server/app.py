@@ -20,6 +20,7 @@ from fedkd.config import RunConfig, parse_run_config
 from fedkd.coordinator import Coordinator, Delivery, RoundOutcome
 from fedkd.data.federated import build_federated_data
 from fedkd.flower_glue.messages import flower_size, pack, unpack
+from fedkd.privacy.node_registry import NodeRegistry
 from fedkd.results import RunRecorder
 
 log = logging.getLogger("fedkd.server")
@@ -84,8 +85,15 @@ def exchange(
 def run_federation(grid: Grid, cfg: RunConfig, *, run_id: str) -> Path:
     """Run every round and the final evaluation; return the run directory."""
     data = build_federated_data(cfg.data_spec)
+    # Nodes that outlive the run keep their ledgers; the registry keeps what the server
+    # saw of them, so a node that lost its ledger between runs is refused, not restarted.
+    registry = NodeRegistry.open(cfg.privacy_registry) if cfg.privacy_registry else None
     coordinator = Coordinator(
-        cfg, run_id=run_id, transfer=data.transfer, num_classes=data.num_classes
+        cfg,
+        run_id=run_id,
+        transfer=data.transfer,
+        num_classes=data.num_classes,
+        registry=registry,
     )
     run_dir = Path(cfg.output_dir).expanduser().resolve() / cfg.run_name
     recorder = RunRecorder(cfg, run_dir)
@@ -117,6 +125,7 @@ def _privacy_record(coordinator: Coordinator) -> dict[str, object]:
         "delta": cfg.dp_delta if cfg.dp else None,
         "accountant": cfg.dp_accountant if cfg.dp else None,
         "target_epsilon": cfg.dp_target_epsilon or None,
+        "registry": str(coordinator.registry.path) if coordinator.registry else None,
         "nodes": {
             str(node_id): {
                 "epsilon": coordinator.epsilon_recorded.get(node_id),

@@ -17,6 +17,7 @@ from fedkd.privacy.accounting import DPSteps, compose, epsilon
 from fedkd.privacy.dp_sgd import sample_rate, steps_per_epoch
 from fedkd.privacy.guard import plan_for
 from fedkd.privacy.ledger import Ledger
+from fedkd.privacy.node_registry import NodeRegistry
 from fedkd.wire.serde import knowledge_reply_from_bytes
 from fedkd.wire.types import KnowledgeReply, ModelWeights, StatusCode
 
@@ -181,6 +182,55 @@ def test_a_lost_or_corrupted_ledger_makes_the_node_refuse(damage: str) -> None:
     assert replies[1].status.code is StatusCode.LEDGER_REFUSED
     assert replies[1].soft_labels is None
     assert "ledger" in outcome.excluded[1]
+
+
+def test_the_registry_carries_heads_across_runs_and_catches_a_ledger_lost_between_them(
+    tmp_path: Path,
+) -> None:
+    # Nodes that outlive runs: ledgers under a ledger-dir of their own, and the server's
+    # record in a registry file.  A fixed σ and a budget that three runs fit in.
+    cfg = _cfg(
+        **{"num-server-rounds": 1, "ledger-dir": str(tmp_path / "nodes")},
+        **{"dp-noise-multiplier": 1.0, "dp-target-epsilon": 100.0},
+        **{"privacy-registry": str(tmp_path / "server" / "registry.db")},
+    )
+    data = build_federated_data(cfg.data_spec)
+
+    def one_run(run_id: str) -> dict[int, KnowledgeReply]:
+        registry = NodeRegistry.open(cfg.privacy_registry)
+        coord = Coordinator(
+            cfg, run_id=run_id, transfer=data.transfer, num_classes=10, registry=registry
+        )
+        states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
+        _, replies = _run_round(cfg, coord, states, 1)
+        return replies
+
+    replies = one_run("run-1")
+    heads = {n: r.privacy.ledger_head for n, r in replies.items()}
+    assert NodeRegistry.open(cfg.privacy_registry).heads() == heads
+
+    # The next run's first request already carries each node's head from the last run,
+    # and the nodes' spend on the same records continues from their ledgers.
+    second_coord = Coordinator(
+        cfg,
+        run_id="run-2",
+        transfer=data.transfer,
+        num_classes=10,
+        registry=NodeRegistry.open(cfg.privacy_registry),
+    )
+    assert second_coord.ledger_head_of(2) == heads[2]
+    second = one_run("run-2")
+    assert all(r.status.code is StatusCode.OK for r in second.values())
+    assert second[0].privacy.steps == 2 * replies[0].privacy.steps
+
+    # Node 1 loses its ledger between runs: the third run refuses it, not restarts it.
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{cfg.ledger_path(1)}{suffix}").unlink(missing_ok=True)
+    third = one_run("run-3")
+    assert third[1].status.code is StatusCode.LEDGER_REFUSED
+    assert third[0].status.code is StatusCode.OK and third[2].status.code is StatusCode.OK
+    runs = [o.run_id for o in NodeRegistry.open(cfg.privacy_registry).observations(0)]
+    assert runs == ["run-1", "run-2", "run-3"]
 
 
 def test_a_scorer_reading_private_records_drops_the_epsilon_claim() -> None:

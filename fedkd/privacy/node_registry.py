@@ -1,0 +1,158 @@
+"""The server's record of each node's privacy ledger, kept across runs in SQLite.
+
+A node's ledger lives on the node.  What stops a node from silently starting again from
+zero is that the server remembers the last chain head each node reported and sends it
+back with every request (``KnowledgeRequest.ledger_head``); a node whose ledger does not
+contain that head refuses to release (``ledger-refused``).  Within a run the coordinator
+holds the heads in memory; a deployment whose nodes take part in run after run names a
+registry file (``privacy-registry``) so that the record outlives the run.
+
+Two tables: ``nodes`` holds each node's latest head and claimed ε (what the next request
+needs); ``observations`` is append-only (SQLite triggers refuse UPDATE and DELETE) and
+lists every spend a node claimed — run, round, head, ε — which is what an auditor reads.
+The ε a node claims is cumulative over its private dataset, so it may fall between runs
+when a node trains on different records; it may never fall within a run (the coordinator
+checks that), and the head must always continue the chain.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS nodes (
+    node_id      TEXT PRIMARY KEY,  -- Flower node ids are uint64: beyond INTEGER
+    ledger_head  TEXT NOT NULL,
+    epsilon      REAL,
+    run_id       TEXT NOT NULL,
+    round        INTEGER NOT NULL,
+    updated_at   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS observations (
+    seq          INTEGER PRIMARY KEY,
+    node_id      TEXT NOT NULL,
+    run_id       TEXT NOT NULL,
+    round        INTEGER NOT NULL,
+    ledger_head  TEXT NOT NULL,
+    epsilon      REAL,
+    recorded_at  TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS observations_no_update BEFORE UPDATE ON observations
+BEGIN SELECT RAISE(ABORT, 'registry observations are append-only'); END;
+CREATE TRIGGER IF NOT EXISTS observations_no_delete BEFORE DELETE ON observations
+BEGIN SELECT RAISE(ABORT, 'registry observations are append-only'); END;
+"""
+
+
+class RegistryError(RuntimeError):
+    """The registry file cannot be opened or read."""
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One spend a node claimed: its ledger head after the release, and its ε (None: no
+    formal guarantee was claimed)."""
+
+    node_id: int
+    run_id: str
+    round: int
+    ledger_head: str
+    epsilon: float | None
+    recorded_at: str
+
+
+class NodeRegistry:
+    """Each node's last ledger head and claimed ε, in one SQLite file (WAL mode)."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path).expanduser()
+
+    @classmethod
+    def open(cls, path: Path | str) -> NodeRegistry:
+        """Open the registry, creating it (and its directory) on first use."""
+        registry = cls(path)
+        registry.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with registry._connect() as db:
+                db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise RegistryError(f"node registry {registry.path} is unreadable: {exc}") from exc
+        return registry
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        with closing(sqlite3.connect(self.path, isolation_level=None)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            yield db
+
+    def _query(self, sql: str, *params: object) -> list[tuple[object, ...]]:
+        try:
+            with self._connect() as db:
+                return db.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise RegistryError(f"node registry {self.path} is unreadable: {exc}") from exc
+
+    def heads(self) -> dict[int, str]:
+        """The last ledger head recorded for every node the registry knows."""
+        rows = self._query("SELECT node_id, ledger_head FROM nodes")
+        return {int(str(node)): str(head) for node, head in rows}
+
+    def record(
+        self, node_id: int, *, run_id: str, round_: int, ledger_head: str, epsilon: float | None
+    ) -> None:
+        """Store a node's new head and claimed ε, and append the observation."""
+        now = datetime.now(UTC).isoformat(timespec="microseconds")
+        values = (str(node_id), run_id, round_, ledger_head, epsilon)
+        try:
+            with self._connect() as db:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.execute(
+                        "INSERT INTO observations "
+                        "(node_id, run_id, round, ledger_head, epsilon, recorded_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (*values, now),
+                    )
+                    db.execute(
+                        "INSERT INTO nodes "
+                        "(node_id, run_id, round, ledger_head, epsilon, updated_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(node_id) DO UPDATE SET "
+                        "run_id = excluded.run_id, round = excluded.round, "
+                        "ledger_head = excluded.ledger_head, epsilon = excluded.epsilon, "
+                        "updated_at = excluded.updated_at",
+                        (*values, now),
+                    )
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+        except sqlite3.DatabaseError as exc:
+            raise RegistryError(f"node registry {self.path}: cannot record: {exc}") from exc
+
+    def observations(self, node_id: int | None = None) -> list[Observation]:
+        """Every recorded spend, oldest first (of one node, when ``node_id`` is given)."""
+        columns = "node_id, run_id, round, ledger_head, epsilon, recorded_at"
+        if node_id is None:
+            rows = self._query(f"SELECT {columns} FROM observations ORDER BY seq")
+        else:
+            rows = self._query(
+                f"SELECT {columns} FROM observations WHERE node_id = ? ORDER BY seq",
+                str(node_id),
+            )
+        return [
+            Observation(
+                node_id=int(str(node)),
+                run_id=str(run),
+                round=int(str(round_)),
+                ledger_head=str(head),
+                epsilon=None if eps is None else float(str(eps)),
+                recorded_at=str(at),
+            )
+            for node, run, round_, head, eps, at in rows
+        ]
