@@ -38,7 +38,10 @@ if [[ $what == privacy || $what == all ]]; then
     --strategies "$DP=1,$DP=3,$DP=8,knfu" --set dirichlet-alpha=0.5 --name privacy/mnist-alpha0.5
 fi
 if [[ $what == dp-throughput || $what == all ]]; then
+  .venv/bin/python simulations/bench_conv_grad_sample.py
   .venv/bin/python simulations/bench_dp_throughput.py
+  .venv/bin/python simulations/bench_dp_throughput.py --models cnn-m,cnn-s --batch 64 \
+    --out simulations/results/dp_throughput_b64.json
 fi
 .venv/bin/python simulations/collect.py runs/bench runs/ablation runs/privacy > simulations/results/RESULTS.md
 echo "tables: simulations/results/RESULTS.md"

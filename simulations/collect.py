@@ -24,16 +24,42 @@ def throughput_table(path: Path) -> str:
         f"({data['device']}, torch {data['torch']}, {data['threads']} threads)\n",
         f"{data['records']} records, logical batch {data['logical_batch']}, Poisson sampling, "
         f"BatchMemoryManager (physical ≤ {data['physical_batch_max']}), σ = 1, C = 1; "
-        "medians over interleaved repetitions, ratios to non-DP from the same run.\n",
+        "each cell is the median over repetitions of the mode's throughput divided by "
+        "non-DP throughput in the same repetition (range in brackets).\n",
         "| model | non-DP samples/s | hooks | ew | functorch | ghost | default |",
         "|---|---|---|---|---|---|---|",
     ]
     for model, r in data["models"].items():
         ratio = r["ratio_to_non_dp"]
-        cells = [f"{ratio[m]:.2f}×" for m in ("hooks", "ew", "functorch", "ghost")]
+        spread = r.get("ratio_to_non_dp_all", {})
+        cells = [
+            f"{ratio[m]:.2f}×"
+            + (f" ({min(spread[m]):.2f}–{max(spread[m]):.2f})" if m in spread else "")
+            for m in ("hooks", "ew", "functorch", "ghost")
+        ]
         lines.append(
             f"| {model} | {r['samples_per_s_median']['none']:,.0f} | {' | '.join(cells)} | "
             f"{r['default_mode']} (best: {r['best_mode']}) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def conv_grad_sample_table(path: Path) -> str:
+    """Per-sample Conv2d gradients, Opacus's unfold against the grouped kernel, as Markdown."""
+    data = json.loads(path.read_text())
+    lines = [
+        f"### Per-sample Conv2d gradients, batch {data['batch']} ({data['threads']} threads)\n",
+        "`python simulations/bench_conv_grad_sample.py`; median ms of interleaved calls.\n",
+        "| layer | output positions | unfold (Opacus) | grouped kernel | speed-up | used |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in data["rows"]:
+        s = row["shape"]
+        layer = f"{s['in']}→{s['out']}, {s['size']}×{s['size']}, k{s['kernel']} s{s['stride']}"
+        lines.append(
+            f"| {layer} | {row['output_positions']} | {row['unfold_ms']:.1f} | "
+            f"{row['grouped_ms']:.1f} | {row['unfold_ms'] / row['grouped_ms']:.2f}× | "
+            f"{row['chosen']} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -42,3 +68,6 @@ if __name__ == "__main__":
     main(sys.argv[1:])
     for throughput in sorted(Path("simulations/results").glob("dp_throughput*.json")):
         print(throughput_table(throughput))
+    conv = Path("simulations/results/conv_grad_sample.json")
+    if conv.exists():
+        print(conv_grad_sample_table(conv))

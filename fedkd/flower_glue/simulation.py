@@ -65,6 +65,11 @@ def run_simulation(
     """
     configure_environment()
     run_dir = Path(cfg.output_dir).expanduser().resolve() / cfg.run_name
+    if cfg.privacy_registry and not cfg.ledger_dir:
+        raise ValueError(
+            "privacy-registry remembers node ledgers across runs, but simulated nodes get "
+            "fresh ledgers every run unless ledger-dir names where they persist"
+        )
     if not cfg.ledger_dir:
         # Simulated nodes are born with the run: they start with empty ledgers.  (Real
         # nodes keep theirs across runs, under a ledger-dir of their own.)

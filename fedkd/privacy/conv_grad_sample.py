@@ -15,8 +15,8 @@ Per-Example Gradient Computations in Convolutional Neural Networks", 2019)::
 Here the grouped convolution's own weight-gradient kernel does the work, without an
 unfolded copy.  It wins where each group has enough input channels and output positions
 to keep that kernel busy; measured on CPU (``simulations/bench_conv_grad_sample.py``) it
-is 1.8–4.6× faster than unfolding for 8–64 input channels on 14×14 or larger outputs,
-and slower on first layers (1–3 input channels) and on small outputs such as 7×7, where
+is 1.9–5.2× faster than unfolding for 8–64 input channels on 14×14 or larger outputs,
+and 0.4–0.9× as fast on first layers (1–3 input channels) and on 7×7 or 8×8 outputs, where
 unfolding is cheap.  Those layers, CUDA tensors (not measured here) and paddings the
 kernel does not take keep Opacus's own sampler.  Both compute the same sum per sample, to
 float rounding.

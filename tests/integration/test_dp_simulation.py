@@ -47,3 +47,40 @@ def test_dp_run_reports_epsilon_and_keeps_local_metrics_off_the_wire(tmp_path: P
     rows_0 = Ledger.open(ledgers[0]).rows()
     assert [r.round for r in rows_0] == [1, 2, 3]
     assert rows_0[1].epsilon == pytest.approx(max(by_node[rows_0[1].node_id]))
+
+
+@pytest.mark.integration
+def test_the_server_registry_spans_runs_of_nodes_that_keep_their_ledgers(
+    tmp_path: Path,
+) -> None:
+    from fedkd.privacy.node_registry import NodeRegistry
+
+    settings: dict[str, object] = {
+        "dataset": "heart",
+        "partitioner": "natural",
+        "num-clients": 4,
+        "num-server-rounds": 1,
+        "model": "mlp-s",
+        "strategy": "mean",
+        "batch-size": 16,
+        "dp": True,
+        "dp-noise-multiplier": 1.0,
+        "output-dir": str(tmp_path),
+        "privacy-registry": str(tmp_path / "server" / "registry.db"),
+    }
+    with pytest.raises(ValueError, match="ledger-dir"):
+        run_simulation(parse_run_config({**settings, "run-name": "no-ledger-dir"}))
+
+    settings["ledger-dir"] = str(tmp_path / "node-ledgers")
+    for name in ("first", "second"):
+        run_simulation(parse_run_config({**settings, "run-name": name}))
+    registry = NodeRegistry.open(tmp_path / "server" / "registry.db")
+    seen = registry.observations()
+    # Both runs' rounds 1 and the final evaluation, four nodes each.
+    assert len(seen) == 2 * 2 * 4
+    assert len({o.run_id for o in seen}) == 2
+    # Every node's ledger continued across the runs: two training releases on it.
+    for pid in range(4):
+        rows = Ledger.open(tmp_path / "node-ledgers" / f"node-{pid}.ledger.db").rows()
+        assert len({r.run_id for r in rows}) == 2
+        assert sum(r.steps > 0 for r in rows) == 2
