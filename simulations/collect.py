@@ -26,8 +26,8 @@ def throughput_table(path: Path) -> str:
         f"BatchMemoryManager (physical ≤ {data['physical_batch_max']}), σ = 1, C = 1; "
         "each cell is the median over repetitions of the mode's throughput divided by "
         "non-DP throughput in the same repetition (range in brackets).\n",
-        "| model | non-DP samples/s | hooks | ew | functorch | ghost | default |",
-        "|---|---|---|---|---|---|---|",
+        "| model | non-DP samples/s | output-grads | hooks | ew | functorch | ghost | default |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for model, r in data["models"].items():
         ratio = r["ratio_to_non_dp"]
@@ -35,7 +35,7 @@ def throughput_table(path: Path) -> str:
         cells = [
             f"{ratio[m]:.2f}×"
             + (f" ({min(spread[m]):.2f}–{max(spread[m]):.2f})" if m in spread else "")
-            for m in ("hooks", "ew", "functorch", "ghost")
+            for m in ("output-grads", "hooks", "ew", "functorch", "ghost")
         ]
         lines.append(
             f"| {model} | {r['samples_per_s_median']['none']:,.0f} | {' | '.join(cells)} | "

@@ -22,7 +22,7 @@ kernel does not take keep Opacus's own sampler.  Both compute the same sum per s
 float rounding.
 
 Importing this module registers the sampler in Opacus's registry for ``nn.Conv2d``; it
-serves the ``hooks`` grad-sample mode and ghost clipping's per-sample fallback.
+serves the ``output-grads`` and ``hooks`` grad-sample modes and ghost clipping's fallback.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from opacus import PrivacyEngine
 from opacus.utils.batch_memory_manager import BatchMemoryManager
 from opacus.validators import ModuleValidator
@@ -27,8 +28,9 @@ from fedkd.distill.device import seeded_generator
 from fedkd.distill.loops import OptimiserConfig
 from fedkd.privacy import conv_grad_sample  # noqa: F401  (registers the Conv2d grad sampler)
 from fedkd.privacy.accounting import DPSteps
+from fedkd.privacy.output_grads import OutputGradients, unsupported_layers
 
-GRAD_SAMPLE_MODES = ("hooks", "ew", "functorch", "ghost")
+GRAD_SAMPLE_MODES = ("output-grads", "hooks", "ew", "functorch", "ghost")
 # Expanded weights reject a zero batch; vmap over one fails in GroupNorm.
 _NO_EMPTY_BATCHES = ("ew", "functorch")
 
@@ -50,12 +52,15 @@ def default_grad_sample_mode(model: nn.Module) -> str:
 
     Ghost clipping needs no per-sample gradient for Linear layers, which makes it orders
     of magnitude faster on Linear-only models.  On convolutional ones it materialises
-    per-sample gradients twice; there ``hooks`` is fastest, with the grouped-kernel Conv2d
-    sampler of :mod:`fedkd.privacy.conv_grad_sample` (``ew`` unfolds every conv input),
-    and it also takes the empty batches Poisson sampling can draw.
+    per-sample gradients twice; there ``output-grads`` (:mod:`fedkd.privacy.output_grads`:
+    no wasted batched parameter gradients, the grouped-kernel Conv2d sampler) is fastest,
+    and ``hooks`` serves models it does not (layers without a grad sampler, shared layers).
+    Both take the empty batches Poisson sampling can draw.
     """
     has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
-    return "hooks" if has_conv else "ghost"
+    if not has_conv:
+        return "ghost"
+    return "hooks" if unsupported_layers(model) else "output-grads"
 
 
 def _empty_batch_plausible(num_records: int, batch_size: int) -> bool:
@@ -201,9 +206,11 @@ def _run_epochs(
         noise_multiplier=noise_multiplier,
         max_grad_norm=max_grad_norm,
         poisson_sampling=True,
-        grad_sample_mode=mode,
+        # output-grads computes per-sample gradients itself; Opacus only wraps the model.
+        grad_sample_mode="no_op" if mode == "output-grads" else mode,
         noise_generator=noise_generator,
     )
+    output_grads = OutputGradients(model) if mode == "output-grads" else None
     if mode == "ghost":
         private_model, dp_optimiser, criterion, dp_loader = made
     else:
@@ -222,8 +229,14 @@ def _run_epochs(
                 for xb, yb in batches:
                     xb, yb = xb.to(device), yb.to(device)
                     dp_optimiser.zero_grad(set_to_none=True)
-                    loss = criterion(private_model(xb), yb)
-                    loss.backward()
+                    if output_grads is None:
+                        loss = criterion(private_model(xb), yb)
+                        loss.backward()
+                    else:
+                        logits = output_grads.forward(private_model, xb)
+                        summed = F.cross_entropy(logits, yb, reduction="sum")
+                        output_grads.per_sample_gradients(summed, len(xb))
+                        loss = summed / max(len(xb), 1)
                     dp_optimiser.step()
                     if len(xb):  # an empty Poisson sample still steps (noise only)
                         total += float(loss.detach()) * len(xb)
@@ -231,6 +244,8 @@ def _run_epochs(
             last = total / count if count else float("nan")
     finally:
         # Leave the caller's model as it was given: no hooks, no grad_sample attributes.
+        if output_grads is not None:
+            output_grads.close()
         private_model.remove_hooks()
         private_model.cleanup()
     return last

@@ -37,7 +37,7 @@ def test_poisson_rate_is_over_private_records_only() -> None:
     assert steps_per_epoch(10, 64) == 1 and sample_rate(10, 64) == 1.0
 
 
-@pytest.mark.parametrize("mode", ["hooks", "ghost", "functorch", "ew"])
+@pytest.mark.parametrize("mode", ["output-grads", "hooks", "ghost", "functorch", "ew"])
 def test_every_mode_learns_and_accounts_its_steps(mode: str) -> None:
     x, y = data()
     model = mlp()
@@ -106,7 +106,10 @@ def test_batch_memory_manager_splits_but_steps_once_per_logical_batch() -> None:
 def test_default_mode_follows_the_architecture() -> None:
     assert default_grad_sample_mode(mlp()) == "ghost"
     cnn = build_model("cnn-s", ModelSpec(input_shape=(1, 28, 28), num_classes=10))
-    assert default_grad_sample_mode(cnn) == "hooks"
+    assert default_grad_sample_mode(cnn) == "output-grads"
+    # A layer without a grad sampler: the hooks mode (functorch fallback) serves it.
+    odd = nn.Sequential(nn.Conv2d(1, 4, 3), nn.PReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 2))
+    assert default_grad_sample_mode(odd) == "hooks"
 
 
 def test_default_mode_trains_a_cnn_through_empty_poisson_batches() -> None:
