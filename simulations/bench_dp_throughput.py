@@ -118,7 +118,7 @@ def main() -> None:
         }
         print(f"\n{model_name} on {device} ({args.reps} reps; median samples/s, ratio to non-DP):")
         for m in modes:
-            line = f"  {m:10s} {median[m]:9.0f}"
+            line = f"  {m:13s} {median[m]:9.0f}"
             if m != "none":
                 low, high = min(ratios[m]), max(ratios[m])
                 line += f"  {ratio[m]:.2f}× (range {low:.2f}–{high:.2f})"
