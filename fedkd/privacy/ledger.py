@@ -18,13 +18,14 @@ import hashlib
 import io
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
 from fedkd.privacy.accounting import DPSteps, History, compose
+from fedkd.privacy.durable_sqlite import append_only_triggers, durable_connection
 
 GENESIS = "0" * 64
 
@@ -49,11 +50,7 @@ CREATE TABLE IF NOT EXISTS releases (
     prev_hash        TEXT    NOT NULL,
     row_hash         TEXT    NOT NULL UNIQUE
 );
-CREATE TRIGGER IF NOT EXISTS releases_no_update BEFORE UPDATE ON releases
-BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS releases_no_delete BEFORE DELETE ON releases
-BEGIN SELECT RAISE(ABORT, 'the privacy ledger is append-only'); END;
-"""
+""" + append_only_triggers("releases", "the privacy ledger is append-only")
 
 
 class LedgerError(RuntimeError):
@@ -137,12 +134,8 @@ class Ledger:
             )
         return ledger
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, isolation_level=None)) as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            yield db
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return durable_connection(self.path)
 
     def rows(self) -> list[LedgerRow]:
         try:

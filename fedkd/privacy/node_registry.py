@@ -18,11 +18,12 @@ checks that), and the head must always continue the chain.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from fedkd.privacy.durable_sqlite import append_only_triggers, durable_connection
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS nodes (
@@ -42,11 +43,7 @@ CREATE TABLE IF NOT EXISTS observations (
     epsilon      REAL,
     recorded_at  TEXT NOT NULL
 );
-CREATE TRIGGER IF NOT EXISTS observations_no_update BEFORE UPDATE ON observations
-BEGIN SELECT RAISE(ABORT, 'registry observations are append-only'); END;
-CREATE TRIGGER IF NOT EXISTS observations_no_delete BEFORE DELETE ON observations
-BEGIN SELECT RAISE(ABORT, 'registry observations are append-only'); END;
-"""
+""" + append_only_triggers("observations", "registry observations are append-only")
 
 
 class RegistryError(RuntimeError):
@@ -84,12 +81,8 @@ class NodeRegistry:
             raise RegistryError(f"node registry {registry.path} is unreadable: {exc}") from exc
         return registry
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, isolation_level=None)) as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=FULL")
-            yield db
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return durable_connection(self.path)
 
     def _query(self, sql: str, *params: object) -> list[tuple[object, ...]]:
         try:
