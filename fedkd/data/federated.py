@@ -14,8 +14,10 @@ import numpy as np
 
 from fedkd.data.arrays import LabelledArrays
 from fedkd.data.partition import partition_indices
-from fedkd.data.sources import SPLIT_SEED, SourceDataset, load_source
-from fedkd.data.transfer import TransferSet, make_transfer_set
+from fedkd.data.private import PrivateData, split_local
+from fedkd.data.public import carve_transfer
+from fedkd.data.sources import SourceDataset, load_source
+from fedkd.data.transfer import TransferSet
 
 
 @dataclass(frozen=True)
@@ -33,18 +35,8 @@ class DataSpec:
     data_dir: str = ""
 
 
-@dataclass(frozen=True)
-class ClientData:
-    """A client's private training split and its personalised test set.
-
-    ``test`` = ``own_test`` rows from the client's own split, then ``topped_up`` rows from
-    the held-out pool drawn to match the client's label distribution.
-    """
-
-    train: LabelledArrays
-    test: LabelledArrays
-    own_test: int
-    topped_up: int
+ClientData = PrivateData
+"""A simulated client's split: what the ``partition`` provider gives its node."""
 
 
 @dataclass(frozen=True)
@@ -92,34 +84,10 @@ def _build(spec: DataSpec) -> FederatedData:
 def _carve_transfer(
     source: SourceDataset, spec: DataSpec
 ) -> tuple[TransferSet, LabelledArrays, np.ndarray | None]:
-    """The public set: the source's named split, or a fixed carve-out of the training pool.
-
-    The carve-out uses a fixed seed, so the transfer set (and its digest) is the same for
-    every experiment seed; it is removed from the pool before any client sees it.
-    """
-    if source.public is not None:
-        return (
-            make_transfer_set(source.public_name, source.public.x),
-            source.train,
-            (source.train_groups),
-        )
-    n = len(source.train)
-    if not 0 < spec.transfer_size < n:
-        raise ValueError(
-            f"transfer-size must be in (0, {n}) for {source.name}, got {spec.transfer_size}"
-        )
-    order = np.random.default_rng([SPLIT_SEED, spec.transfer_size]).permutation(n)
-    public_idx, private_idx = (
-        np.sort(order[: spec.transfer_size]),
-        np.sort(order[spec.transfer_size :]),
-    )
-    name = f"{source.name}/train-holdout-{spec.transfer_size}"
+    """The public transfer set, and the private pool (with its groups) the clients split."""
+    transfer, private_idx = carve_transfer(source, spec.transfer_size)
     groups = None if source.train_groups is None else source.train_groups[private_idx]
-    return (
-        make_transfer_set(name, source.train.x[public_idx]),
-        source.train.subset(private_idx),
-        groups,
-    )
+    return transfer, source.train.subset(private_idx), groups
 
 
 def _client_split(
@@ -129,38 +97,12 @@ def _client_split(
     spec: DataSpec,
     rng: np.random.Generator,
 ) -> ClientData:
-    order = rng.permutation(len(part))
-    n_test = round(spec.local_test_fraction * len(part))
-    test_idx, train_idx = order[:n_test], order[n_test:]
-    if spec.max_train_per_client is not None:
-        train_idx = train_idx[: spec.max_train_per_client]
-    own = part.subset(np.sort(test_idx))
-    need = max(0, spec.min_local_test - len(own))
-    extra = _matching_draw(held_out, part.y, num_classes, need, rng)
-    test = LabelledArrays(
-        np.concatenate([own.x, held_out.x[extra]]), np.concatenate([own.y, held_out.y[extra]])
+    return split_local(
+        part,
+        held_out,
+        num_classes,
+        test_fraction=spec.local_test_fraction,
+        min_test=spec.min_local_test,
+        max_train=spec.max_train_per_client,
+        rng=rng,
     )
-    return ClientData(
-        train=part.subset(np.sort(train_idx)), test=test, own_test=len(own), topped_up=len(extra)
-    )
-
-
-def _matching_draw(
-    pool: LabelledArrays,
-    client_labels: np.ndarray,
-    num_classes: int,
-    count: int,
-    rng: np.random.Generator,
-) -> np.ndarray:
-    """``count`` pool rows whose labels follow the client's label distribution."""
-    if count == 0:
-        return np.zeros(0, dtype=np.int64)
-    share = np.bincount(client_labels, minlength=num_classes) / max(1, len(client_labels))
-    per_class = rng.multinomial(count, share)
-    chosen: list[np.ndarray] = []
-    for label, k in enumerate(per_class):
-        if k == 0:
-            continue
-        candidates = np.flatnonzero(pool.y == label)
-        chosen.append(rng.choice(candidates, size=k, replace=k > len(candidates)))
-    return np.concatenate(chosen).astype(np.int64)

@@ -39,6 +39,7 @@ class SourceDataset:
     group_names: tuple[str, ...] = ()
     public: LabelledArrays | None = None
     public_name: str = ""
+    class_names: tuple[str, ...] = ()
 
 
 def default_data_dir() -> Path:
@@ -82,6 +83,7 @@ def load_digits_source(*, data_dir: Path | None = None) -> SourceDataset:
 
 HEART_HOSPITALS = ("Cleveland", "Hungary", "Switzerland", "VA Long Beach")
 HEART_PUBLIC_NAME = "heart-disease-uci/public-v1"
+HEART_CLASSES = ("no heart disease", "heart disease")
 _HEART_NUMERIC = ("age", "trestbps", "chol", "thalch", "oldpeak")
 _HEART_CATEGORIES = {
     "cp": ("typical angina", "atypical angina", "non-anginal", "asymptomatic"),
@@ -162,6 +164,7 @@ def load_heart_source(*, data_dir: Path | None = None) -> SourceDataset:
         group_names=HEART_HOSPITALS,
         public=LabelledArrays(x[pub_idx], y[pub_idx]),
         public_name=HEART_PUBLIC_NAME,
+        class_names=HEART_CLASSES,
     )
 
 
