@@ -6,6 +6,7 @@ entry point, which fills the registry: adding a provider is adding one file.
 
 import sys
 
+from fedkd.data.private import PrivateData
 from fedkd.data.providers.base import (
     PROVIDER_REGISTRY,
     DataValidationError,
@@ -13,7 +14,6 @@ from fedkd.data.providers.base import (
     make_provider,
     register_provider,
 )
-from fedkd.data.private import PrivateData
 from fedkd.plugins import import_package_modules, load_entry_points
 
 import_package_modules(sys.modules[__name__])
