@@ -11,11 +11,11 @@ import typer
 from rich.console import Console
 
 from fedkd.config import (
-    STRATEGY_PARAM_PREFIXES,
     ConfigValue,
     RunConfig,
-    load_config_file,
+    load_simulation_file,
     parse_override,
+    parse_run_config,
 )
 
 app = typer.Typer(help="Federated knowledge distillation on Flower.", no_args_is_help=True)
@@ -37,9 +37,12 @@ def _overrides(items: list[str] | None) -> dict[str, ConfigValue]:
         raise typer.BadParameter(str(exc)) from exc
 
 
-def _load(config: Path, items: list[str] | None, **extra: ConfigValue) -> RunConfig:
+def _load(
+    config: Path, items: list[str] | None, **extra: ConfigValue
+) -> tuple[RunConfig, dict[str, Any]]:
+    """The run config and the simulated nodes' ``[node]`` table of a simulation file."""
     try:
-        return load_config_file(config, {**_overrides(items), **extra})
+        return load_simulation_file(config, {**_overrides(items), **extra})
     except (ValueError, FileNotFoundError) as exc:
         console.print(f"[red]config error:[/] {exc}")
         raise typer.Exit(2) from exc
@@ -52,10 +55,10 @@ def simulate(
     name: Annotated[str | None, typer.Option(help="Run name (folder under output-dir)")] = None,
 ) -> None:
     """Run one federated simulation on Flower's simulation engine."""
-    cfg = _load(config, set_, **({"run-name": name} if name else {}))
+    cfg, nodes = _load(config, set_, **({"run-name": name} if name else {}))
     from fedkd.flower_glue.simulation import run_simulation
 
-    run_dir = run_simulation(cfg)
+    run_dir = run_simulation(cfg, node_sections=nodes)
     summary = json.loads((run_dir / "summary.json").read_text())
     console.print(
         f"[green]done[/] {cfg.strategy}: ALMA {summary['alma']:.4f}, "
@@ -81,7 +84,7 @@ def compare(
     ] = False,
 ) -> None:
     """Run several strategies on identical partitions and seeds; write a comparison."""
-    base = _load(config, set_)
+    base, nodes = _load(config, set_)
     from fedkd.flower_glue.simulation import run_simulation
 
     names = [s.strip() for s in strategies.split(",") if s.strip()]
@@ -94,7 +97,7 @@ def compare(
         for strategy in names:
             run_name = f"{title}/{strategy}-seed{seed}"
             console.rule(f"{strategy} · seed {seed}")
-            cfg = _load(
+            cfg, _ = _load(
                 config,
                 [*(set_ or []), *_variant_overrides(strategy)],
                 strategy=strategy.split("+")[0],
@@ -102,32 +105,35 @@ def compare(
                 **{"run-name": run_name},
             )
             run_dir = out / f"{strategy}-seed{seed}"
-            if not (reuse and _finished_with(run_dir, cfg)):
-                run_simulation(cfg)
+            if not (reuse and _finished_with(run_dir, cfg, nodes)):
+                run_simulation(cfg, node_sections=nodes)
             summaries[strategy].append(json.loads((run_dir / "summary.json").read_text()))
     _write_comparison(out, title, summaries, base, seed_list)
 
 
-def _finished_with(run_dir: Path, cfg: RunConfig) -> bool:
-    """Whether ``run_dir`` holds a finished run of exactly ``cfg``."""
+def _finished_with(run_dir: Path, cfg: RunConfig, nodes: dict[str, Any]) -> bool:
+    """Whether ``run_dir`` holds a finished run of exactly ``cfg`` and these nodes."""
+    from fedkd.flower_glue.simulation import simulated_nodes
+    from fedkd.fusion import param_owner
+
     try:
-        done = json.loads((run_dir / "config.json").read_text())
+        done = parse_run_config(json.loads((run_dir / "config.json").read_text()))
         (run_dir / "summary.json").read_text()
+        done_nodes = json.loads((run_dir / "nodes.json").read_text())
     except (OSError, ValueError):
         return False
-    from fedkd.flower_glue.simulation import fused_run_config
 
-    # Both sides filled in with pyproject's defaults, as Flower does for a run; parameters
-    # of strategies other than the run's own cannot change its result.
+    # Parameters of strategies other than the run's own cannot change its result.
     def relevant(flat: dict[str, Any]) -> dict[str, Any]:
-        own = f"{cfg.strategy}-"
         return {
             k: v
-            for k, v in fused_run_config(flat).items()
-            if not k.startswith(STRATEGY_PARAM_PREFIXES) or k.startswith(own)
+            for k, v in flat.items()
+            if (owner := param_owner(k)) is None or owner[0] == cfg.strategy
         }
 
-    return relevant(done) == relevant(json.loads(json.dumps(cfg.to_flat())))
+    wanted_nodes = [n.to_flat() for n in simulated_nodes(cfg, run_dir, nodes)]
+    same_nodes = done_nodes == json.loads(json.dumps(wanted_nodes))
+    return same_nodes and relevant(done.to_flat()) == relevant(cfg.to_flat())
 
 
 def _variant_overrides(token: str) -> list[str]:

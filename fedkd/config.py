@@ -8,6 +8,8 @@ can name code to execute beyond picking registered strategies and models by name
 from __future__ import annotations
 
 import dataclasses
+import json
+import shlex
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,12 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from fedkd.data.federated import DataSpec
+from fedkd.data.public import PublicDataSpec
 from fedkd.distill.loops import DistillConfig, OptimiserConfig
 from fedkd.privacy.swing import SwingConfig
 from fedkd.wire.types import WireDType
 
 ConfigValue = bool | int | float | str
-STRATEGY_PARAM_PREFIXES = ("knfu-", "dsfl-", "mean-", "median-", "trimmed-mean-")
+STRATEGY_PARAMS_KEY = "strategy-params"
+"""One declared key that carries every strategy parameter through Flower, which refuses
+undeclared run-config keys: ``strategy-params = "knfu-beta=10 knfu-top-m=3"``.  fedkd's own
+configs may also write the parameters as keys of their own (``knfu-beta = 10``)."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class RunConfig:
     device: str = "auto"
     output_dir: str = "runs"
     data_dir: str = ""
+    public_data: str = ""
     dp: bool = False
     dp_target_epsilon: float = 0.0
     dp_noise_multiplier: float = 0.0
@@ -65,13 +72,13 @@ class RunConfig:
     dp_accountant: str = "prv"
     dp_grad_sample_mode: str = ""
     dp_physical_batch_size: int = 256
+    dp_reproducible: bool = True
     swing_scorer: str = ""
     swing_max_temperature: float = 8.0
     swing_noise: str = "gaussian"
     swing_noise_scale: float = 0.0
     release_top_k: int = 0
     swing_receive: bool = False
-    ledger_dir: str = ""
     privacy_registry: str = ""
     extra: tuple[tuple[str, ConfigValue], ...] = field(default=(), repr=False)
 
@@ -135,7 +142,7 @@ class RunConfig:
         unknown = sorted(models - set(MODEL_REGISTRY))
         if unknown:
             raise ValueError(f"unknown model(s) {unknown}; known: {sorted(MODEL_REGISTRY)}")
-        if FUSION_REGISTRY[self.strategy].weight_averaging and len(models) > 1:
+        if FUSION_REGISTRY[self.strategy].identical_architectures and len(models) > 1:
             raise ValueError(
                 f"{self.strategy} averages weights and needs one architecture for every "
                 f"client, got {sorted(models)} (client-models = {self.client_models!r})"
@@ -156,6 +163,16 @@ class RunConfig:
             min_local_test=self.min_local_test,
             max_train_per_client=self.max_train_per_client or None,
             data_dir=self.data_dir,
+        )
+
+    @property
+    def public_spec(self) -> PublicDataSpec:
+        """The public data: the bundle ``public-data`` names, else ``dataset``'s public split."""
+        return PublicDataSpec(
+            dataset=self.dataset,
+            transfer_size=self.transfer_size,
+            data_dir=self.data_dir,
+            bundle=self.public_data,
         )
 
     @property
@@ -197,22 +214,20 @@ class RunConfig:
 
         return not (self.swing_scorer and make_scorer(self.swing_scorer).reads_private_records)
 
-    def ledger_path(self, partition_id: int) -> Path:
-        base = self.ledger_dir or str(Path(self.output_dir) / self.run_name / "nodes")
-        return Path(base).expanduser() / f"node-{partition_id}.ledger.db"
-
     @property
     def wire_dtype(self) -> WireDType:
         return WireDType(self.payload_dtype)
 
     def fusion_params(self) -> dict[str, ConfigValue]:
         """Strategy parameters: ``knfu-top-m = 3`` → ``{"top_m": 3}`` for strategy knfu."""
-        prefix = f"{self.strategy}-"
-        return {
-            key[len(prefix) :].replace("-", "_"): value
-            for key, value in self.strategy_params
-            if key.startswith(prefix)
-        }
+        from fedkd.fusion import param_owner
+
+        params: dict[str, ConfigValue] = {}
+        for key, value in self.strategy_params:
+            owner = param_owner(key)
+            if owner is not None and owner[0] == self.strategy:
+                params[owner[1]] = value
+        return params
 
     def model_for(self, partition_id: int) -> str:
         """Architecture of client ``partition_id``: ``client-models = "0:cnn-s,3:mlp-l"``."""
@@ -225,18 +240,38 @@ class RunConfig:
         return mapping.get(partition_id, self.model)
 
     def to_flat(self) -> dict[str, ConfigValue]:
-        flat: dict[str, ConfigValue] = {}
-        for f in dataclasses.fields(self):
-            if f.name in ("strategy_params", "extra"):
-                continue
-            flat[_kebab(f.name)] = getattr(self, f.name)
+        """Every key, strategy parameters as keys of their own (config.json, comparisons)."""
+        flat = self._declared()
         flat.update(dict(self.strategy_params))
         flat.update(dict(self.extra))
         return flat
 
+    def to_flower(self) -> dict[str, ConfigValue]:
+        """The keys Flower accepts: declared ones, strategy parameters packed in one."""
+        flat = self._declared()
+        flat[STRATEGY_PARAMS_KEY] = " ".join(
+            f"{key}={_toml_value(value)}" for key, value in self.strategy_params
+        )
+        return flat
+
+    def _declared(self) -> dict[str, ConfigValue]:
+        return {
+            _kebab(f.name): getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("strategy_params", "extra")
+        }
+
 
 def _kebab(name: str) -> str:
     return name.replace("_", "-")
+
+
+def _toml_value(value: ConfigValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    return repr(value)
 
 
 _FIELDS = {
@@ -254,10 +289,14 @@ def parse_run_config(raw: Mapping[str, Any]) -> RunConfig:
     values: dict[str, Any] = {}
     strategy_params: dict[str, ConfigValue] = {}
     extra: dict[str, ConfigValue] = {}
+    from fedkd.fusion import param_owner
+
     for key, value in raw.items():
-        if key in _FIELDS:
+        if key == STRATEGY_PARAMS_KEY:
+            strategy_params.update(_unpack_strategy_params(value))
+        elif key in _FIELDS:
             values[_FIELDS[key].name] = _coerce(key, value, _FIELDS[key].default)
-        elif key.startswith(STRATEGY_PARAM_PREFIXES):
+        elif param_owner(key) is not None:
             strategy_params[key] = _scalar(key, value)
         elif key.startswith("x-"):
             extra[key] = _scalar(key, value)
@@ -268,6 +307,21 @@ def parse_run_config(raw: Mapping[str, Any]) -> RunConfig:
         strategy_params=tuple(sorted(strategy_params.items())),
         extra=tuple(sorted(extra.items())),
     )
+
+
+def _unpack_strategy_params(packed: Any) -> dict[str, ConfigValue]:
+    """``"knfu-beta=10 knfu-top-m=3"`` → ``{"knfu-beta": 10, "knfu-top-m": 3}``."""
+    from fedkd.fusion import param_owner
+
+    if not isinstance(packed, str):
+        raise ValueError(f"{STRATEGY_PARAMS_KEY} must be a string, got {packed!r}")
+    out: dict[str, ConfigValue] = {}
+    for item in shlex.split(packed):
+        key, value = parse_override(item)
+        if param_owner(key) is None:
+            raise ValueError(f"{STRATEGY_PARAMS_KEY}: {key!r} is no strategy's parameter")
+        out[key] = value
+    return out
 
 
 def _scalar(key: str, value: Any) -> ConfigValue:
@@ -314,7 +368,40 @@ def parse_override(text: str) -> tuple[str, ConfigValue]:
 
 def load_config_file(path: Path, overrides: Mapping[str, ConfigValue] = {}) -> RunConfig:
     """Read a run-config TOML (flat keys, or a ``[tool.flwr.app.config]`` table)."""
+    return load_simulation_file(path, overrides)[0]
+
+
+def load_simulation_file(
+    path: Path, overrides: Mapping[str, ConfigValue] = {}
+) -> tuple[RunConfig, dict[str, Any]]:
+    """A simulation TOML: the run config (flat keys), and its ``[node]`` table, if any.
+
+    The ``[node]`` table is the simulated nodes' own configuration (data, model, privacy
+    policy; see :mod:`fedkd.node.simulated`): it never reaches the server.
+    """
     with path.open("rb") as fh:
         doc = tomllib.load(fh)
-    table = doc.get("tool", {}).get("flwr", {}).get("app", {}).get("config", doc)
-    return parse_run_config({**table, **overrides})
+    table = dict(doc.get("tool", {}).get("flwr", {}).get("app", {}).get("config", doc))
+    nodes = table.pop("node", {})
+    if not isinstance(nodes, dict):
+        raise ValueError("[node] must be a table of node config keys")
+    base = path.resolve().parent
+    if isinstance(table.get("public-data"), str) and table["public-data"]:
+        table["public-data"] = str(base / Path(table["public-data"]).expanduser())
+    return parse_run_config({**table, **overrides}), _resolve_paths(nodes, base)
+
+
+_PATH_KEYS = ("data-path", "data-schema", "public-data", "state-dir")
+
+
+def _resolve_paths(section: dict[str, Any], base: Path) -> dict[str, Any]:
+    """File names in a ``[node]`` table are relative to the simulation file's folder."""
+    out: dict[str, Any] = {}
+    for key, value in section.items():
+        if isinstance(value, dict):
+            out[key] = _resolve_paths(value, base)
+        elif key in _PATH_KEYS and isinstance(value, str) and value:
+            out[key] = str(base / Path(value).expanduser())
+        else:
+            out[key] = value
+    return out

@@ -1,9 +1,11 @@
 """The server's side of a round, with no Flower in sight.
 
 The Flower ServerApp asks this object for each node's request bytes, hands back whatever
-came in (bytes, a Flower error, or nothing), and gets a :class:`RoundOutcome`.  A reply
-that fails to decode or validate excludes that node from the round with a specific reason;
-fusion runs on the valid replies only, so one bad client never sinks a round.
+came in (bytes, a Flower error, or nothing), and gets a :class:`RoundOutcome`.  The
+strategy's hooks decide what each node is asked to release (``configure_round``) and what
+it receives next (``aggregate``); the coordinator only carries, checks and records.  A
+reply that fails to decode or validate excludes that node from the round with a specific
+reason; aggregation runs on the valid replies only, so one bad client never sinks a round.
 """
 
 from __future__ import annotations
@@ -15,8 +17,7 @@ import numpy as np
 
 from fedkd.config import RunConfig
 from fedkd.data.transfer import TransferSet
-from fedkd.fusion import FusionInput, make_fusion
-from fedkd.fusion.fedavg import fedavg_weights
+from fedkd.fusion import Contribution, Instruction, Knowledge, make_fusion
 from fedkd.privacy.node_registry import NodeRegistry
 from fedkd.wire.errors import PayloadError
 from fedkd.wire.serde import knowledge_reply_from_bytes, knowledge_request_to_bytes
@@ -25,7 +26,7 @@ from fedkd.wire.types import (
     FusedKnowledge,
     KnowledgeReply,
     KnowledgeRequest,
-    ModelWeights,
+    ReleaseKind,
     StatusCode,
     TransferSetRef,
 )
@@ -37,7 +38,10 @@ _CLIENT_FAILURES = (
     StatusCode.INVALID_REQUEST,
     StatusCode.INTERNAL_ERROR,
     StatusCode.LEDGER_REFUSED,
+    StatusCode.POLICY_REFUSED,
+    StatusCode.UNAVAILABLE,
 )
+_NOTHING = Instruction(ReleaseKind.NOTHING, np.zeros(0, dtype=np.uint32))
 
 
 @dataclass(frozen=True)
@@ -104,8 +108,9 @@ class Coordinator:
         )
         self.strategy = make_fusion(cfg.strategy, **cfg.fusion_params())
         self._fused: dict[int, FusedKnowledge] = {}
-        self._global_weights: ModelWeights | None = None
+        self._shared: Knowledge | None = None
         self._anchors: dict[int, np.ndarray] = {}
+        self._instructions: dict[tuple[int, int], Instruction] = {}
         # Each node's last ledger head and cumulative ε as its replies reported them: a
         # node whose ledger no longer leads there refuses, and ε may never go backwards
         # within the run.  A registry carries the heads from earlier runs.
@@ -121,26 +126,47 @@ class Coordinator:
         """The round's anchors: the whole transfer set, or a seeded subset shared by all."""
         if round_ not in self._anchors:
             n, k = self.transfer.num_samples, self.cfg.anchors_per_round
-            if not self.strategy.exchanges_knowledge or round_ > self.cfg.num_server_rounds:
-                idx = np.zeros(0, dtype=np.uint32)
-            elif k <= 0 or k >= n:
+            if k <= 0 or k >= n:
                 idx = np.arange(n, dtype=np.uint32)
             else:
                 idx = np.sort(self._rng.choice(n, size=k, replace=False)).astype(np.uint32)
             self._anchors[round_] = idx
         return self._anchors[round_]
 
+    def requests(self, round_: int, nodes: list[int]) -> dict[int, bytes]:
+        """Request bytes for each of ``nodes`` in ``round_`` (``num_server_rounds + 1``: final).
+
+        The strategy's ``configure_round`` says what each node releases; the final
+        evaluation message asks for nothing.
+        """
+        if round_ <= self.cfg.num_server_rounds:
+            asks = self.strategy.configure_round(round_, nodes, self.anchors_for(round_))
+        else:
+            asks = dict.fromkeys(nodes, _NOTHING)
+        for node_id in nodes:
+            self._instructions[(round_, node_id)] = asks.get(node_id, _NOTHING)
+        return {node_id: self._request(node_id, round_) for node_id in nodes}
+
     def request_for(self, node_id: int, round_: int) -> bytes:
-        """Request bytes for ``node_id`` in ``round_`` (``num_server_rounds + 1`` = final)."""
+        """One node's request (see :meth:`requests`)."""
+        return self.requests(round_, [node_id])[node_id]
+
+    def instruction(self, round_: int, node_id: int) -> Instruction:
+        return self._instructions.get((round_, node_id), _NOTHING)
+
+    def _request(self, node_id: int, round_: int) -> bytes:
+        ask = self.instruction(round_, node_id)
+        shared = self._shared
         request = KnowledgeRequest(
             run_id=self.run_id,
             round=round_,
             transfer_set=self.ref,
-            anchor_indices=self.anchors_for(round_),
+            anchor_indices=ask.anchor_indices,
             fused=self._fused.get(node_id),
             reply_dtype=self.cfg.wire_dtype,
-            global_weights=self._global_weights,
+            global_weights=shared.weights if shared is not None else None,
             ledger_head=self.ledger_head_of(node_id),
+            release=ask.release,
         )
         return knowledge_request_to_bytes(request)
 
@@ -171,7 +197,7 @@ class Coordinator:
         for node_id in bytes_down:
             self._fused.pop(node_id, None)
         if round_ <= self.cfg.num_server_rounds:
-            self._fuse(round_, valid)
+            self._aggregate(round_, valid)
         for node_id, reason in outcome.excluded.items():
             log.warning("round %d: node %d excluded: %s", round_, node_id, reason)
         return outcome
@@ -203,7 +229,7 @@ class Coordinator:
         else:
             node.status, node.reason = reply.status.code.value, reply.status.reason
         if round_ <= self.cfg.num_server_rounds and node.status == "ok":
-            problem = self._missing_payload(reply)
+            problem = self._missing_payload(round_, delivery.node_id, reply)
             if problem:
                 node.status, node.reason = "invalid", problem
         return reply
@@ -231,66 +257,60 @@ class Coordinator:
                 )
         return ""
 
-    def _missing_payload(self, reply: KnowledgeReply) -> str:
-        if self.strategy.weight_averaging and reply.weights is None:
-            return "weight-averaging run but the reply carries no weights"
-        if self.strategy.exchanges_knowledge and reply.soft_labels is None:
-            return "reply carries no soft labels"
+    def _missing_payload(self, round_: int, node_id: int, reply: KnowledgeReply) -> str:
+        release = self.instruction(round_, node_id).release
+        if release is ReleaseKind.WEIGHTS and reply.weights is None:
+            return "asked for weights but the reply carries none"
+        if release is ReleaseKind.SOFT_LABELS and reply.soft_labels is None:
+            return "asked for soft labels but the reply carries none"
         return ""
 
     def _expectation(self, round_: int, node_id: int) -> ReplyExpectation:
+        ask = self.instruction(round_, node_id)
         return ReplyExpectation(
             run_id=self.run_id,
             round=round_,
             node_id=node_id,
             transfer_digest=self.ref.digest,
-            num_anchors=len(self.anchors_for(round_)),
+            num_anchors=len(ask.anchor_indices),
             num_classes=self.ref.num_classes,
-            expect_soft_labels=self.strategy.exchanges_knowledge
-            and round_ <= self.cfg.num_server_rounds,
+            expect_soft_labels=ask.release is ReleaseKind.SOFT_LABELS,
             require_privacy=self.cfg.claims_dp,
         )
 
-    # --- fusion ---------------------------------------------------------------------------
+    # --- aggregation ----------------------------------------------------------------------
 
-    def _fuse(self, round_: int, valid: dict[int, KnowledgeReply]) -> None:
-        if not valid:
-            log.warning("round %d: no valid replies; nothing to fuse", round_)
+    def _aggregate(self, round_: int, valid: dict[int, KnowledgeReply]) -> None:
+        contributions = {
+            node_id: Contribution(
+                soft_labels=reply.soft_labels,
+                weights=reply.weights,
+                num_examples=reply.num_examples,
+            )
+            for node_id, reply in valid.items()
+            if self.instruction(round_, node_id).release is not ReleaseKind.NOTHING
+        }
+        if not contributions:
+            if valid:
+                return  # nobody was asked for anything (e.g. ``local``)
+            log.warning("round %d: no valid replies; nothing to aggregate", round_)
             return
-        nodes = sorted(valid)
-        if self.strategy.weight_averaging:
-            self._average_weights(nodes, valid)
+        try:
+            result = self.strategy.aggregate(round_, contributions)
+        except ValueError as exc:
+            log.error("round %d: %s could not aggregate: %s", round_, self.strategy.name, exc)
             return
-        if not self.strategy.exchanges_knowledge:
-            return
-        stacked = np.stack([_labels(valid[n]) for n in nodes])
-        counts = np.array([valid[n].num_examples for n in nodes], dtype=np.float64)
-        if not counts.any():  # under DP nodes keep their record counts to themselves
-            counts = np.ones_like(counts)
-        result = self.strategy.fuse(FusionInput(soft_labels=stacked, weights=counts))
-        anchors = self.anchors_for(round_)
-        for k, node_id in enumerate(nodes):
+        if result.shared is not None:
+            self._shared = result.shared
+        for node_id, knowledge in result.per_node.items():
+            if knowledge.targets is None:
+                continue
             self._fused[node_id] = FusedKnowledge(
                 run_id=self.run_id,
                 round=round_,
                 transfer_set=self.ref,
-                anchor_indices=anchors,
-                targets=result.targets[k],
+                anchor_indices=self.instruction(round_, node_id).anchor_indices,
+                targets=knowledge.targets,
                 strategy=self.strategy.name,
                 dtype=self.cfg.wire_dtype,
             )
-
-    def _average_weights(self, nodes: list[int], valid: dict[int, KnowledgeReply]) -> None:
-        states = [valid[n].weights for n in nodes]
-        counts = np.array([valid[n].num_examples for n in nodes], dtype=np.float64)
-        if not counts.any():  # under DP nodes keep their record counts to themselves
-            counts = np.ones_like(counts)
-        try:
-            self._global_weights = fedavg_weights([s for s in states if s is not None], counts)
-        except ValueError as exc:
-            raise ValueError(f"fedavg needs identical architectures: {exc}") from exc
-
-
-def _labels(reply: KnowledgeReply) -> np.ndarray:
-    assert reply.soft_labels is not None  # guaranteed by _missing_payload
-    return reply.soft_labels

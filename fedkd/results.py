@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fedkd.config import RunConfig
 from fedkd.coordinator import RoundOutcome
 from fedkd.wire.types import EvalReport
+
+if TYPE_CHECKING:
+    from fedkd.node.config import NodeConfig
 
 
 @dataclass
@@ -90,28 +94,6 @@ class RunRecorder:
         next_row = self._row(report.evaluated_round + 1, node_id)
         next_row.train_loss = _finite(report.train_loss)
 
-    def merge_node_logs(self) -> None:
-        """Under DP, local metrics never cross the wire; in a simulation the operator can
-        still read each node's own log from the shared disk, and this is where."""
-        from fedkd.node import node_log_path
-
-        node_of = {
-            r.partition_id: r.node_id for r in self.rows.values() if r.partition_id is not None
-        }
-        for pid, node_id in node_of.items():
-            path = node_log_path(self.cfg, pid)
-            if not path.exists():
-                continue
-            for line in path.read_text().splitlines():
-                local = EvalReport(**json.loads(line))
-                row = self._row(local.evaluated_round, node_id)
-                row.local_accuracy = _finite(local.local_accuracy)
-                row.local_loss = _finite(local.local_loss)
-                row.local_test_examples = local.local_test_examples
-                row.distill_loss = _finite(local.distill_loss)
-                row.seconds.update({f"eval-{k}": v for k, v in local.phase_seconds.items()})
-                self._row(local.evaluated_round + 1, node_id).train_loss = _finite(local.train_loss)
-
     def ordered_rows(self) -> list[dict[str, Any]]:
         return [asdict(self.rows[k]) for k in sorted(self.rows)]
 
@@ -122,10 +104,6 @@ class RunRecorder:
     def finish(self, *, num_nodes: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         """Write summary.json and the plots; return the summary."""
         from fedkd.reporting.summary import summarise
-
-        if self.cfg.dp:
-            self.merge_node_logs()
-            self.flush_metrics()
 
         summary = summarise(
             self.cfg,
@@ -139,3 +117,53 @@ class RunRecorder:
 
         plot_run(self.ordered_rows(), self.run_dir, title=self.cfg.run_name)
         return summary
+
+
+def merge_node_logs(cfg: RunConfig, run_dir: Path, nodes: Sequence[NodeConfig]) -> None:
+    """Fold simulated nodes' local logs into the run's metrics and summary.
+
+    Under DP, local metrics never cross the wire; in a simulation the operator of every
+    node can still read each node's own log from the shared disk, and this is where (in
+    the simulation driver, after the run: never in the server).
+    """
+    from fedkd.node.local_log import NodeLog
+    from fedkd.reporting.plots import plot_run
+    from fedkd.reporting.summary import summarise
+
+    metrics = run_dir / "metrics.jsonl"
+    if not metrics.exists():
+        return
+    rows = {
+        (r["round"], r["node_id"]): r
+        for r in (json.loads(line) for line in metrics.read_text().splitlines() if line)
+    }
+    node_of = {
+        r["partition_id"]: r["node_id"] for r in rows.values() if r["partition_id"] is not None
+    }
+    for node in nodes:
+        if node.partition_id not in node_of:
+            continue
+        node_id = node_of[node.partition_id]
+        local_log = NodeLog(eval_path=node.eval_log_path, log_path=node.log_path)
+        for local in local_log.evaluations():
+            row = rows.setdefault(
+                (local.evaluated_round, node_id), asdict(_Row(local.evaluated_round, node_id))
+            )
+            row["local_accuracy"] = _finite(local.local_accuracy)
+            row["local_loss"] = _finite(local.local_loss)
+            row["local_test_examples"] = local.local_test_examples
+            row["distill_loss"] = _finite(local.distill_loss)
+            row["seconds"].update({f"eval-{k}": v for k, v in local.phase_seconds.items()})
+            key = (local.evaluated_round + 1, node_id)
+            rows.setdefault(key, asdict(_Row(key[0], node_id)))["train_loss"] = _finite(
+                local.train_loss
+            )
+    ordered = [rows[k] for k in sorted(rows)]
+    metrics.write_text("\n".join(json.dumps(r, sort_keys=True) for r in ordered) + "\n")
+    summary_path = run_dir / "summary.json"
+    old = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    summary = summarise(
+        cfg, ordered, num_nodes=old.get("num_nodes_seen", len(nodes)), wall_s=old.get("wall_s", 0.0)
+    )
+    summary_path.write_text(json.dumps({**old, **summary}, indent=2, sort_keys=True))
+    plot_run(ordered, run_dir, title=cfg.run_name)

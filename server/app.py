@@ -18,7 +18,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedkd.config import RunConfig, parse_run_config
 from fedkd.coordinator import Coordinator, Delivery, RoundOutcome
-from fedkd.data.federated import build_federated_data
+from fedkd.data.public import load_public_data
 from fedkd.flower_glue.messages import flower_size, pack, unpack
 from fedkd.privacy.node_registry import NodeRegistry
 from fedkd.results import RunRecorder
@@ -51,8 +51,7 @@ def exchange(
 ) -> RoundOutcome:
     """Send one request per node, collect replies, and let the coordinator judge them."""
     messages, bytes_down = [], {}
-    for node_id in nodes:
-        payload = coordinator.request_for(node_id, round_)
+    for node_id, payload in coordinator.requests(round_, nodes).items():
         message = Message(pack(payload), dst_node_id=node_id, message_type=kind)
         messages.append(message)
         bytes_down[node_id] = (len(payload), flower_size(message))
@@ -84,15 +83,16 @@ def exchange(
 
 def run_federation(grid: Grid, cfg: RunConfig, *, run_id: str) -> Path:
     """Run every round and the final evaluation; return the run directory."""
-    data = build_federated_data(cfg.data_spec)
+    # The server holds only public data: the transfer set, the classes, the public test set.
+    public = load_public_data(cfg.public_spec)
     # Nodes that outlive the run keep their ledgers; the registry keeps what the server
     # saw of them, so a node that lost its ledger between runs is refused, not restarted.
     registry = NodeRegistry.open(cfg.privacy_registry) if cfg.privacy_registry else None
     coordinator = Coordinator(
         cfg,
         run_id=run_id,
-        transfer=data.transfer,
-        num_classes=data.num_classes,
+        transfer=public.transfer,
+        num_classes=public.num_classes,
         registry=registry,
     )
     run_dir = Path(cfg.output_dir).expanduser().resolve() / cfg.run_name

@@ -5,22 +5,33 @@
 tracked pyproject.toml and without a SuperLink process per run.  The run config reaches
 the ServerApp and every ClientApp through Flower's own ``Run.override_config`` and the
 app directory, exactly as under ``flwr run``.
+
+The simulated nodes' own configurations (data provider, model, privacy policy, state
+directory) are not part of the run config, which the server sees: this module writes one
+node config file per simulated node, as each node's operator would, and points the
+ClientApps at them through the environment (:data:`NODE_CONFIGS_ENV`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from fedkd.config import ConfigValue, RunConfig
 
 if TYPE_CHECKING:
     from flwr.clientapp import ClientApp
 
+    from fedkd.node.config import NodeConfig
+
 PROJECT_DIR = Path(__file__).resolve().parents[2]
+NODE_CONFIGS_ENV = "FEDKD_SIMULATED_NODE_CONFIGS"
+"""Folder of ``node-<index>.json`` node configs; set for the ClientApps of a simulation."""
 
 FLOWER_ENV = {
     "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
@@ -52,28 +63,79 @@ def fused_run_config(flat: dict[str, ConfigValue]) -> dict[str, ConfigValue]:
     return fused
 
 
+def simulated_nodes(
+    cfg: RunConfig, run_dir: Path, node_sections: Mapping[str, Any] | None = None
+) -> list[NodeConfig]:
+    """Every simulated node's own configuration (``[node]`` tables applied)."""
+    from fedkd.node.simulated import check_sections, simulated_node_config
+
+    sections = dict(node_sections or {})
+    check_sections(sections, cfg.num_clients)
+    state_dir = str(run_dir / "nodes")
+    return [
+        simulated_node_config(cfg, pid, state_dir=state_dir, sections=sections)
+        for pid in range(cfg.num_clients)
+    ]
+
+
+def write_node_configs(nodes: list[NodeConfig], folder: Path) -> Path:
+    """One ``node-<index>.json`` per node (what each node's operator would keep)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for node in nodes:
+        text = json.dumps(node.to_flat(), indent=2, sort_keys=True, allow_nan=True)
+        (folder / f"node-{node.partition_id}.json").write_text(text)
+    return folder
+
+
 def run_simulation(
     cfg: RunConfig,
     *,
+    node_sections: Mapping[str, Any] | None = None,
     num_cpus_per_client: float = 1.0,
     num_gpus_per_client: float = 0.0,
     client_app: ClientApp | None = None,
 ) -> Path:
     """Simulate ``cfg.num_clients`` SuperNodes; return the run directory.
 
+    ``node_sections`` is the simulation file's ``[node]`` table (the nodes' own configs);
     ``client_app`` replaces fedkd's ClientApp (tests use it to inject faulty clients).
     """
     configure_environment()
     run_dir = Path(cfg.output_dir).expanduser().resolve() / cfg.run_name
-    if cfg.privacy_registry and not cfg.ledger_dir:
+    nodes = simulated_nodes(cfg, run_dir, node_sections)
+    fresh_state = str(run_dir / "nodes")
+    if cfg.privacy_registry and any(n.state_dir == fresh_state for n in nodes):
         raise ValueError(
             "privacy-registry remembers node ledgers across runs, but simulated nodes get "
-            "fresh ledgers every run unless ledger-dir names where they persist"
+            "fresh ledgers every run unless [node] state-dir names where they persist"
         )
-    if not cfg.ledger_dir:
-        # Simulated nodes are born with the run: they start with empty ledgers.  (Real
-        # nodes keep theirs across runs, under a ledger-dir of their own.)
-        shutil.rmtree(run_dir / "nodes", ignore_errors=True)
+    # Simulated nodes are born with the run: those keeping state in the run directory
+    # start with empty ledgers.  (Real nodes keep theirs across runs in a state-dir.)
+    shutil.rmtree(run_dir / "nodes", ignore_errors=True)
+    config_dir = write_node_configs(nodes, run_dir / "node-configs")
+    os.environ[NODE_CONFIGS_ENV] = str(config_dir)
+    try:
+        _run_flower_simulation(cfg, client_app, num_cpus_per_client, num_gpus_per_client)
+    finally:
+        os.environ.pop(NODE_CONFIGS_ENV, None)
+    # What the simulated nodes were (comparisons reuse a run only for identical nodes).
+    flats = [node.to_flat() for node in nodes]
+    (run_dir / "nodes.json").write_text(json.dumps(flats, indent=2, sort_keys=True))
+    if cfg.dp:
+        from fedkd.results import merge_node_logs
+
+        # The operator of every simulated node reads their local logs from the shared disk
+        # (local metrics never crossed the wire); the server process never opens them.
+        merge_node_logs(cfg, run_dir, nodes)
+    return run_dir
+
+
+def _run_flower_simulation(
+    cfg: RunConfig,
+    client_app: ClientApp | None,
+    num_cpus_per_client: float,
+    num_gpus_per_client: float,
+) -> None:
     from flwr.app import Context, RecordDict
     from flwr.common.constant import RUN_ID_NUM_BYTES, SUPERLINK_NODE_ID, TASK_ID_NUM_BYTES
     from flwr.server.superlink.linkstate.utils import generate_rand_int_from_bytes
@@ -86,7 +148,7 @@ def run_simulation(
     from client.app import app as default_client_app
     from server.app import app as server_app
 
-    flat = cfg.to_flat()
+    flat = cfg.to_flower()
     # The ServerApp sees exactly what every ClientApp sees: pyproject defaults + overrides.
     fused = fused_run_config(flat)
     run = Run.create_empty(run_id=generate_rand_int_from_bytes(RUN_ID_NUM_BYTES))
@@ -115,4 +177,3 @@ def run_simulation(
         # As under `flwr run`: node contexts get pyproject's config fused with the overrides.
         is_app=True,
     )
-    return run_dir

@@ -1,26 +1,40 @@
-"""Server-side fusion strategies: one file each, found by name in ``FUSION_REGISTRY``.
+"""Server-side strategies: one file each, found by name in ``FUSION_REGISTRY``.
 
-Importing this package imports every strategy module, which fills the registry.
+Importing this package imports every module in it and every ``fedkd.fusion`` entry
+point, which fills the registry: adding a strategy is adding one file.
 """
 
-from fedkd.fusion import dsfl, fedavg, knfu, local, mean, median, trimmed_mean
-from fedkd.fusion.base import FusionInput, FusionResult, FusionStrategy
+import sys
+
+from fedkd.fusion.base import (
+    Aggregate,
+    Contribution,
+    FusionInput,
+    FusionResult,
+    FusionStrategy,
+    Instruction,
+    Knowledge,
+    Strategy,
+)
 from fedkd.fusion.fedavg import fedavg_weights
-from fedkd.fusion.registry import FUSION_REGISTRY, make_fusion, register_fusion
+from fedkd.fusion.registry import FUSION_REGISTRY, make_fusion, param_owner, register_fusion
+from fedkd.plugins import import_package_modules, load_entry_points
+
+import_package_modules(sys.modules[__name__])
+load_entry_points("fedkd.fusion")
 
 __all__ = [
     "FUSION_REGISTRY",
+    "Aggregate",
+    "Contribution",
     "FusionInput",
     "FusionResult",
     "FusionStrategy",
-    "dsfl",
-    "fedavg",
+    "Instruction",
+    "Knowledge",
+    "Strategy",
     "fedavg_weights",
-    "knfu",
-    "local",
     "make_fusion",
-    "mean",
-    "median",
+    "param_owner",
     "register_fusion",
-    "trimmed_mean",
 ]

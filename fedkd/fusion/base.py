@@ -1,4 +1,12 @@
-"""What every fusion strategy shares: the input checks, the result type, the interface.
+"""What every strategy shares: Flower-style round hooks, and the soft-label base class.
+
+A :class:`Strategy` has two hooks, as Flower's strategies do: ``configure_round`` says what
+each node is asked to release (soft labels on which anchors, weights, or nothing), and
+``aggregate`` turns the valid contributions into what each node receives next round.  The
+server's coordinator knows nothing else about a strategy; nodes never see one.
+
+Soft-label strategies derive from :class:`FusionStrategy` and implement only the
+tensor-level ``_fuse``:
 
 ``P ∈ R^{K×T×C}`` holds the soft labels of the K clients that replied validly this round,
 on T shared public anchors over C classes; every row ``P_j[t]`` is a distribution.  A
@@ -11,10 +19,13 @@ The checks live here, once; each strategy file holds only its formula (``_fuse``
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+
+from fedkd.wire.types import ModelWeights, ReleaseKind
 
 ROW_TOLERANCE = 1e-3
 """How far a soft-label row may sum from 1 (fp16/int8 payloads round) before it is refused."""
@@ -54,17 +65,94 @@ class FusionResult:
     mixing: np.ndarray | None = None
 
 
-class FusionStrategy(ABC):
-    """Server-side fusion of the clients' soft labels into per-client targets.
+@dataclass(frozen=True)
+class Instruction:
+    """What one node is asked to release this round."""
 
-    Subclasses are frozen dataclasses whose fields are the strategy's parameters, checked
-    in ``__post_init__``, and implement :meth:`_fuse` on already-validated inputs.
+    release: ReleaseKind
+    anchor_indices: np.ndarray  # uint32 (T,); empty unless soft labels are asked for
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """One node's valid reply, as a strategy sees it (checked against its instruction)."""
+
+    soft_labels: np.ndarray | None = None  # (T, C), rows on the simplex
+    weights: ModelWeights | None = None
+    num_examples: int = 0  # 0 when the node keeps its record count to itself (DP)
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    """What a node receives for the next round: targets on this round's anchors, or weights."""
+
+    targets: np.ndarray | None = None  # (T, C)
+    weights: ModelWeights | None = None
+
+
+@dataclass(frozen=True)
+class Aggregate:
+    """A round's result: knowledge per node, and knowledge that stands for every node.
+
+    ``shared`` (e.g. a global model) is delivered to every node until a later round
+    replaces it; ``per_node`` knowledge is delivered once, in the next round only.
+    """
+
+    per_node: Mapping[int, Knowledge]
+    shared: Knowledge | None = None
+
+
+class Strategy(ABC):
+    """A server-side strategy: what to ask each node for, and what to make of the answers.
+
+    Subclasses are frozen dataclasses whose fields are the strategy's parameters (set from
+    run-config keys prefixed with the strategy's name, e.g. ``knfu-beta``).
     """
 
     name: ClassVar[str]
     personalised: ClassVar[bool] = False
-    exchanges_knowledge: ClassVar[bool] = True
-    weight_averaging: ClassVar[bool] = False
+    identical_architectures: ClassVar[bool] = False
+    """Whether every node must run the same architecture (weight averaging)."""
+
+    @abstractmethod
+    def configure_round(
+        self, round_: int, nodes: Sequence[int], anchors: np.ndarray
+    ) -> dict[int, Instruction]:
+        """What each of ``nodes`` is asked to release in ``round_``.
+
+        ``anchors`` are the round's transfer-set rows (the coordinator's schedule); a
+        strategy that exchanges no soft labels ignores them.
+        """
+
+    @abstractmethod
+    def aggregate(self, round_: int, contributions: Mapping[int, Contribution]) -> Aggregate:
+        """Fuse the round's valid contributions (at least one) into what nodes receive."""
+
+
+class FusionStrategy(Strategy):
+    """Server-side fusion of the clients' soft labels into per-client targets.
+
+    Subclasses implement :meth:`_fuse` on already-validated inputs; the round hooks ask
+    every node for soft labels on the round's anchors and hand each its row of the result.
+    """
+
+    def configure_round(
+        self, round_: int, nodes: Sequence[int], anchors: np.ndarray
+    ) -> dict[int, Instruction]:
+        """Every node releases soft labels on ``anchors``."""
+        ask = Instruction(ReleaseKind.SOFT_LABELS, anchors)
+        return dict.fromkeys(nodes, ask)
+
+    def aggregate(self, round_: int, contributions: Mapping[int, Contribution]) -> Aggregate:
+        """:meth:`fuse` over the contributions, in node order; node k gets ``targets[k]``."""
+        nodes = sorted(contributions)
+        stacked = np.stack([_soft_labels(contributions[n]) for n in nodes])
+        result = self.fuse(
+            FusionInput(soft_labels=stacked, weights=contribution_weights(contributions, nodes))
+        )
+        return Aggregate(
+            per_node={n: Knowledge(targets=result.targets[k]) for k, n in enumerate(nodes)}
+        )
 
     def fuse(self, inputs: FusionInput) -> FusionResult:
         """Validate ``inputs``, then apply the strategy's formula.
@@ -113,6 +201,22 @@ class FusionStrategy(ABC):
         w
             float64 ``(K,)``, nonnegative, summing to 1.
         """
+
+
+def contribution_weights(
+    contributions: Mapping[int, Contribution], nodes: Sequence[int]
+) -> np.ndarray:
+    """Each node's record count, or uniform when none was reported (nodes under DP)."""
+    counts = np.array([contributions[n].num_examples for n in nodes], dtype=np.float64)
+    if not counts.any():
+        return np.ones_like(counts)
+    return counts
+
+
+def _soft_labels(contribution: Contribution) -> np.ndarray:
+    if contribution.soft_labels is None:
+        raise ValueError("a soft-label strategy got a contribution without soft labels")
+    return contribution.soft_labels
 
 
 def _checked_soft_labels(soft_labels: np.ndarray) -> np.ndarray:

@@ -5,8 +5,8 @@ Networks from Decentralized Data", AISTATS 2017, arXiv:1602.05629::
 
     θ[key] = Σ_j (n_j / Σ_i n_i) · θ_j[key]       for every key, homogeneous models only
 
-``fedavg_weights`` is the formula; ``FedAvg`` is only a registry marker, so configs can
-name ``fedavg`` and the coordinator can branch on ``weight_averaging``.
+``fedavg_weights`` is the formula; ``FedAvg`` the strategy: it asks every node for its
+weights and gives every node the average (a standing global model).
 """
 
 from __future__ import annotations
@@ -16,12 +16,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedkd.fusion.base import FusionInput, FusionResult, FusionStrategy
-from fedkd.fusion.registry import register_fusion
-
-_NOT_SOFT_LABELS = (
-    "fedavg averages model weights (use fedavg_weights), it does not fuse soft labels"
+from fedkd.fusion.base import (
+    Aggregate,
+    Contribution,
+    Instruction,
+    Knowledge,
+    Strategy,
+    contribution_weights,
 )
+from fedkd.fusion.registry import register_fusion
+from fedkd.wire.types import ReleaseKind
 
 
 def fedavg_weights(
@@ -80,17 +84,32 @@ def fedavg_weights(
 
 @register_fusion
 @dataclass(frozen=True)
-class FedAvg(FusionStrategy):
-    """Marker so configs can name ``fedavg``; it averages weights, not soft labels."""
+class FedAvg(Strategy):
+    """Weight averaging over the nodes that replied, weighted by reported record counts."""
 
     name = "fedavg"
-    personalised = False
-    exchanges_knowledge = False
-    weight_averaging = True
+    identical_architectures = True
 
-    def fuse(self, inputs: FusionInput) -> FusionResult:
-        """Always raises: there is nothing to fuse, see :func:`fedavg_weights`."""
-        raise ValueError(_NOT_SOFT_LABELS)
+    def configure_round(
+        self, round_: int, nodes: Sequence[int], anchors: np.ndarray
+    ) -> dict[int, Instruction]:
+        ask = Instruction(ReleaseKind.WEIGHTS, np.zeros(0, dtype=np.uint32))
+        return dict.fromkeys(nodes, ask)
 
-    def _fuse(self, p: np.ndarray, w: np.ndarray) -> FusionResult:
-        raise ValueError(_NOT_SOFT_LABELS)
+    def aggregate(self, round_: int, contributions: Mapping[int, Contribution]) -> Aggregate:
+        """The average stands for every node (also those that missed this round).
+
+        Raises
+        ------
+        ValueError
+            A contribution without weights, or models that do not match (named).
+        """
+        nodes = sorted(contributions)
+        states = []
+        for n in nodes:
+            weights = contributions[n].weights
+            if weights is None:
+                raise ValueError(f"node {n} contributed no weights to a weight-averaging round")
+            states.append(weights)
+        averaged = fedavg_weights(states, contribution_weights(contributions, nodes))
+        return Aggregate(per_node={}, shared=Knowledge(weights=averaged))

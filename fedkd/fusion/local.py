@@ -5,17 +5,19 @@ can win when local datasets are large and highly heterogeneous::
 
     F_k = P_k,        M = I
 
-The server never needs to call it (``exchanges_knowledge`` is False), but it behaves.
+Nodes are asked to release nothing, so the server never calls ``_fuse``; it still behaves.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from fedkd.fusion.base import FusionResult, FusionStrategy
+from fedkd.fusion.base import FusionResult, FusionStrategy, Instruction
 from fedkd.fusion.registry import register_fusion
+from fedkd.wire.types import ReleaseKind
 
 
 @register_fusion
@@ -25,7 +27,13 @@ class Local(FusionStrategy):
 
     name = "local"
     personalised = True
-    exchanges_knowledge = False
+
+    def configure_round(
+        self, round_: int, nodes: Sequence[int], anchors: np.ndarray
+    ) -> dict[int, Instruction]:
+        """Nobody releases anything."""
+        ask = Instruction(ReleaseKind.NOTHING, np.zeros(0, dtype=np.uint32))
+        return dict.fromkeys(nodes, ask)
 
     def _fuse(self, p: np.ndarray, w: np.ndarray) -> FusionResult:
         return FusionResult(targets=p.copy(), mixing=np.eye(p.shape[0]))

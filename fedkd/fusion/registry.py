@@ -1,4 +1,4 @@
-"""Name → strategy registry: a new strategy is one file plus one ``@register_fusion``.
+"""Name → strategy registry: a new strategy is one file with a ``@register_fusion`` class.
 
 Parameters arrive from TOML/CLI config as ``float | int | bool | str``; ``make_fusion``
 checks each against the type of the field's default, so ``top_m = 2.5`` or
@@ -7,16 +7,15 @@ checks each against the type of the field's default, so ``top_m = 2.5`` or
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from typing import TypeVar
 
-from fedkd.fusion.base import FusionStrategy
+from fedkd.fusion.base import Strategy
+from fedkd.plugins import Param, dataclass_params
 
-Param = float | int | bool | str
-FUSION_REGISTRY: dict[str, type[FusionStrategy]] = {}
+FUSION_REGISTRY: dict[str, type[Strategy]] = {}
 
-_S = TypeVar("_S", bound=type[FusionStrategy])
+_S = TypeVar("_S", bound=type[Strategy])
 
 
 def register_fusion(cls: _S) -> _S:
@@ -33,7 +32,7 @@ def register_fusion(cls: _S) -> _S:
     return cls
 
 
-def make_fusion(name: str, **params: Param) -> FusionStrategy:
+def make_fusion(name: str, **params: Param) -> Strategy:
     """Instantiate the strategy registered as ``name``.
 
     Parameters
@@ -45,7 +44,7 @@ def make_fusion(name: str, **params: Param) -> FusionStrategy:
 
     Returns
     -------
-    FusionStrategy
+    Strategy
 
     Raises
     ------
@@ -56,34 +55,17 @@ def make_fusion(name: str, **params: Param) -> FusionStrategy:
     if name not in FUSION_REGISTRY:
         raise ValueError(f"unknown fusion strategy {name!r}; known: {sorted(FUSION_REGISTRY)}")
     cls = FUSION_REGISTRY[name]
-    fields: dict[str, dataclasses.Field[object]] = (
-        {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
-    )
-    unknown = sorted(set(params) - set(fields))
-    if unknown:
-        raise ValueError(f"{name} has no parameter(s) {unknown}; known: {sorted(fields)}")
-    checked = {key: _typed(name, key, fields[key].default, value) for key, value in params.items()}
-    factory: Callable[..., FusionStrategy] = cls
-    return factory(**checked)
+    factory: Callable[..., Strategy] = cls
+    return factory(**dataclass_params(name, cls, dict(params)))
 
 
-def _typed(strategy: str, key: str, default: object, value: Param) -> Param:
-    if default is dataclasses.MISSING:
-        return value
-    # bool is a subclass of int, so it is tested first and never passes for a number.
-    if isinstance(default, bool):
-        ok = isinstance(value, bool)
-    elif isinstance(default, int):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif isinstance(default, float):
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        if ok:
-            return float(value)
-    else:
-        ok = isinstance(value, type(default))
-    if not ok:
-        raise ValueError(
-            f"{strategy} parameter {key} must be {type(default).__name__}, "
-            f"got {value!r} ({type(value).__name__})"
-        )
-    return value
+def param_owner(key: str) -> tuple[str, str] | None:
+    """``("knfu", "top_m")`` for the run-config key ``knfu-top-m``; None if no strategy owns it.
+
+    The longest registered name wins, so ``trimmed-mean-…`` never goes to ``mean``.
+    """
+    owners = [name for name in FUSION_REGISTRY if key.startswith(f"{name}-")]
+    if not owners:
+        return None
+    name = max(owners, key=len)
+    return name, key[len(name) + 1 :].replace("-", "_")

@@ -1,5 +1,8 @@
 """What a node's privacy machinery decides for one message, kept apart from the round loop.
 
+Everything here works on the node's :class:`~fedkd.privacy.policy.EffectivePrivacy` (the
+run's request bounded by the node's own policy), never on the server's run config.
+
 * :func:`plan_for` fixes σ for the whole federation (calibrated once for the total planned
   work, or given) and a round's DP steps;
 * :func:`spend_after` turns the ledger's history into the cumulative ``PrivacySpend``;
@@ -15,13 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedkd.config import RunConfig
-from fedkd.data.federated import DataSpec, build_federated_data
-from fedkd.data.transfer import content_digest
 from fedkd.privacy.accounting import Budget, DPSteps, History, calibrate_noise_multiplier
 from fedkd.privacy.accounting import epsilon as epsilon_of
 from fedkd.privacy.dp_sgd import sample_rate, steps_per_epoch
 from fedkd.privacy.ledger import Release
+from fedkd.privacy.policy import EffectivePrivacy, PolicyRefusal
 from fedkd.wire.types import KnowledgeReply, PrivacySpend
 
 DP_MECHANISM = "dp-sgd"
@@ -41,49 +42,77 @@ class PrivacyPlan:
         return DPSteps(self.noise_multiplier, self.sample_rate, self.steps_per_round)
 
 
+@dataclass(frozen=True)
+class TrainingPlan:
+    """The run's planned private work per node: rounds × local epochs at a batch size."""
+
+    num_rounds: int
+    local_epochs: int
+    batch_size: int
+
+
 @functools.lru_cache(maxsize=64)
-def plan_for(cfg: RunConfig, num_records: int) -> PrivacyPlan:
-    """σ for ``num_records`` private records: calibrated for rounds × epochs × steps."""
-    rate = sample_rate(num_records, cfg.batch_size)
-    per_round = cfg.local_epochs * steps_per_epoch(num_records, cfg.batch_size)
+def plan_for(privacy: EffectivePrivacy, training: TrainingPlan, num_records: int) -> PrivacyPlan:
+    """σ for ``num_records`` private records: calibrated for rounds × epochs × steps.
+
+    Raises
+    ------
+    PolicyRefusal
+        σ (given or calibrated) is below the policy's minimum noise multiplier.
+    """
+    rate = sample_rate(num_records, training.batch_size)
+    per_round = training.local_epochs * steps_per_epoch(num_records, training.batch_size)
     budget = (
-        Budget(epsilon=cfg.dp_target_epsilon, delta=cfg.dp_delta, accountant=cfg.dp_accountant)
-        if cfg.dp_target_epsilon > 0
+        Budget(epsilon=privacy.budget, delta=privacy.delta, accountant=privacy.accountant)
+        if math.isfinite(privacy.budget)
         else None
     )
-    if cfg.dp_noise_multiplier > 0:
-        sigma = cfg.dp_noise_multiplier
-    else:
+    if not privacy.calibrates:
+        sigma = privacy.noise_multiplier
+    elif budget is not None:
         sigma = calibrate_noise_multiplier(
-            target_epsilon=cfg.dp_target_epsilon,
-            target_delta=cfg.dp_delta,
+            target_epsilon=budget.epsilon,
+            target_delta=privacy.delta,
             sample_rate=rate,
-            steps=max(1, cfg.num_server_rounds * per_round),
-            accountant=cfg.dp_accountant,
+            steps=max(1, training.num_rounds * per_round),
+            accountant=privacy.accountant,
+        )
+    else:
+        raise ValueError("DP-SGD needs a target ε (budget) or a fixed noise multiplier")
+    if sigma < privacy.min_noise_multiplier:
+        raise PolicyRefusal(
+            f"σ = {sigma:.4g} for this run is below the node's minimum "
+            f"{privacy.min_noise_multiplier:g}"
         )
     return PrivacyPlan(sigma, rate, per_round, budget)
 
 
-@functools.lru_cache(maxsize=64)
-def private_digest(spec: DataSpec, partition_id: int) -> str:
-    """Content digest of a node's private records: the key its budget is kept under.
+def claims_dp(privacy: EffectivePrivacy) -> bool:
+    """Whether releases are post-processing of the DP model only (so ε is reported).
 
-    Cached per process: hashing an MNIST-sized client is tens of milliseconds per message.
+    A swing scorer that reads private records breaks that: the release then depends on
+    private data outside DP-SGD, and no ε may be claimed for it.
     """
-    train = build_federated_data(spec).clients[partition_id].train
-    return content_digest(train.x, train.y)
+    if not privacy.dp:
+        return False
+    from fedkd.privacy.scorers import make_scorer
+
+    scorer = privacy.swing_scorer
+    return not (scorer and make_scorer(scorer).reads_private_records)
 
 
-def spend_after(cfg: RunConfig, history: History, plan: PrivacyPlan | None) -> PrivacySpend:
+def spend_after(
+    privacy: EffectivePrivacy, history: History, plan: PrivacyPlan | None
+) -> PrivacySpend:
     """The cumulative spend to report; ``mechanism == "none"`` when no ε may be claimed."""
-    if plan is None or not cfg.claims_dp:
+    if plan is None or not claims_dp(privacy):
         return PrivacySpend(mechanism="none")
     total = sum(h.steps for h in history)
     return PrivacySpend(
         mechanism=DP_MECHANISM,
-        epsilon=epsilon_of(history, delta=cfg.dp_delta, accountant=cfg.dp_accountant),
-        delta=cfg.dp_delta,
-        accountant=cfg.dp_accountant,
+        epsilon=epsilon_of(history, delta=privacy.delta, accountant=privacy.accountant),
+        delta=privacy.delta,
+        accountant=privacy.accountant,
         noise_multiplier=plan.noise_multiplier,
         sample_rate=plan.sample_rate,
         steps=total,
@@ -131,7 +160,7 @@ def payload_sha256(reply: KnowledgeReply) -> str:
 
 
 def release_record(
-    cfg: RunConfig,
+    privacy: EffectivePrivacy,
     reply: KnowledgeReply,
     *,
     dataset_digest: str,
@@ -146,13 +175,16 @@ def release_record(
         node_id=reply.node_id,
         dataset_digest=dataset_digest,
         transfer_digest=transfer_digest,
-        mechanism=reply.privacy.mechanism if claims else ("dp-sgd-unclaimed" if cfg.dp else "none"),
-        accountant=cfg.dp_accountant if cfg.dp else "",
+        mechanism=reply.privacy.mechanism
+        if claims
+        else ("dp-sgd-unclaimed" if privacy.dp else "none"),
+        accountant=privacy.accountant if privacy.dp else "",
         noise_multiplier=taken.noise_multiplier if taken else 0.0,
         sample_rate=taken.sample_rate if taken else 0.0,
         steps=taken.steps if taken else 0,
         epsilon=reply.privacy.epsilon if claims else None,
-        delta=cfg.dp_delta if cfg.dp else 0.0,
+        delta=privacy.delta if privacy.dp else 0.0,
         payload_sha256=payload_sha256(reply),
         fields_sent=fields_sent(reply),
+        policy=privacy.policy.to_json(),
     )

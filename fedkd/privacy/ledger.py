@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS releases (
     delta            REAL    NOT NULL,
     payload_sha256   TEXT    NOT NULL,
     fields_sent      TEXT    NOT NULL,
+    policy           TEXT    NOT NULL DEFAULT '',  -- the node's privacy policy, canonical JSON
     created_at       TEXT    NOT NULL,
     prev_hash        TEXT    NOT NULL,
     row_hash         TEXT    NOT NULL UNIQUE
@@ -76,9 +77,10 @@ class Release:
     delta: float
     payload_sha256: str
     fields_sent: tuple[str, ...]
+    policy: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LedgerRow(Release):
     seq: int
     created_at: str
@@ -88,6 +90,9 @@ class LedgerRow(Release):
 
 def row_digest(prev_hash: str, release: Release, *, seq: int, created_at: str) -> str:
     body = {**asdict(release), "fields_sent": list(release.fields_sent)}
+    if not release.policy:
+        # Rows written before policies were recorded were hashed without the field.
+        del body["policy"]
     body.update(seq=seq, created_at=created_at)
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
@@ -121,6 +126,7 @@ class Ledger:
         try:
             with ledger._connect() as db:
                 db.executescript(_SCHEMA)
+                _add_policy_column(db)
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"privacy ledger {ledger.path} is unreadable: {exc}") from exc
         chain = ledger.verify_chain()
@@ -221,6 +227,13 @@ class Ledger:
                 entry = DPSteps(row.noise_multiplier, row.sample_rate, row.steps)
                 history = compose(history, entry)
         return history
+
+
+def _add_policy_column(db: sqlite3.Connection) -> None:
+    """Ledgers created before policies were recorded get the column (empty on old rows)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(releases)")}
+    if "policy" not in columns:
+        db.execute("ALTER TABLE releases ADD COLUMN policy TEXT NOT NULL DEFAULT ''")
 
 
 def rows_to_csv(rows: Sequence[LedgerRow]) -> str:

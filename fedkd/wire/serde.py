@@ -21,6 +21,7 @@ from fedkd.wire.types import (
     KnowledgeRequest,
     ModelWeights,
     PrivacySpend,
+    ReleaseKind,
     Status,
     StatusCode,
     TransferSetRef,
@@ -46,8 +47,16 @@ _STATUS_TO_PROTO = {
     StatusCode.INVALID_REQUEST: knowledge_pb2.Status.CODE_INVALID_REQUEST,
     StatusCode.INTERNAL_ERROR: knowledge_pb2.Status.CODE_INTERNAL_ERROR,
     StatusCode.LEDGER_REFUSED: knowledge_pb2.Status.CODE_LEDGER_REFUSED,
+    StatusCode.POLICY_REFUSED: knowledge_pb2.Status.CODE_POLICY_REFUSED,
+    StatusCode.UNAVAILABLE: knowledge_pb2.Status.CODE_UNAVAILABLE,
 }
 _STATUS_FROM_PROTO = {v: k for k, v in _STATUS_TO_PROTO.items()}
+_RELEASE_TO_PROTO = {
+    ReleaseKind.NOTHING: knowledge_pb2.RELEASE_KIND_NOTHING,
+    ReleaseKind.SOFT_LABELS: knowledge_pb2.RELEASE_KIND_SOFT_LABELS,
+    ReleaseKind.WEIGHTS: knowledge_pb2.RELEASE_KIND_WEIGHTS,
+}
+_RELEASE_FROM_PROTO = {v: k for k, v in _RELEASE_TO_PROTO.items()}
 INT8_MAX = 127
 
 
@@ -251,6 +260,7 @@ def knowledge_request_to_proto(request: KnowledgeRequest) -> knowledge_pb2.Knowl
         transfer_set=transfer_set_to_proto(request.transfer_set),
         reply_dtype=_DTYPE_TO_PROTO[request.reply_dtype],
         ledger_head=request.ledger_head,
+        release=_RELEASE_TO_PROTO[request.release],
         **_anchors_to_proto(request.anchor_indices, request.transfer_set),
     )
     if request.fused is not None:
@@ -264,6 +274,8 @@ def knowledge_request_from_proto(message: knowledge_pb2.KnowledgeRequest) -> Kno
     _check_schema_version(message.schema_version, "KnowledgeRequest")
     if message.reply_dtype not in _DTYPE_FROM_PROTO:
         raise PayloadError(f"unsupported reply dtype code {message.reply_dtype}")
+    if message.release not in _RELEASE_FROM_PROTO:
+        raise PayloadError(f"unknown release kind {message.release}")
     fused = None
     if message.HasField("fused"):
         _check_schema_version(message.fused.schema_version, "FusedKnowledge")
@@ -281,6 +293,7 @@ def knowledge_request_from_proto(message: knowledge_pb2.KnowledgeRequest) -> Kno
             else None
         ),
         ledger_head=message.ledger_head,
+        release=_RELEASE_FROM_PROTO[message.release],
     )
 
 

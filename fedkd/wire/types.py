@@ -29,6 +29,16 @@ class StatusCode(enum.Enum):
     INVALID_REQUEST = "invalid-request"
     INTERNAL_ERROR = "internal-error"
     LEDGER_REFUSED = "ledger-refused"
+    POLICY_REFUSED = "policy-refused"
+    UNAVAILABLE = "unavailable"
+
+
+class ReleaseKind(enum.Enum):
+    """What the server asks a node to release after local training."""
+
+    NOTHING = "nothing"
+    SOFT_LABELS = "soft-labels"
+    WEIGHTS = "weights"
 
 
 @dataclass(frozen=True)
@@ -106,6 +116,7 @@ class KnowledgeRequest:
     reply_dtype: WireDType = WireDType.FLOAT32
     global_weights: ModelWeights | None = None
     ledger_head: str = ""
+    release: ReleaseKind = ReleaseKind.SOFT_LABELS
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from fedkd.wire.v1 import privacy_pb2 as fedkd_dot_v1_dot_privacy__pb2
 from fedkd.wire.v1 import tensor_pb2 as fedkd_dot_v1_dot_tensor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66\x65\x64kd/v1/knowledge.proto\x12\x08\x66\x65\x64kd.v1\x1a\x16\x66\x65\x64kd/v1/privacy.proto\x1a\x15\x66\x65\x64kd/v1/tensor.proto\"\xe2\x01\n\x06Status\x12#\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x15.fedkd.v1.Status.Code\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xa2\x01\n\x04\x43ode\x12\x14\n\x10\x43ODE_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x43ODE_OK\x10\x01\x12\x10\n\x0c\x43ODE_SKIPPED\x10\x02\x12\x19\n\x15\x43ODE_BUDGET_EXHAUSTED\x10\x03\x12\x18\n\x14\x43ODE_INVALID_REQUEST\x10\x04\x12\x17\n\x13\x43ODE_INTERNAL_ERROR\x10\x05\x12\x17\n\x13\x43ODE_LEDGER_REFUSED\x10\x06\"\xba\x02\n\x10KnowledgeRequest\x12\x16\n\x0eschema_version\x18\x01 \x01(\r\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\r\n\x05round\x18\x03 \x01(\r\x12.\n\x0ctransfer_set\x18\x04 \x01(\x0b\x32\x18.fedkd.v1.TransferSetRef\x12\x16\n\x0e\x61nchor_indices\x18\x05 \x03(\r\x12\'\n\x05\x66used\x18\x06 \x01(\x0b\x32\x18.fedkd.v1.FusedKnowledge\x12$\n\x0breply_dtype\x18\x07 \x01(\x0e\x32\x0f.fedkd.v1.DType\x12.\n\x0eglobal_weights\x18\x08 \x01(\x0b\x32\x16.fedkd.v1.ModelWeights\x12\x13\n\x0b\x61ll_anchors\x18\t \x01(\x08\x12\x13\n\x0bledger_head\x18\n \x01(\t\"\xdd\x02\n\x0eKnowledgeReply\x12\x16\n\x0eschema_version\x18\x01 \x01(\r\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\r\n\x05round\x18\x03 \x01(\r\x12\x0f\n\x07node_id\x18\x04 \x01(\x04\x12.\n\x0ctransfer_set\x18\x05 \x01(\x0b\x32\x18.fedkd.v1.TransferSetRef\x12%\n\x0bsoft_labels\x18\x06 \x01(\x0b\x32\x10.fedkd.v1.Tensor\x12\x14\n\x0cnum_examples\x18\x07 \x01(\x04\x12\'\n\x07privacy\x18\x08 \x01(\x0b\x32\x16.fedkd.v1.PrivacySpend\x12 \n\x06status\x18\t \x01(\x0b\x32\x10.fedkd.v1.Status\x12\'\n\x07weights\x18\n \x01(\x0b\x32\x16.fedkd.v1.ModelWeights\x12\"\n\x04\x65val\x18\x0b \x01(\x0b\x32\x14.fedkd.v1.EvalReport\"\xdf\x02\n\nEvalReport\x12\x17\n\x0f\x65valuated_round\x18\x01 \x01(\r\x12\x14\n\x0cpartition_id\x18\x02 \x01(\r\x12\x16\n\x0elocal_accuracy\x18\x03 \x01(\x01\x12\x12\n\nlocal_loss\x18\x04 \x01(\x01\x12\x1b\n\x13local_test_examples\x18\x05 \x01(\r\x12\x17\n\x0fglobal_accuracy\x18\x06 \x01(\x01\x12\x13\n\x0bglobal_loss\x18\x07 \x01(\x01\x12\x12\n\ntrain_loss\x18\x08 \x01(\x01\x12\x14\n\x0c\x64istill_loss\x18\t \x01(\x01\x12=\n\rphase_seconds\x18\n \x03(\x0b\x32&.fedkd.v1.EvalReport.PhaseSecondsEntry\x12\r\n\x05model\x18\x0b \x01(\t\x1a\x33\n\x11PhaseSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xd9\x01\n\x0e\x46usedKnowledge\x12\x16\n\x0eschema_version\x18\x01 \x01(\r\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\r\n\x05round\x18\x03 \x01(\r\x12.\n\x0ctransfer_set\x18\x04 \x01(\x0b\x32\x18.fedkd.v1.TransferSetRef\x12\x16\n\x0e\x61nchor_indices\x18\x05 \x03(\r\x12!\n\x07targets\x18\x06 \x01(\x0b\x32\x10.fedkd.v1.Tensor\x12\x10\n\x08strategy\x18\x07 \x01(\t\x12\x13\n\x0b\x61ll_anchors\x18\x08 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66\x65\x64kd/v1/knowledge.proto\x12\x08\x66\x65\x64kd.v1\x1a\x16\x66\x65\x64kd/v1/privacy.proto\x1a\x15\x66\x65\x64kd/v1/tensor.proto\"\x91\x02\n\x06Status\x12#\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x15.fedkd.v1.Status.Code\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\xd1\x01\n\x04\x43ode\x12\x14\n\x10\x43ODE_UNSPECIFIED\x10\x00\x12\x0b\n\x07\x43ODE_OK\x10\x01\x12\x10\n\x0c\x43ODE_SKIPPED\x10\x02\x12\x19\n\x15\x43ODE_BUDGET_EXHAUSTED\x10\x03\x12\x18\n\x14\x43ODE_INVALID_REQUEST\x10\x04\x12\x17\n\x13\x43ODE_INTERNAL_ERROR\x10\x05\x12\x17\n\x13\x43ODE_LEDGER_REFUSED\x10\x06\x12\x17\n\x13\x43ODE_POLICY_REFUSED\x10\x07\x12\x14\n\x10\x43ODE_UNAVAILABLE\x10\x08\"\xe2\x02\n\x10KnowledgeRequest\x12\x16\n\x0eschema_version\x18\x01 \x01(\r\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\r\n\x05round\x18\x03 \x01(\r\x12.\n\x0ctransfer_set\x18\x04 \x01(\x0b\x32\x18.fedkd.v1.TransferSetRef\x12\x16\n\x0e\x61nchor_indices\x18\x05 \x03(\r\x12\'\n\x05\x66used\x18\x06 \x01(\x0b\x32\x18.fedkd.v1.FusedKnowledge\x12$\n\x0breply_dtype\x18\x07 \x01(\x0e\x32\x0f.fedkd.v1.DType\x12.\n\x0eglobal_weights\x18\x08 \x01(\x0b\x32\x16.fedkd.v1.ModelWeights\x12\x13\n\x0b\x61ll_anchors\x18\t \x01(\x08\x12\x13\n\x0bledger_head\x18\n \x01(\t\x12&\n\x07release\x18\x0b \x01(\x0e\x32\x15.fedkd.v1.ReleaseKind\"\xdd\x02\n\x0eKnowledgeReply\x12\x16\n\x0eschema_version\x18\x01 \x01(\r\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\r\n\x05round\x18\x03 \x01(\r\x12\x0f\n\x07node_id\x18\x04 \x01(\x04\x12.\n\x0ctransfer_set\x18\x05 \x01(\x0b\x32\x18.fedkd.v1.TransferSetRef\x12%\n\x0bsoft_labels\x18\x06 \x01(\x0b\x32\x10.fedkd.v1.Tensor\x12\x14\n\x0cnum_examples\x18\x07 \x01(\x04\x12\'\n\x07privacy\x18\x08 \x01(\x0b\x32\x16.fedkd.v1.PrivacySpend\x12 \n\x06status\x18\t \x01(\x0b\x32\x10.fedkd.v1.Status\x12\'\n\x07weights\x18\n \x01(\x0b\x32\x16.fedkd.v1.ModelWeights\x12\"\n\x04\x65val\x18\x0b \x01(\x0b\x32\x14.fedkd.v1.EvalReport\"\xdf\x02\n\nEvalReport\x12\x17\n\x0f\x65valuated_round\x18\x01 \x01(\r\x12\x14\n\x0cpartition_id\x18\x02 \x01(\r\x12\x16\n\x0elocal_accuracy\x18\x03 \x01(\x01\x12\x12\n\nlocal_loss\x18\x04 \x01(\x01\x12\x1b\n\x13local_test_examples\x18\x05 \x01(\r\x12\x17\n\x0fglobal_accuracy\x18\x06 \x01(\x01\x12\x13\n\x0bglobal_loss\x18\x07 \x01(\x01\x12\x12\n\ntrain_loss\x18\x08 \x01(\x01\x12\x14\n\x0c\x64istill_loss\x18\t \x01(\x01\x12=\n\rphase_seconds\x18\n \x03(\x0b\x32&.fedkd.v1.EvalReport.PhaseSecondsEntry\x12\r\n\x05model\x18\x0b \x01(\t\x1a\x33\n\x11PhaseSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\"\xd9\x01\n\x0e\x46usedKnowledge\x12\x16\n\x0eschema_version\x18\x01 \x01(\r\x12\x0e\n\x06run_id\x18\x02 \x01(\t\x12\r\n\x05round\x18\x03 \x01(\r\x12.\n\x0ctransfer_set\x18\x04 \x01(\x0b\x32\x18.fedkd.v1.TransferSetRef\x12\x16\n\x0e\x61nchor_indices\x18\x05 \x03(\r\x12!\n\x07targets\x18\x06 \x01(\x0b\x32\x10.fedkd.v1.Tensor\x12\x10\n\x08strategy\x18\x07 \x01(\t\x12\x13\n\x0b\x61ll_anchors\x18\x08 \x01(\x08*}\n\x0bReleaseKind\x12\x1c\n\x18RELEASE_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14RELEASE_KIND_NOTHING\x10\x01\x12\x1c\n\x18RELEASE_KIND_SOFT_LABELS\x10\x02\x12\x18\n\x14RELEASE_KIND_WEIGHTS\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,18 +35,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EVALREPORT_PHASESECONDSENTRY']._loaded_options = None
   _globals['_EVALREPORT_PHASESECONDSENTRY']._serialized_options = b'8\001'
+  _globals['_RELEASEKIND']._serialized_start=1644
+  _globals['_RELEASEKIND']._serialized_end=1769
   _globals['_STATUS']._serialized_start=86
-  _globals['_STATUS']._serialized_end=312
+  _globals['_STATUS']._serialized_end=359
   _globals['_STATUS_CODE']._serialized_start=150
-  _globals['_STATUS_CODE']._serialized_end=312
-  _globals['_KNOWLEDGEREQUEST']._serialized_start=315
-  _globals['_KNOWLEDGEREQUEST']._serialized_end=629
-  _globals['_KNOWLEDGEREPLY']._serialized_start=632
-  _globals['_KNOWLEDGEREPLY']._serialized_end=981
-  _globals['_EVALREPORT']._serialized_start=984
-  _globals['_EVALREPORT']._serialized_end=1335
-  _globals['_EVALREPORT_PHASESECONDSENTRY']._serialized_start=1284
-  _globals['_EVALREPORT_PHASESECONDSENTRY']._serialized_end=1335
-  _globals['_FUSEDKNOWLEDGE']._serialized_start=1338
-  _globals['_FUSEDKNOWLEDGE']._serialized_end=1555
+  _globals['_STATUS_CODE']._serialized_end=359
+  _globals['_KNOWLEDGEREQUEST']._serialized_start=362
+  _globals['_KNOWLEDGEREQUEST']._serialized_end=716
+  _globals['_KNOWLEDGEREPLY']._serialized_start=719
+  _globals['_KNOWLEDGEREPLY']._serialized_end=1068
+  _globals['_EVALREPORT']._serialized_start=1071
+  _globals['_EVALREPORT']._serialized_end=1422
+  _globals['_EVALREPORT_PHASESECONDSENTRY']._serialized_start=1371
+  _globals['_EVALREPORT_PHASESECONDSENTRY']._serialized_end=1422
+  _globals['_FUSEDKNOWLEDGE']._serialized_start=1425
+  _globals['_FUSEDKNOWLEDGE']._serialized_end=1642
 # @@protoc_insertion_point(module_scope)

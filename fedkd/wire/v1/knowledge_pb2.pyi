@@ -9,6 +9,17 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ReleaseKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RELEASE_KIND_UNSPECIFIED: _ClassVar[ReleaseKind]
+    RELEASE_KIND_NOTHING: _ClassVar[ReleaseKind]
+    RELEASE_KIND_SOFT_LABELS: _ClassVar[ReleaseKind]
+    RELEASE_KIND_WEIGHTS: _ClassVar[ReleaseKind]
+RELEASE_KIND_UNSPECIFIED: ReleaseKind
+RELEASE_KIND_NOTHING: ReleaseKind
+RELEASE_KIND_SOFT_LABELS: ReleaseKind
+RELEASE_KIND_WEIGHTS: ReleaseKind
+
 class Status(_message.Message):
     __slots__ = ("code", "reason")
     class Code(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
@@ -20,6 +31,8 @@ class Status(_message.Message):
         CODE_INVALID_REQUEST: _ClassVar[Status.Code]
         CODE_INTERNAL_ERROR: _ClassVar[Status.Code]
         CODE_LEDGER_REFUSED: _ClassVar[Status.Code]
+        CODE_POLICY_REFUSED: _ClassVar[Status.Code]
+        CODE_UNAVAILABLE: _ClassVar[Status.Code]
     CODE_UNSPECIFIED: Status.Code
     CODE_OK: Status.Code
     CODE_SKIPPED: Status.Code
@@ -27,6 +40,8 @@ class Status(_message.Message):
     CODE_INVALID_REQUEST: Status.Code
     CODE_INTERNAL_ERROR: Status.Code
     CODE_LEDGER_REFUSED: Status.Code
+    CODE_POLICY_REFUSED: Status.Code
+    CODE_UNAVAILABLE: Status.Code
     CODE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     code: Status.Code
@@ -34,7 +49,7 @@ class Status(_message.Message):
     def __init__(self, code: _Optional[_Union[Status.Code, str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class KnowledgeRequest(_message.Message):
-    __slots__ = ("schema_version", "run_id", "round", "transfer_set", "anchor_indices", "fused", "reply_dtype", "global_weights", "all_anchors", "ledger_head")
+    __slots__ = ("schema_version", "run_id", "round", "transfer_set", "anchor_indices", "fused", "reply_dtype", "global_weights", "all_anchors", "ledger_head", "release")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
@@ -45,6 +60,7 @@ class KnowledgeRequest(_message.Message):
     GLOBAL_WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     ALL_ANCHORS_FIELD_NUMBER: _ClassVar[int]
     LEDGER_HEAD_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_FIELD_NUMBER: _ClassVar[int]
     schema_version: int
     run_id: str
     round: int
@@ -55,7 +71,8 @@ class KnowledgeRequest(_message.Message):
     global_weights: _tensor_pb2.ModelWeights
     all_anchors: bool
     ledger_head: str
-    def __init__(self, schema_version: _Optional[int] = ..., run_id: _Optional[str] = ..., round: _Optional[int] = ..., transfer_set: _Optional[_Union[_tensor_pb2.TransferSetRef, _Mapping]] = ..., anchor_indices: _Optional[_Iterable[int]] = ..., fused: _Optional[_Union[FusedKnowledge, _Mapping]] = ..., reply_dtype: _Optional[_Union[_tensor_pb2.DType, str]] = ..., global_weights: _Optional[_Union[_tensor_pb2.ModelWeights, _Mapping]] = ..., all_anchors: _Optional[bool] = ..., ledger_head: _Optional[str] = ...) -> None: ...
+    release: ReleaseKind
+    def __init__(self, schema_version: _Optional[int] = ..., run_id: _Optional[str] = ..., round: _Optional[int] = ..., transfer_set: _Optional[_Union[_tensor_pb2.TransferSetRef, _Mapping]] = ..., anchor_indices: _Optional[_Iterable[int]] = ..., fused: _Optional[_Union[FusedKnowledge, _Mapping]] = ..., reply_dtype: _Optional[_Union[_tensor_pb2.DType, str]] = ..., global_weights: _Optional[_Union[_tensor_pb2.ModelWeights, _Mapping]] = ..., all_anchors: _Optional[bool] = ..., ledger_head: _Optional[str] = ..., release: _Optional[_Union[ReleaseKind, str]] = ...) -> None: ...
 
 class KnowledgeReply(_message.Message):
     __slots__ = ("schema_version", "run_id", "round", "node_id", "transfer_set", "soft_labels", "num_examples", "privacy", "status", "weights", "eval")

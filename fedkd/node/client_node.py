@@ -1,0 +1,349 @@
+"""A client node: its own data, model and privacy policy, driven by one request at a time.
+
+The node is built from its own :class:`~fedkd.node.config.NodeConfig` (data provider,
+architecture, privacy policy, state directory) and the run's protocol (the server's run
+config: epochs, learning rates, and the privacy it *asks* for).  The request says what to
+release; the node never sees a fusion strategy.  Per message:
+
+1. decode and check the request against the public data (``invalid-request``);
+2. load its private records through its provider (``unavailable``: details stay local);
+3. resolve the run's privacy request against its policy (``policy-refused``);
+4. open and verify its ledger (``ledger-refused``), refuse a round past its budget
+   (``budget-exhausted``);
+5. absorb, evaluate, train, release (:mod:`fedkd.node.round_work`);
+6. redact what may not leave, record the reply in the ledger, return it.
+
+Flower re-creates the ClientApp for every message, so the model's state comes in and goes
+out as arrays; public and private data are cached per process.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from fedkd.config import RunConfig
+from fedkd.data.private import PrivateData
+from fedkd.data.providers import DataValidationError, PrivateDataProvider, make_provider
+from fedkd.data.public import PublicData, PublicDataSpec, load_public_data
+from fedkd.distill.device import pick_device
+from fedkd.node import round_work
+from fedkd.node.budget import budget_refusal
+from fedkd.node.config import NodeConfig
+from fedkd.node.local_log import NodeLog
+from fedkd.node.model import init_model, load_state, model_state
+from fedkd.node.records import record_reply
+from fedkd.node.redaction import redact_report, reported_record_count
+from fedkd.privacy.accounting import DPSteps, compose
+from fedkd.privacy.guard import PrivacyPlan, TrainingPlan, plan_for, spend_after
+from fedkd.privacy.ledger import GENESIS, Ledger, LedgerError
+from fedkd.privacy.policy import EffectivePrivacy, PolicyRefusal, PrivacyRequest, resolve_privacy
+from fedkd.wire.errors import PayloadError
+from fedkd.wire.serde import knowledge_reply_to_bytes, knowledge_request_from_bytes
+from fedkd.wire.types import (
+    KnowledgeReply,
+    KnowledgeRequest,
+    ModelWeights,
+    Status,
+    StatusCode,
+    TransferSetRef,
+    WireDType,
+)
+
+UNAVAILABLE_REASON = "the node is not taking part (see its local log)"
+"""Fixed text: the server learns that a node is absent, never why in terms of its records."""
+
+
+class _Refused(Exception):
+    def __init__(self, code: StatusCode, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def privacy_request(run: RunConfig) -> PrivacyRequest:
+    """The privacy the server's run config asks for."""
+    return PrivacyRequest(
+        dp=run.dp,
+        target_epsilon=run.dp_target_epsilon,
+        noise_multiplier=run.dp_noise_multiplier,
+        delta=run.dp_delta,
+        max_grad_norm=run.dp_max_grad_norm,
+        accountant=run.dp_accountant,
+        swing_scorer=run.swing_scorer,
+        reproducible=run.dp_reproducible,
+    )
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    public: PublicData
+    private: PrivateData
+
+
+class ClientNode:
+    """One node: ``handle`` serves a request and returns the reply and the state to keep."""
+
+    def __init__(self, config: NodeConfig, run: RunConfig, *, node_id: int) -> None:
+        self.config = config
+        self.run = run
+        self.node_id = node_id
+        self.log = NodeLog(eval_path=config.eval_log_path, log_path=config.log_path)
+
+    @property
+    def public_spec(self) -> PublicDataSpec:
+        """The node's local copy of the public bundle, else what the run names."""
+        if self.config.public_data:
+            return replace(self.run.public_spec, bundle=self.config.public_data)
+        return self.run.public_spec
+
+    @property
+    def architecture(self) -> str:
+        return self.config.model or self.run.model
+
+    def check(self) -> PrivateData:
+        """Load and validate everything the node needs before it joins (``fedkd node check``).
+
+        Raises
+        ------
+        DataValidationError
+            Its records (or its configuration of them) cannot be used.
+        ValueError, FileNotFoundError
+            Its public data or provider configuration is wrong.
+        """
+        return self._load().private
+
+    def handle(
+        self, request_bytes: bytes, state: ModelWeights | None, *, train: bool = True
+    ) -> tuple[bytes, ModelWeights | None]:
+        """Serve one request; a refusal leaves ``state`` untouched."""
+        try:
+            request = knowledge_request_from_bytes(
+                request_bytes, max_bytes=self.run.max_payload_bytes
+            )
+        except PayloadError as exc:
+            ref = TransferSetRef(digest="", num_samples=0, num_classes=0)
+            return self._bytes(_refusal(0, "", ref, StatusCode.INVALID_REQUEST, exc.reason)), state
+        try:
+            reply, new_state = self._serve(request, state, train=train)
+        except _Refused as refused:
+            reply = self._refusal(request, refused.code, refused.reason)
+            new_state = state
+        return self._bytes(reply), new_state
+
+    # --- one message ----------------------------------------------------------------------
+
+    def _serve(
+        self, request: KnowledgeRequest, state: ModelWeights | None, *, train: bool
+    ) -> tuple[KnowledgeReply, ModelWeights | None]:
+        loaded = self._load_or_stand_aside()
+        _check_request(request, loaded.public)
+        privacy = self._resolve()
+        ledger = self._open_ledger(request)
+        history = ledger.history(loaded.private.digest)
+        plan = self._plan(privacy, len(loaded.private.train)) if privacy.dp else None
+        if train:
+            reason = budget_refusal(plan, history)
+            if reason:
+                refusal = replace(
+                    self._refusal(request, StatusCode.BUDGET_EXHAUSTED, reason),
+                    privacy=spend_after(privacy, history, plan),
+                )
+                return self._record(ledger, refusal, privacy, loaded, taken=None), state
+
+        model = init_model(
+            self.architecture,
+            input_shape=loaded.public.input_shape,
+            num_classes=loaded.public.num_classes,
+            run_seed=self.run.seed,
+        )
+        if state is not None:
+            load_state(model, state)
+        model.to(pick_device(self.config.device))
+        work = round_work.RoundWork(
+            run=self.run,
+            privacy=privacy,
+            public=loaded.public,
+            private=loaded.private,
+            model=model,
+            node_index=self.config.partition_id,
+            architecture=self.architecture,
+        )
+        seconds: dict[str, float] = {}
+        tick = time.perf_counter()
+        distill_loss = round_work.absorb(work, request)
+        seconds["distill"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        report = round_work.evaluate(work, request.round - 1, distill_loss)
+        seconds["evaluate"] = time.perf_counter() - tick
+
+        train_loss, taken = float("nan"), None
+        tick = time.perf_counter()
+        if train:
+            train_loss, taken = round_work.train(work, request.round, plan)
+            if taken is not None:
+                history = compose(history, taken)
+        seconds["train"] = time.perf_counter() - tick
+
+        tick = time.perf_counter()
+        released, weights = round_work.release(work, request)
+        seconds["extract"] = time.perf_counter() - tick
+
+        report = replace(report, train_loss=train_loss, phase_seconds=seconds)
+        if privacy.dp:
+            self.log.evaluation(report)
+        reply = KnowledgeReply(
+            run_id=request.run_id,
+            round=request.round,
+            node_id=self.node_id,
+            transfer_set=_ref(loaded.public),
+            soft_labels=released,
+            num_examples=reported_record_count(len(loaded.private.train), dp=privacy.dp),
+            privacy=spend_after(privacy, history, plan),
+            status=Status(StatusCode.OK if train else StatusCode.SKIPPED),
+            dtype=request.reply_dtype,
+            weights=weights,
+            eval=redact_report(report, dp=privacy.dp),
+        )
+        return self._record(ledger, reply, privacy, loaded, taken=taken), model_state(model)
+
+    # --- the units a message goes through -------------------------------------------------
+
+    def _load(self) -> _Loaded:
+        provider = make_provider(self.config.data, dict(self.config.data_options))
+        return _load_data(provider, self.public_spec)
+
+    def _load_or_stand_aside(self) -> _Loaded:
+        try:
+            return self._load()
+        except DataValidationError as exc:
+            self.log.problem(f"node {self.config.name} is not taking part: {exc}")
+        except (ValueError, OSError) as exc:
+            self.log.problem(f"node {self.config.name} cannot load its data: {exc}")
+        raise _Refused(StatusCode.UNAVAILABLE, UNAVAILABLE_REASON)
+
+    def _resolve(self) -> EffectivePrivacy:
+        try:
+            return resolve_privacy(self.config.policy, privacy_request(self.run))
+        except PolicyRefusal as exc:
+            self.log.problem(f"node {self.config.name} refused the run: {exc}")
+            raise _Refused(StatusCode.POLICY_REFUSED, str(exc)) from exc
+
+    def _plan(self, privacy: EffectivePrivacy, num_records: int) -> PrivacyPlan:
+        training = TrainingPlan(
+            num_rounds=self.run.num_server_rounds,
+            local_epochs=self.run.local_epochs,
+            batch_size=self.run.batch_size,
+        )
+        try:
+            return plan_for(privacy, training, num_records)
+        except PolicyRefusal as exc:
+            self.log.problem(f"node {self.config.name} refused the run: {exc}")
+            raise _Refused(StatusCode.POLICY_REFUSED, str(exc)) from exc
+
+    def _open_ledger(self, request: KnowledgeRequest) -> Ledger:
+        try:
+            return Ledger.open(
+                self.config.ledger_path, expected_head=request.ledger_head or GENESIS
+            )
+        except LedgerError as exc:
+            self.log.problem(f"node {self.config.name}: {exc}")
+            raise _Refused(StatusCode.LEDGER_REFUSED, str(exc)) from exc
+
+    def _record(
+        self,
+        ledger: Ledger,
+        reply: KnowledgeReply,
+        privacy: EffectivePrivacy,
+        loaded: _Loaded,
+        *,
+        taken: DPSteps | None,
+    ) -> KnowledgeReply:
+        return record_reply(
+            ledger,
+            reply,
+            privacy=privacy,
+            dataset_digest=loaded.private.digest,
+            transfer_digest=loaded.public.transfer.digest,
+            taken=taken,
+        )
+
+    def _refusal(self, request: KnowledgeRequest, code: StatusCode, reason: str) -> KnowledgeReply:
+        return _refusal(self.node_id, request.run_id, request.transfer_set, code, reason, request)
+
+    @staticmethod
+    def _bytes(reply: KnowledgeReply) -> bytes:
+        return knowledge_reply_to_bytes(reply)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_data(provider: PrivateDataProvider, public_spec: PublicDataSpec) -> _Loaded:
+    """Public and private data, once per process (Flower makes a new app per message)."""
+    public = load_public_data(public_spec)
+    private = provider.load(public)
+    _ = private.digest  # hashed once here, not on every message
+    return _Loaded(public=public, private=private)
+
+
+def _ref(public: PublicData) -> TransferSetRef:
+    return TransferSetRef(
+        digest=public.transfer.digest,
+        num_samples=public.transfer.num_samples,
+        num_classes=public.num_classes,
+        name=public.transfer.name,
+    )
+
+
+def _refusal(
+    node_id: int,
+    run_id: str,
+    ref: TransferSetRef,
+    code: StatusCode,
+    reason: str,
+    request: KnowledgeRequest | None = None,
+) -> KnowledgeReply:
+    return KnowledgeReply(
+        run_id=run_id,
+        round=request.round if request is not None else 0,
+        node_id=node_id,
+        transfer_set=ref,
+        soft_labels=None,
+        num_examples=0,
+        status=Status(code, reason),
+        dtype=request.reply_dtype if request is not None else WireDType.FLOAT32,
+    )
+
+
+def _check_request(request: KnowledgeRequest, public: PublicData) -> None:
+    """A request the node cannot serve is refused before any private record is touched."""
+    try:
+        _check_against_public(request, public)
+    except PayloadError as exc:
+        raise _Refused(StatusCode.INVALID_REQUEST, exc.reason) from exc
+
+
+def _check_against_public(request: KnowledgeRequest, public: PublicData) -> None:
+    digest = public.transfer.digest
+    if request.transfer_set.digest != digest:
+        raise PayloadError(
+            f"request transfer-set digest {request.transfer_set.digest!r} "
+            f"does not match this node's {digest!r}"
+        )
+    index_sets = {"anchor": request.anchor_indices}
+    if request.fused is not None:
+        index_sets["fused anchor"] = request.fused.anchor_indices
+    for what, idx in index_sets.items():
+        if len(idx) and int(idx.max()) >= public.transfer.num_samples:
+            raise PayloadError(f"{what} index {int(idx.max())} outside the transfer set")
+    if request.fused is not None:
+        want = (len(request.fused.anchor_indices), public.num_classes)
+        if request.fused.targets.shape != want:
+            raise PayloadError(
+                f"fused targets shape {request.fused.targets.shape}, expected {want}"
+            )
+        if not np.all(np.isfinite(request.fused.targets)):
+            raise PayloadError("fused targets contain non-finite values")

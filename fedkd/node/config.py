@@ -1,0 +1,161 @@
+"""A node's own configuration: its data, its model, its privacy policy, where it keeps state.
+
+It comes from the node's side only: a TOML file (``fedkd node check FILE``; Flower's
+``--node-config "config='/etc/fedkd/node.toml'"``), keys given inline in Flower's
+``--node-config``, or, in a simulation, the per-node section the simulation writes for
+each simulated node.  Flat kebab-case keys::
+
+    name = "cleveland"                 # the node's name: ledgers, logs
+    data = "csv"                       # a registered data provider
+    data-path = "/data/cleveland.csv"  # provider options: ``data-`` + option
+    data-schema = "/data/heart.schema.toml"
+    public-data = ""                   # a local copy of the public bundle (else the run's)
+    model = ""                         # architecture ("" → the run's ``model``)
+    state-dir = "/var/lib/fedkd"       # ledger, local logs
+    device = "auto"
+    privacy-dp-required = true         # the privacy policy: ``privacy-`` + policy field
+    privacy-max-epsilon = 3.0
+    privacy-max-delta = 1e-5
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fedkd.plugins import Param, typed_param
+from fedkd.privacy.policy import PrivacyPolicy
+
+CONFIG_FILE_KEY = "config"
+DATA_PREFIX = "data-"
+POLICY_PREFIX = "privacy-"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """Everything a node decides for itself (parsed once, where it enters)."""
+
+    name: str = "node"
+    partition_id: int = 0
+    """The node's index in a simulation (its seeds and reports); 0 for a real node."""
+    data: str = "partition"
+    data_options: tuple[tuple[str, Param], ...] = ()
+    public_data: str = ""
+    model: str = ""
+    state_dir: str = "fedkd-node-state"
+    device: str = "auto"
+    policy: PrivacyPolicy = field(default_factory=PrivacyPolicy)
+
+    def __post_init__(self) -> None:
+        if not self.name or any(c in self.name for c in "/\\\0") or self.name in {".", ".."}:
+            raise ValueError(f"node name {self.name!r} must be a plain file-name-safe word")
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.state_dir).expanduser()
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.state_path / f"{self.name}.ledger.db"
+
+    @property
+    def eval_log_path(self) -> Path:
+        """Local metrics computed on private data under DP (never sent)."""
+        return self.state_path / f"{self.name}.eval.jsonl"
+
+    @property
+    def log_path(self) -> Path:
+        """The node's own log: why it refused, what was wrong with its data."""
+        return self.state_path / f"{self.name}.log"
+
+    def to_flat(self) -> dict[str, Param]:
+        flat: dict[str, Param] = {
+            "name": self.name,
+            "partition-id": self.partition_id,
+            "data": self.data,
+            "public-data": self.public_data,
+            "model": self.model,
+            "state-dir": self.state_dir,
+            "device": self.device,
+        }
+        flat.update({f"{DATA_PREFIX}{k}": v for k, v in self.data_options})
+        for f in dataclasses.fields(PrivacyPolicy):
+            flat[POLICY_PREFIX + f.name.replace("_", "-")] = getattr(self.policy, f.name)
+        return flat
+
+
+_SIMPLE = {
+    f.name.replace("_", "-"): f
+    for f in dataclasses.fields(NodeConfig)
+    if f.name not in ("data_options", "policy")
+}
+_POLICY = {f.name.replace("_", "-"): f for f in dataclasses.fields(PrivacyPolicy)}
+
+
+def parse_node_config(raw: Mapping[str, Any]) -> NodeConfig:
+    """A :class:`NodeConfig` from flat kebab-case keys (a ``config`` key names a TOML file
+    whose keys come first; the other keys override it).
+
+    Raises
+    ------
+    ValueError
+        Unknown key, wrong type, an unreadable file, or an invalid policy.
+    """
+    merged = dict(raw)
+    if CONFIG_FILE_KEY in merged:
+        path = Path(str(merged.pop(CONFIG_FILE_KEY))).expanduser()
+        merged = {**read_node_file(path), **merged}
+    simple: dict[str, Any] = {}
+    options: dict[str, Param] = {}
+    policy: dict[str, Any] = {}
+    for key, value in merged.items():
+        if key in _SIMPLE:
+            simple[_SIMPLE[key].name] = _typed("node", key, _SIMPLE[key].default, value)
+        elif key.startswith(POLICY_PREFIX) and key[len(POLICY_PREFIX) :] in _POLICY:
+            f = _POLICY[key[len(POLICY_PREFIX) :]]
+            policy[f.name] = _typed("node", key, f.default, value)
+        elif key.startswith(DATA_PREFIX):
+            options[key[len(DATA_PREFIX) :]] = _scalar(key, value)
+        elif key == "num-partitions":
+            continue  # Flower's simulation engine sets it on every simulated node
+        else:
+            known = sorted([*_SIMPLE, *(POLICY_PREFIX + k for k in _POLICY), "data-…"])
+            raise ValueError(f"unknown node config key {key!r}; known: {known}")
+    if policy.get("max_epsilon") == 0:
+        policy["max_epsilon"] = math.inf  # 0 in a config file means "no cap"
+    return NodeConfig(
+        **simple, data_options=tuple(sorted(options.items())), policy=PrivacyPolicy(**policy)
+    )
+
+
+def read_node_file(path: Path) -> dict[str, Any]:
+    """The flat keys of a node config TOML file."""
+    if not path.is_file():
+        raise ValueError(f"node config file {path} does not exist")
+    try:
+        with path.open("rb") as fh:
+            doc = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"node config file {path} is not valid TOML: {exc}") from exc
+    nested = sorted(k for k, v in doc.items() if isinstance(v, dict | list))
+    if nested:
+        raise ValueError(f"node config file {path}: keys must be flat, got tables {nested}")
+    return doc
+
+
+def _scalar(key: str, value: Any) -> Param:
+    if not isinstance(value, bool | int | float | str):
+        raise ValueError(f"node config {key} must be a bool, number or string, got {value!r}")
+    return value
+
+
+def _typed(owner: str, key: str, default: Any, value: Any) -> Param:
+    value = _scalar(key, value)
+    if isinstance(default, bool) and isinstance(value, str) and value in ("true", "false"):
+        value = value == "true"  # Flower's --node-config parses values as TOML; be lenient
+    return typed_param(owner, key, default, value)

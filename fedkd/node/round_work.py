@@ -1,0 +1,167 @@
+"""The four things a node does with its model in a round, each on one :class:`RoundWork`.
+
+1. :func:`absorb` last round's knowledge: distil toward the fused targets on their anchors
+   (+ CE on private data, without DP), or load the averaged weights;
+2. :func:`evaluate`: personalised accuracy on the local test set, and on the public test set;
+3. :func:`train` locally on the private records (DP-SGD when the node's privacy says so);
+4. :func:`release` what the request asks for: soft labels on its anchors, weights, or nothing.
+
+Randomness comes from seeds derived per (run seed, node index, round, phase) and handed to
+each loop as an explicit generator; nothing touches global random state.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, replace
+
+import numpy as np
+from torch import nn
+
+from fedkd.config import RunConfig
+from fedkd.data.private import PrivateData
+from fedkd.data.public import PublicData
+from fedkd.distill.loops import distil, predict_logits, soft_labels, train_local
+from fedkd.distill.loops import evaluate as evaluate_model
+from fedkd.node.model import load_state, model_state
+from fedkd.privacy.accounting import DPSteps
+from fedkd.privacy.dp_sgd import train_private
+from fedkd.privacy.guard import PrivacyPlan
+from fedkd.privacy.policy import EffectivePrivacy
+from fedkd.privacy.scorers import make_scorer
+from fedkd.privacy.swing import swing_release, swing_targets
+from fedkd.wire.types import EvalReport, KnowledgeRequest, ModelWeights, ReleaseKind
+
+
+def phase_seed(run_seed: int, node_index: int, round_: int, phase: str) -> int:
+    """A seed per (run seed, node, round, phase), stable across processes."""
+    return zlib.crc32(f"{run_seed}/{node_index}/{round_}/{phase}".encode())
+
+
+@dataclass(frozen=True)
+class RoundWork:
+    """What one message's work needs: the run's protocol, the node's data, model, privacy."""
+
+    run: RunConfig
+    privacy: EffectivePrivacy
+    public: PublicData
+    private: PrivateData
+    model: nn.Module
+    node_index: int
+    architecture: str
+
+    def seed(self, round_: int, phase: str) -> int:
+        return phase_seed(self.run.seed, self.node_index, round_, phase)
+
+
+def absorb(work: RoundWork, request: KnowledgeRequest) -> float:
+    """Take in last round's knowledge; returns the distillation loss (NaN: none)."""
+    if request.global_weights is not None:
+        load_state(work.model, request.global_weights)
+        return float("nan")
+    fused = request.fused
+    if fused is None or len(fused.anchor_indices) == 0:
+        return float("nan")
+    # Under DP the CE-on-private-data term would be an unaccounted private step: distil on
+    # the public anchors only (post-processing); private records are seen by DP-SGD alone.
+    distill_cfg = work.run.distill
+    if work.privacy.dp:
+        distill_cfg = replace(distill_cfg, ce_weight=0.0)
+    anchors = work.public.transfer.x[fused.anchor_indices.astype(np.int64)]
+    targets = fused.targets.astype(np.float32)
+    swing = work.run.swing
+    if swing is not None and work.run.swing_receive:
+        targets = swing_targets(
+            targets,
+            privacy_likelihood(work, anchors),
+            swing,
+            seed=work.seed(fused.round, "swing-receive"),
+        )
+    return distil(
+        work.model,
+        anchors,
+        targets,
+        work.private.train.x,
+        work.private.train.y,
+        distill_cfg=distill_cfg,
+        cfg=work.run.optimiser,
+        seed=work.seed(fused.round, "distill"),
+    )
+
+
+def evaluate(work: RoundWork, evaluated_round: int, distill_loss: float) -> EvalReport:
+    """The model on the local test set and on the public test set (nothing redacted yet)."""
+    local_acc, local_loss = evaluate_model(work.model, work.private.test.x, work.private.test.y)
+    global_acc, global_loss = evaluate_model(work.model, work.public.test.x, work.public.test.y)
+    return EvalReport(
+        evaluated_round=evaluated_round,
+        partition_id=work.node_index,
+        local_accuracy=local_acc,
+        local_loss=local_loss,
+        local_test_examples=len(work.private.test),
+        global_accuracy=global_acc,
+        global_loss=global_loss,
+        distill_loss=distill_loss,
+        model=work.architecture,
+    )
+
+
+def train(work: RoundWork, round_: int, plan: PrivacyPlan | None) -> tuple[float, DPSteps | None]:
+    """Local training; returns the mean loss and the DP steps taken (None without DP)."""
+    seed = work.seed(round_, "train")
+    records = work.private.train
+    if plan is None:
+        loss = train_local(
+            work.model,
+            records.x,
+            records.y,
+            epochs=work.run.local_epochs,
+            cfg=work.run.optimiser,
+            seed=seed,
+        )
+        return loss, None
+    if work.run.local_epochs == 0:
+        return float("nan"), None
+    result = train_private(
+        work.model,
+        records.x,
+        records.y,
+        epochs=work.run.local_epochs,
+        cfg=work.run.optimiser,
+        noise_multiplier=plan.noise_multiplier,
+        max_grad_norm=work.privacy.max_grad_norm,
+        grad_sample_mode=work.run.dp_grad_sample_mode or None,
+        max_physical_batch_size=work.run.dp_physical_batch_size,
+        seed=seed,
+    )
+    return result.loss, result.spent
+
+
+def release(
+    work: RoundWork, request: KnowledgeRequest
+) -> tuple[np.ndarray | None, ModelWeights | None]:
+    """What ``request`` asks for: ``(soft labels, None)``, ``(None, weights)`` or neither."""
+    if request.release is ReleaseKind.WEIGHTS:
+        return None, model_state(work.model)
+    if request.release is not ReleaseKind.SOFT_LABELS or len(request.anchor_indices) == 0:
+        return None, None
+    anchors = work.public.transfer.x[request.anchor_indices.astype(np.int64)]
+    swing = work.run.swing
+    if swing is None:
+        return soft_labels(work.model, anchors, temperature=work.run.distill_temperature), None
+    # The per-sample temperatures are used here and discarded: they never leave the node.
+    released = swing_release(
+        predict_logits(work.model, anchors),
+        privacy_likelihood(work, anchors),
+        swing,
+        seed=work.seed(request.round, "swing"),
+    )
+    return released, None
+
+
+def privacy_likelihood(work: RoundWork, anchors: np.ndarray) -> np.ndarray:
+    """p_i of each anchor from the run's swing scorer (all zeros without one)."""
+    scorer = work.privacy.swing_scorer
+    if not scorer:
+        return np.zeros(len(anchors))
+    return make_scorer(scorer).score(work.model, anchors, work.private.train.x)
