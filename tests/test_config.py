@@ -63,22 +63,40 @@ def test_every_simulation_config_parses() -> None:
 
 
 def test_pyproject_declares_every_key_with_the_code_defaults() -> None:
-    """Flower fuses pyproject defaults into every run: they must equal the code's."""
-    import dataclasses
+    """Flower fuses pyproject defaults into every run: they must equal the code's.
+
+    Strategy parameters travel packed in the one declared ``strategy-params`` key, so a
+    new strategy never needs a pyproject entry."""
     import tomllib
 
     from fedkd.config import RunConfig
-    from fedkd.fusion import FUSION_REGISTRY
 
     root = Path(__file__).resolve().parents[1]
     declared = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["flwr"]["app"]
-    expected = {k: v for k, v in RunConfig().to_flat().items() if k != "run-name"}
-    for name, cls in FUSION_REGISTRY.items():
-        if dataclasses.is_dataclass(cls):
-            for field in dataclasses.fields(cls):
-                expected[f"{name}-{field.name.replace('_', '-')}"] = field.default
+    expected = {k: v for k, v in RunConfig().to_flower().items() if k != "run-name"}
     config = {k: v for k, v in declared["config"].items() if k != "run-name"}
     assert config == expected
+
+
+def test_strategy_parameters_round_trip_through_the_one_flower_key() -> None:
+    cfg = parse_run_config(
+        {
+            "strategy": "knfu",
+            "knfu-beta": 10,
+            "knfu-effectiveness": "per class",
+            "mean-weighted": True,
+        }
+    )
+    flower = cfg.to_flower()
+    assert not any(k.startswith("knfu-") for k in flower)
+    back = parse_run_config(flower)
+    assert back == cfg
+    assert back.fusion_params() == {"beta": 10, "effectiveness": "per class"}
+    with pytest.raises(ValueError, match="'lr' is no strategy's parameter"):
+        parse_run_config({"strategy-params": "lr=0.1"})
+    # trimmed-mean's parameters never go to mean.
+    trimmed = parse_run_config({"strategy": "trimmed-mean", "trimmed-mean-trim-fraction": 0.3})
+    assert trimmed.fusion_params() == {"trim_fraction": 0.3}
 
 
 def test_variant_parameters_set_run_keys_or_strategy_keys() -> None:

@@ -126,7 +126,7 @@ def export_heart_hospitals(
         table = out_dir / f"{slug}.csv"
         _write_hospital_csv(table, [(find(client.train), "train"), (find(client.test), "test")])
         config = out_dir / f"{slug}.node.toml"
-        _write_node_config(config, slug, table.resolve(), schema.resolve())
+        _write_node_config(config, slug, table.resolve(), schema.resolve(), public.resolve())
         hospitals.append(HospitalFiles(hospital, slug, table, config))
     return HeartExport(public=public, schema=schema, hospitals=tuple(hospitals))
 
@@ -162,6 +162,17 @@ def _write_hospital_csv(path: Path, parts: list[tuple[list[dict[str, str]], str]
                 writer.writerow([*(row[f] for f in _HEART_FEATURES), label, split])
 
 
-def _write_node_config(path: Path, slug: str, table: Path, schema: Path) -> None:
-    lines = {"name": slug, "data": "csv", "data-path": str(table), "data-schema": str(schema)}
-    path.write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in lines.items()))
+def _write_node_config(path: Path, slug: str, table: Path, schema: Path, public: Path) -> None:
+    lines = {
+        "name": slug,
+        "data": "csv",
+        "data-path": str(table),
+        "data-schema": str(schema),
+        "public-data": str(public),
+        "state-dir": str(path.parent.resolve() / "state" / slug),
+    }
+    policy = (
+        "# The node's privacy policy (its own; a run may ask for more, never less), e.g.:\n"
+        "# privacy-dp-required = true\n# privacy-max-epsilon = 3.0\n# privacy-max-delta = 1e-5\n"
+    )
+    path.write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in lines.items()) + policy)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedkd.fusion import FusionInput, fedavg_weights, make_fusion
+from fedkd.fusion import Contribution, fedavg_weights, make_fusion
+from fedkd.wire.types import ReleaseKind
 
 
 def test_matches_a_manual_weighted_average() -> None:
@@ -45,8 +46,30 @@ def test_mismatches_name_the_key() -> None:
         fedavg_weights([a, a], np.array([1.0, np.nan]))
 
 
-def test_the_marker_refuses_soft_labels() -> None:
+def test_fedavg_asks_for_weights_and_gives_every_node_the_count_weighted_average() -> None:
     strategy = make_fusion("fedavg")
-    assert strategy.weight_averaging and not strategy.exchanges_knowledge
-    with pytest.raises(ValueError, match="fedavg averages model weights"):
-        strategy.fuse(FusionInput(np.full((1, 1, 2), 0.5)))
+    assert strategy.identical_architectures
+    asks = strategy.configure_round(1, [4, 7], np.arange(5, dtype=np.uint32))
+    assert {a.release for a in asks.values()} == {ReleaseKind.WEIGHTS}
+    assert all(len(a.anchor_indices) == 0 for a in asks.values())
+    result = strategy.aggregate(
+        1,
+        {
+            4: Contribution(weights={"w": np.array([0.0, 3.0])}, num_examples=1),
+            7: Contribution(weights={"w": np.array([4.0, 7.0])}, num_examples=3),
+        },
+    )
+    assert result.per_node == {}
+    assert result.shared is not None and result.shared.weights is not None
+    np.testing.assert_allclose(result.shared.weights["w"], [3.0, 6.0])
+    # Under DP nodes report no counts: uniform.
+    uniform = strategy.aggregate(
+        1, {4: Contribution(weights={"w": np.zeros(2)}), 7: Contribution(weights={"w": np.ones(2)})}
+    )
+    assert uniform.shared is not None and uniform.shared.weights is not None
+    np.testing.assert_allclose(uniform.shared.weights["w"], [0.5, 0.5])
+
+
+def test_fedavg_names_a_contribution_without_weights() -> None:
+    with pytest.raises(ValueError, match="node 3 contributed no weights"):
+        make_fusion("fedavg").aggregate(1, {3: Contribution(soft_labels=np.ones((1, 1)))})

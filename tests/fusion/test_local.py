@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from fedkd.fusion import FusionInput, make_fusion
+from fedkd.wire.types import ReleaseKind
 from tests.fusion._inputs import SHAPES, soft_labels
 
 
@@ -28,7 +29,8 @@ def test_local_matches_naive(shape: tuple[int, int, int]) -> None:
     np.testing.assert_array_equal(result.mixing, np.eye(shape[0]))
 
 
-def test_local_does_not_exchange() -> None:
+def test_local_asks_nobody_for_anything() -> None:
     strategy = make_fusion("local")
-    assert not strategy.exchanges_knowledge and strategy.personalised
-    assert not strategy.weight_averaging
+    assert strategy.personalised and not strategy.identical_architectures
+    asks = strategy.configure_round(1, [0, 1], np.arange(3, dtype=np.uint32))
+    assert {a.release for a in asks.values()} == {ReleaseKind.NOTHING}

@@ -1,0 +1,50 @@
+"""Simulated nodes for tests that drive rounds without Flower, as the simulation builds them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fedkd.config import RunConfig
+from fedkd.node import ClientNode, NodeConfig, simulated_node_config
+from fedkd.node.client_node import privacy_request
+from fedkd.privacy.guard import PrivacyPlan, TrainingPlan, plan_for
+from fedkd.privacy.policy import resolve_privacy
+from fedkd.wire.types import ModelWeights
+
+
+def state_dir(cfg: RunConfig) -> str:
+    """Where a simulation of ``cfg`` keeps its nodes' state (ledgers, local logs)."""
+    return str(Path(cfg.output_dir) / cfg.run_name / "nodes")
+
+
+def node_config(cfg: RunConfig, pid: int, **section: Any) -> NodeConfig:
+    """Node ``pid`` of a simulation of ``cfg``; ``section`` as a ``[node.<pid>]`` table."""
+    sections = {str(pid): {k.replace("_", "-"): v for k, v in section.items()}}
+    directory = str(section.get("state_dir", state_dir(cfg)))
+    return simulated_node_config(cfg, pid, state_dir=directory, sections=sections)
+
+
+def serve(
+    cfg: RunConfig,
+    pid: int,
+    request: bytes,
+    state: ModelWeights | None,
+    *,
+    node_id: int | None = None,
+    train: bool = True,
+    **section: Any,
+) -> tuple[bytes, ModelWeights | None]:
+    """Node ``pid`` serves one request (node id = ``pid`` unless given)."""
+    node = ClientNode(
+        node_config(cfg, pid, **section), cfg, node_id=pid if node_id is None else node_id
+    )
+    return node.handle(request, state, train=train)
+
+
+def plan_of(cfg: RunConfig, num_records: int) -> PrivacyPlan:
+    """The DP plan a node with no policy of its own makes for ``cfg``."""
+    node = node_config(cfg, 0)
+    privacy = resolve_privacy(node.policy, privacy_request(cfg))
+    training = TrainingPlan(cfg.num_server_rounds, cfg.local_epochs, cfg.batch_size)
+    return plan_for(privacy, training, num_records)
