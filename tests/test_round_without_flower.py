@@ -7,9 +7,9 @@ import numpy as np
 from fedkd.config import RunConfig, parse_run_config
 from fedkd.coordinator import Coordinator, Delivery
 from fedkd.data.federated import build_federated_data
-from fedkd.node import NodeIdentity, handle_request
 from fedkd.wire.serde import knowledge_reply_from_bytes, knowledge_reply_to_bytes
 from fedkd.wire.types import ModelWeights
+from tests.node_harness import serve
 
 CAP = 1 << 30
 
@@ -35,12 +35,8 @@ def _round(
     requests = {n: coord.request_for(n, round_) for n in states}
     replies = {}
     for n, payload in requests.items():
-        replies[n], states[n] = handle_request(
-            cfg,
-            NodeIdentity(node_id=n, partition_id=n),
-            payload,
-            states[n],
-            train=round_ <= cfg.num_server_rounds,
+        replies[n], states[n] = serve(
+            cfg, n, payload, states[n], train=round_ <= cfg.num_server_rounds
         )
     return requests, replies
 
@@ -63,8 +59,8 @@ def test_a_nan_client_is_excluded_and_fusion_uses_only_the_others() -> None:
     assert outcome.accepted == [0, 1, 2]
     assert "1 non-finite" in outcome.excluded[3]
     honest = np.stack(
-        [knowledge_reply_from_bytes(replies[n], max_bytes=CAP).soft_labels for n in range(3)]
-    )  # type: ignore[arg-type]
+        [knowledge_reply_from_bytes(replies[n], max_bytes=CAP).soft_labels for n in range(3)]  # type: ignore[misc]
+    )
     for n in range(3):
         fused = coord._fused[n]
         np.testing.assert_allclose(fused.targets, honest.mean(axis=0), atol=1e-6)

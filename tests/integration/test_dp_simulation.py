@@ -68,12 +68,14 @@ def test_the_server_registry_spans_runs_of_nodes_that_keep_their_ledgers(
         "output-dir": str(tmp_path),
         "privacy-registry": str(tmp_path / "server" / "registry.db"),
     }
-    with pytest.raises(ValueError, match="ledger-dir"):
-        run_simulation(parse_run_config({**settings, "run-name": "no-ledger-dir"}))
+    with pytest.raises(ValueError, match="state-dir"):
+        run_simulation(parse_run_config({**settings, "run-name": "no-state-dir"}))
 
-    settings["ledger-dir"] = str(tmp_path / "node-ledgers")
+    node_sections = {"state-dir": str(tmp_path / "node-ledgers")}
     for name in ("first", "second"):
-        run_simulation(parse_run_config({**settings, "run-name": name}))
+        run_simulation(
+            parse_run_config({**settings, "run-name": name}), node_sections=node_sections
+        )
     registry = NodeRegistry.open(tmp_path / "server" / "registry.db")
     seen = registry.observations()
     # Both runs' rounds 1 and the final evaluation, four nodes each.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,14 +13,13 @@ from fedkd.config import RunConfig, parse_run_config
 from fedkd.coordinator import Coordinator, Delivery, RoundOutcome
 from fedkd.data.federated import build_federated_data
 from fedkd.data.transfer import content_digest
-from fedkd.node import NodeIdentity, handle_request, node_log_path
 from fedkd.privacy.accounting import DPSteps, compose, epsilon
 from fedkd.privacy.dp_sgd import sample_rate, steps_per_epoch
-from fedkd.privacy.guard import plan_for
 from fedkd.privacy.ledger import Ledger
 from fedkd.privacy.node_registry import NodeRegistry
 from fedkd.wire.serde import knowledge_reply_from_bytes
 from fedkd.wire.types import KnowledgeReply, ModelWeights, StatusCode
+from tests.node_harness import node_config, plan_of, serve
 
 CAP = 1 << 30
 
@@ -48,17 +48,14 @@ def _run_round(
     coord: Coordinator,
     states: dict[int, ModelWeights | None],
     round_: int,
+    **section: Any,
 ) -> tuple[RoundOutcome, dict[int, KnowledgeReply]]:
     payloads, down = {}, {}
     for n in states:
         request = coord.request_for(n, round_)
         down[n] = (len(request), 0)
-        payloads[n], states[n] = handle_request(
-            cfg,
-            NodeIdentity(node_id=n, partition_id=n),
-            request,
-            states[n],
-            train=round_ <= cfg.num_server_rounds,
+        payloads[n], states[n] = serve(
+            cfg, n, request, states[n], train=round_ <= cfg.num_server_rounds, **section
         )
     outcome = coord.ingest(round_, [Delivery(n, payloads[n]) for n in states], down)
     return outcome, {n: knowledge_reply_from_bytes(b, max_bytes=CAP) for n, b in payloads.items()}
@@ -70,7 +67,7 @@ def test_epsilon_composes_round_by_round_and_matches_the_ledger() -> None:
     coord = Coordinator(cfg, run_id="dp", transfer=data.transfer, num_classes=10)
     states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
     n = len(data.clients[0].train)
-    plan = plan_for(cfg, n)
+    plan = plan_of(cfg, n)
     per_round = steps_per_epoch(n, cfg.batch_size)
     history: tuple[DPSteps, ...] = ()
     previous = 0.0
@@ -93,7 +90,7 @@ def test_epsilon_composes_round_by_round_and_matches_the_ledger() -> None:
         assert 0 <= reply.eval.global_accuracy <= 1
     # Calibrated for exactly the planned rounds: all of them ran, inside the budget.
     assert 0.8 * 3.0 < previous <= 3.0
-    rows = Ledger.open(cfg.ledger_path(0)).rows()
+    rows = Ledger.open(node_config(cfg, 0).ledger_path).rows()
     assert [r.round for r in rows] == [1, 2, 3]
     assert [r.steps for r in rows] == [per_round] * 3
     assert all(r.sample_rate == sample_rate(n, 32) for r in rows)
@@ -103,14 +100,14 @@ def test_epsilon_composes_round_by_round_and_matches_the_ledger() -> None:
     assert "eval.local_accuracy" not in rows[0].fields_sent
     assert "num_examples" not in rows[0].fields_sent
     # Local metrics went to the node's own log instead.
-    assert len(node_log_path(cfg, 0).read_text().splitlines()) == 3
+    assert len(node_config(cfg, 0).eval_log_path.read_text().splitlines()) == 3
 
 
 def test_a_round_past_the_budget_is_refused_with_a_typed_status() -> None:
     planned = _cfg(**{"num-server-rounds": 2})
     data = build_federated_data(planned.data_spec)
     # Same σ as planned for 2 rounds, but the server asks for a third.
-    sigma = plan_for(planned, len(data.clients[0].train)).noise_multiplier
+    sigma = plan_of(planned, len(data.clients[0].train)).noise_multiplier
     longer = _cfg(**{"num-server-rounds": 3, "dp-noise-multiplier": sigma})
     coord = Coordinator(longer, run_id="dp", transfer=data.transfer, num_classes=10)
     states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
@@ -125,7 +122,7 @@ def test_a_round_past_the_budget_is_refused_with_a_typed_status() -> None:
         assert replies[n].soft_labels is None
         assert "ε > 3.0" in outcome.excluded[n]
         assert states[n] is kept[n]  # no training happened
-    rows = Ledger.open(longer.ledger_path(0)).rows()
+    rows = Ledger.open(node_config(longer, 0).ledger_path).rows()
     assert [r.steps for r in rows][-1] == 0 and rows[-1].payload_sha256
     assert rows[-1].epsilon == rows[-2].epsilon  # the refusal spent nothing
 
@@ -135,7 +132,7 @@ def _serve_in_new_process(args: tuple[RunConfig, bytes, ModelWeights | None, str
     import os
 
     os.chdir(cwd)
-    reply, _ = handle_request(cfg, NodeIdentity(node_id=0, partition_id=0), request, state)
+    reply, _ = serve(cfg, 0, request, state)
     return reply
 
 
@@ -165,7 +162,7 @@ def test_a_lost_or_corrupted_ledger_makes_the_node_refuse(damage: str) -> None:
     coord = Coordinator(cfg, run_id="dp", transfer=data.transfer, num_classes=10)
     states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
     _run_round(cfg, coord, states, 1)
-    path = cfg.ledger_path(1)
+    path = node_config(cfg, 1).ledger_path
     if damage == "delete":
         for suffix in ("", "-wal", "-shm"):
             Path(f"{path}{suffix}").unlink(missing_ok=True)
@@ -187,10 +184,11 @@ def test_a_lost_or_corrupted_ledger_makes_the_node_refuse(damage: str) -> None:
 def test_the_registry_carries_heads_across_runs_and_catches_a_ledger_lost_between_them(
     tmp_path: Path,
 ) -> None:
-    # Nodes that outlive runs: ledgers under a ledger-dir of their own, and the server's
+    # Nodes that outlive runs: ledgers under a state-dir of their own, and the server's
     # record in a registry file.  A fixed σ and a budget that three runs fit in.
+    nodes_dir = str(tmp_path / "nodes")
     cfg = _cfg(
-        **{"num-server-rounds": 1, "ledger-dir": str(tmp_path / "nodes")},
+        **{"num-server-rounds": 1},
         **{"dp-noise-multiplier": 1.0, "dp-target-epsilon": 100.0},
         **{"privacy-registry": str(tmp_path / "server" / "registry.db")},
     )
@@ -202,7 +200,7 @@ def test_the_registry_carries_heads_across_runs_and_catches_a_ledger_lost_betwee
             cfg, run_id=run_id, transfer=data.transfer, num_classes=10, registry=registry
         )
         states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
-        _, replies = _run_round(cfg, coord, states, 1)
+        _, replies = _run_round(cfg, coord, states, 1, state_dir=nodes_dir)
         return replies
 
     replies = one_run("run-1")
@@ -225,7 +223,9 @@ def test_the_registry_carries_heads_across_runs_and_catches_a_ledger_lost_betwee
 
     # Node 1 loses its ledger between runs: the third run refuses it, not restarts it.
     for suffix in ("", "-wal", "-shm"):
-        Path(f"{cfg.ledger_path(1)}{suffix}").unlink(missing_ok=True)
+        Path(f"{node_config(cfg, 1, state_dir=nodes_dir).ledger_path}{suffix}").unlink(
+            missing_ok=True
+        )
     third = one_run("run-3")
     assert third[1].status.code is StatusCode.LEDGER_REFUSED
     assert third[0].status.code is StatusCode.OK and third[2].status.code is StatusCode.OK
@@ -243,7 +243,7 @@ def test_a_scorer_reading_private_records_drops_the_epsilon_claim() -> None:
     assert outcome.accepted == [0, 1, 2]
     assert replies[0].privacy.mechanism == "none"
     assert outcome.nodes[0].privacy_epsilon is None
-    row = Ledger.open(cfg.ledger_path(0)).rows()[0]
+    row = Ledger.open(node_config(cfg, 0).ledger_path).rows()[0]
     assert row.epsilon is None and row.mechanism == "dp-sgd-unclaimed" and row.steps > 0
     digest = content_digest(data.clients[0].train.x, data.clients[0].train.y)
     assert row.dataset_digest == digest
@@ -274,9 +274,7 @@ def test_a_reply_claiming_no_spend_is_rejected_when_the_run_requires_dp() -> Non
     states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
     payloads = {}
     for n in range(3):
-        payloads[n], states[n] = handle_request(
-            cfg, NodeIdentity(node_id=n, partition_id=n), coord.request_for(n, 1), states[n]
-        )
+        payloads[n], states[n] = serve(cfg, n, coord.request_for(n, 1), states[n])
     liar = knowledge_reply_from_bytes(payloads[2], max_bytes=CAP)
     payloads[2] = knowledge_reply_to_bytes(dataclasses.replace(liar, privacy=PrivacySpend()))
     outcome = coord.ingest(1, [Delivery(n, payloads[n]) for n in range(3)], {})
@@ -293,8 +291,6 @@ def test_every_step_that_saw_a_private_record_is_accounted_and_in_the_ledger(
 
     import numpy as np
     import torch
-
-    import fedkd.node as node
 
     cfg = _cfg(**{"distill-ce-weight": 1.0, "local-epochs": 2})
     data = build_federated_data(cfg.data_spec)
@@ -317,23 +313,18 @@ def test_every_step_that_saw_a_private_record_is_accounted_and_in_the_ledger(
         model.register_forward_pre_hook(hook)
         return model
 
-    original_init = node.init_model
-    monkeypatch.setattr(node, "init_model", counting_init)
+    from fedkd.node.model import init_model as original_init
+
+    monkeypatch.setattr("fedkd.node.client_node.init_model", counting_init)
     coord = Coordinator(cfg, run_id="dp", transfer=data.transfer, num_classes=10)
     states: dict[int, ModelWeights | None] = {0: None}
     replies: dict[int, KnowledgeReply] = {}
     for round_ in range(1, cfg.num_server_rounds + 2):
         request = coord.request_for(0, round_)
-        raw, states[0] = handle_request(
-            cfg,
-            NodeIdentity(node_id=0, partition_id=0),
-            request,
-            states[0],
-            train=round_ <= cfg.num_server_rounds,
-        )
+        raw, states[0] = serve(cfg, 0, request, states[0], train=round_ <= cfg.num_server_rounds)
         coord.ingest(round_, [Delivery(0, raw)], {0: (len(request), 0)})
         replies[round_] = knowledge_reply_from_bytes(raw, max_bytes=CAP)
-    rows = Ledger.open(cfg.ledger_path(0)).rows()
+    rows = Ledger.open(node_config(cfg, 0).ledger_path).rows()
     final = replies[cfg.num_server_rounds + 1].privacy
     # Distillation's CE-on-private term is off under DP: DP-SGD steps are the only ones.
     assert len(steps_seen) == final.steps == sum(r.steps for r in rows)
@@ -369,5 +360,5 @@ def test_swing_on_the_receiving_side_changes_what_is_distilled() -> None:
 
     # Round 1 has nothing to receive: identical.  Round 2 follows a distillation toward
     # hotter targets: different.
-    np.testing.assert_array_equal(released[False][0], released[True][0])  # type: ignore[arg-type]
+    np.testing.assert_array_equal(released[False][0], released[True][0])
     assert not np.array_equal(released[False][1], released[True][1])  # type: ignore[arg-type]

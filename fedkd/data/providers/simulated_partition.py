@@ -9,6 +9,7 @@ the data by construction; a hospital uses ``csv`` or ``arrays`` instead.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from fedkd.data.federated import DataSpec, build_federated_data
@@ -64,6 +65,7 @@ class SimulatedPartition(PrivateDataProvider):
             raise DataValidationError(
                 where, [f"partition-id must be in [0, {self.num_partitions})"]
             )
+        sys.audit("fedkd.private_data.load", self.name, self.dataset)
         data = build_federated_data(self.spec)
         if data.transfer.digest != public.transfer.digest:
             raise DataValidationError(
