@@ -32,6 +32,8 @@ def test_csv_hospitals_get_the_simulations_records(tmp_path: Path, seed: int) ->
             "data": "csv",
             "data-path": str(files.csv.resolve()),
             "data-schema": str(export.schema.resolve()),
+            "public-data": str(export.public.resolve()),
+            "state-dir": str((tmp_path / "heart" / "state" / files.slug).resolve()),
         }
         provider = make_provider(
             "csv", {"path": config["data-path"], "schema": config["data-schema"]}
