@@ -17,7 +17,6 @@ from fedkd.config import parse_run_config
 from fedkd.flower_glue.messages import STATE_KEY, pack, state_from_record, state_to_record, unpack
 from fedkd.flower_glue.simulation import NODE_CONFIGS_ENV
 from fedkd.node import ClientNode, NodeConfig, parse_node_config, simulated_node_config
-from fedkd.node.config import read_node_file
 
 app = ClientApp()
 PARTITION_KEY = "partition-id"
@@ -29,7 +28,7 @@ def node_config_of(context: Context) -> NodeConfig:
     simulated = os.environ.get(NODE_CONFIGS_ENV)
     if simulated and PARTITION_KEY in given:
         path = Path(simulated) / f"node-{int(given[PARTITION_KEY])}.json"
-        return parse_node_config(read_node_file(path) if path.suffix == ".toml" else _json(path))
+        return parse_node_config(_json(path))
     if set(given) - {PARTITION_KEY, "num-partitions"}:
         return parse_node_config(given)
     # A bare simulated node (e.g. `flwr run .` on the local simulation): its share of the

@@ -218,41 +218,10 @@ def data_heart_hospitals(
     from fedkd.data.heart_export import export_heart_hospitals
 
     written = export_heart_hospitals(out, seed=seed)
-    simulation = out / "simulation.toml"
-    simulation.write_text(_heart_simulation(written, seed=seed))
     for hospital in written.hospitals:
         console.print(f"{hospital.hospital}: {hospital.csv}  (node config {hospital.node_config})")
     console.print(f"schema {written.schema}\npublic data {written.public}")
-    console.print(f"[green]run them:[/] fedkd simulate {simulation}")
-
-
-def _heart_simulation(written: Any, *, seed: int) -> str:
-    """A simulation file whose four nodes read the hospitals' CSVs (paths relative to it)."""
-    lines = [
-        "# The four Heart Disease hospitals, each reading its own CSV.",
-        'run-name = "heart-csv"',
-        'dataset = "heart"',
-        f'public-data = "{written.public.name}"',
-        "num-clients = 4",
-        'partitioner = "natural"',
-        f"seed = {seed}",
-        "num-server-rounds = 10",
-        "local-epochs = 2",
-        "distill-epochs = 2",
-        "batch-size = 16",
-        "lr = 0.02",
-        'model = "mlp-s"',
-    ]
-    for index, hospital in enumerate(written.hospitals):
-        lines += [
-            "",
-            f"[node.{index}]",
-            f'name = "{hospital.slug}"',
-            'data = "csv"',
-            f'data-path = "{hospital.csv.name}"',
-            f'data-schema = "{written.schema.name}"',
-        ]
-    return "\n".join(lines) + "\n"
+    console.print(f"[green]run them:[/] fedkd simulate {written.simulation}")
 
 
 @node_app.command("check")

@@ -388,18 +388,18 @@ def load_simulation_file(
     base = path.resolve().parent
     if isinstance(table.get("public-data"), str) and table["public-data"]:
         table["public-data"] = str(base / Path(table["public-data"]).expanduser())
-    return parse_run_config({**table, **overrides}), _resolve_paths(nodes, base)
+    return parse_run_config({**table, **overrides}), resolve_paths(nodes, base)
 
 
 _PATH_KEYS = ("data-path", "data-schema", "public-data", "state-dir")
 
 
-def _resolve_paths(section: dict[str, Any], base: Path) -> dict[str, Any]:
-    """File names in a ``[node]`` table are relative to the simulation file's folder."""
+def resolve_paths(section: dict[str, Any], base: Path) -> dict[str, Any]:
+    """File names in node config keys, made absolute against ``base`` (the file's folder)."""
     out: dict[str, Any] = {}
     for key, value in section.items():
         if isinstance(value, dict):
-            out[key] = _resolve_paths(value, base)
+            out[key] = resolve_paths(value, base)
         elif key in _PATH_KEYS and isinstance(value, str) and value:
             out[key] = str(base / Path(value).expanduser())
         else:

@@ -69,6 +69,7 @@ class HeartExport:
     public: Path
     schema: Path
     hospitals: tuple[HospitalFiles, ...]
+    simulation: Path
 
 
 def heart_schema(rows: list[dict[str, str]] | None = None) -> TableSchema:
@@ -126,9 +127,13 @@ def export_heart_hospitals(
         table = out_dir / f"{slug}.csv"
         _write_hospital_csv(table, [(find(client.train), "train"), (find(client.test), "test")])
         config = out_dir / f"{slug}.node.toml"
-        _write_node_config(config, slug, table.resolve(), schema.resolve(), public.resolve())
+        _write_node_config(config, slug, table, schema, public)
         hospitals.append(HospitalFiles(hospital, slug, table, config))
-    return HeartExport(public=public, schema=schema, hospitals=tuple(hospitals))
+    simulation = out_dir / "simulation.toml"
+    simulation.write_text(_simulation_file(public, schema, hospitals, seed=seed))
+    return HeartExport(
+        public=public, schema=schema, hospitals=tuple(hospitals), simulation=simulation
+    )
 
 
 def _raw_row_finder(
@@ -163,16 +168,49 @@ def _write_hospital_csv(path: Path, parts: list[tuple[list[dict[str, str]], str]
 
 
 def _write_node_config(path: Path, slug: str, table: Path, schema: Path, public: Path) -> None:
+    # File names relative to the config's own folder: the folder can be copied anywhere.
     lines = {
         "name": slug,
         "data": "csv",
-        "data-path": str(table),
-        "data-schema": str(schema),
-        "public-data": str(public),
-        "state-dir": str(path.parent.resolve() / "state" / slug),
+        "data-path": table.name,
+        "data-schema": schema.name,
+        "public-data": public.name,
+        "state-dir": f"state/{slug}",
     }
     policy = (
         "# The node's privacy policy (its own; a run may ask for more, never less), e.g.:\n"
         "# privacy-dp-required = true\n# privacy-max-epsilon = 3.0\n# privacy-max-delta = 1e-5\n"
     )
     path.write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in lines.items()) + policy)
+
+
+def _simulation_file(
+    public: Path, schema: Path, hospitals: list[HospitalFiles], *, seed: int
+) -> str:
+    """A simulation whose four nodes read the hospitals' CSVs (names relative to it), with
+    the protocol of ``simulations/heart.toml``."""
+    lines = [
+        "# The four Heart Disease hospitals, each reading its own CSV: fedkd simulate THIS_FILE",
+        'run-name = "heart-csv"',
+        'dataset = "heart"',
+        f'public-data = "{public.name}"',
+        "num-clients = 4",
+        'partitioner = "natural"',
+        f"seed = {seed}",
+        "num-server-rounds = 10",
+        "local-epochs = 2",
+        "distill-epochs = 2",
+        "batch-size = 16",
+        "lr = 0.02",
+        'model = "mlp-s"',
+    ]
+    for index, hospital in enumerate(hospitals):
+        lines += [
+            "",
+            f"[node.{index}]",
+            f'name = "{hospital.slug}"',
+            'data = "csv"',
+            f'data-path = "{hospital.csv.name}"',
+            f'data-schema = "{schema.name}"',
+        ]
+    return "\n".join(lines) + "\n"

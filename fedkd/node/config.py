@@ -134,7 +134,7 @@ def parse_node_config(raw: Mapping[str, Any]) -> NodeConfig:
 
 
 def read_node_file(path: Path) -> dict[str, Any]:
-    """The flat keys of a node config TOML file."""
+    """The flat keys of a node config TOML file; file names in it are relative to it."""
     if not path.is_file():
         raise ValueError(f"node config file {path} does not exist")
     try:
@@ -145,7 +145,9 @@ def read_node_file(path: Path) -> dict[str, Any]:
     nested = sorted(k for k, v in doc.items() if isinstance(v, dict | list))
     if nested:
         raise ValueError(f"node config file {path}: keys must be flat, got tables {nested}")
-    return doc
+    from fedkd.config import resolve_paths
+
+    return resolve_paths(doc, path.resolve().parent)
 
 
 def _scalar(key: str, value: Any) -> Param:

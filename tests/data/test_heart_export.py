@@ -15,6 +15,7 @@ from fedkd.data.providers import make_provider
 from fedkd.data.providers.csv_table import read_schema
 from fedkd.data.public import PublicDataSpec, load_public_data
 from fedkd.data.sources import HEART_CLASSES
+from fedkd.node.config import read_node_file
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -26,15 +27,17 @@ def test_csv_hospitals_get_the_simulations_records(tmp_path: Path, seed: int) ->
     ).clients
     assert [h.slug for h in export.hospitals] == list(HOSPITAL_SLUGS)
     for files, expected in zip(export.hospitals, simulated, strict=True):
-        config = tomllib.loads(files.node_config.read_text())
-        assert config == {
+        assert tomllib.loads(files.node_config.read_text()) == {
             "name": files.slug,
             "data": "csv",
-            "data-path": str(files.csv.resolve()),
-            "data-schema": str(export.schema.resolve()),
-            "public-data": str(export.public.resolve()),
-            "state-dir": str((tmp_path / "heart" / "state" / files.slug).resolve()),
+            "data-path": files.csv.name,
+            "data-schema": export.schema.name,
+            "public-data": export.public.name,
+            "state-dir": f"state/{files.slug}",
         }
+        # Names in a node config file are relative to the file.
+        config = read_node_file(files.node_config)
+        assert config["data-path"] == str(files.csv.resolve())
         provider = make_provider(
             "csv", {"path": config["data-path"], "schema": config["data-schema"]}
         )
