@@ -195,3 +195,18 @@ def test_the_local_log_keeps_evaluations_and_problems(tmp_path: Path) -> None:
     assert log.evaluations() == [REPORT, REPORT]
     log.problem("column 'age' is missing")
     assert log.log_path.read_text().strip().endswith("column 'age' is missing")
+
+
+def test_building_a_model_leaves_the_global_random_state_alone() -> None:
+    import torch
+
+    from fedkd.node.model import init_model, model_state
+
+    before = torch.random.get_rng_state()
+    a = init_model("mlp-s", input_shape=(1, 8, 8), num_classes=10, run_seed=3)
+    assert torch.equal(before, torch.random.get_rng_state())
+    b = init_model("mlp-s", input_shape=(1, 8, 8), num_classes=10, run_seed=3)
+    c = init_model("mlp-s", input_shape=(1, 8, 8), num_classes=10, run_seed=4)
+    sa, sb, sc = model_state(a), model_state(b), model_state(c)
+    assert all((sa[k] == sb[k]).all() for k in sa)  # same seed and architecture: same start
+    assert any((sa[k] != sc[k]).any() for k in sa)
