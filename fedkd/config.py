@@ -72,7 +72,6 @@ class RunConfig:
     dp_accountant: str = "prv"
     dp_grad_sample_mode: str = ""
     dp_physical_batch_size: int = 256
-    dp_reproducible: bool = True
     swing_scorer: str = ""
     swing_max_temperature: float = 8.0
     swing_noise: str = "gaussian"

@@ -74,7 +74,6 @@ def privacy_request(run: RunConfig) -> PrivacyRequest:
         max_grad_norm=run.dp_max_grad_norm,
         accountant=run.dp_accountant,
         swing_scorer=run.swing_scorer,
-        reproducible=run.dp_reproducible,
     )
 
 
@@ -171,6 +170,7 @@ class ClientNode:
             model=model,
             node_index=self.config.partition_id,
             architecture=self.architecture,
+            reproducible=self.config.reproducible_dp,
         )
         seconds: dict[str, float] = {}
         tick = time.perf_counter()
@@ -270,6 +270,7 @@ class ClientNode:
             dataset_digest=loaded.private.digest,
             transfer_digest=loaded.public.transfer.digest,
             taken=taken,
+            reproducible=self.config.reproducible_dp,
         )
 
     def _refusal(self, request: KnowledgeRequest, code: StatusCode, reason: str) -> KnowledgeReply:

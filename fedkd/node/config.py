@@ -34,6 +34,7 @@ from fedkd.privacy.policy import PrivacyPolicy
 CONFIG_FILE_KEY = "config"
 DATA_PREFIX = "data-"
 POLICY_PREFIX = "privacy-"
+SIMULATED_PROVIDERS = ("partition",)
 
 
 @dataclass(frozen=True)
@@ -49,11 +50,20 @@ class NodeConfig:
     model: str = ""
     state_dir: str = "fedkd-node-state"
     device: str = "auto"
+    reproducible_dp: bool = False
+    """Seed DP and swing randomness from the run seed instead of fresh OS entropy, so a
+    simulation can be replayed; ε is then not valid against anyone who knows the seed.
+    Node-local only (no run config can turn it on) and only for simulated data."""
     policy: PrivacyPolicy = field(default_factory=PrivacyPolicy)
 
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\\0") or self.name in {".", ".."}:
             raise ValueError(f"node name {self.name!r} must be a plain file-name-safe word")
+        if self.reproducible_dp and self.data not in SIMULATED_PROVIDERS:
+            raise ValueError(
+                f"reproducible-dp is only for simulated data (providers {SIMULATED_PROVIDERS}); "
+                f"this node reads {self.data!r}"
+            )
 
     @property
     def state_path(self) -> Path:
@@ -82,6 +92,7 @@ class NodeConfig:
             "model": self.model,
             "state-dir": self.state_dir,
             "device": self.device,
+            "reproducible-dp": self.reproducible_dp,
         }
         flat.update({f"{DATA_PREFIX}{k}": v for k, v in self.data_options})
         for f in dataclasses.fields(PrivacyPolicy):

@@ -19,6 +19,7 @@ def record_reply(
     dataset_digest: str,
     transfer_digest: str,
     taken: DPSteps | None,
+    reproducible: bool = False,
 ) -> KnowledgeReply:
     """Append ``reply``'s row (with the node's policy) and return it stamped with the head.
 
@@ -32,6 +33,7 @@ def record_reply(
             dataset_digest=dataset_digest,
             transfer_digest=transfer_digest,
             taken=taken,
+            reproducible=reproducible,
         )
     )
     return replace(reply, privacy=replace(reply.privacy, ledger_head=row.row_hash))

@@ -6,8 +6,12 @@
 3. :func:`train` locally on the private records (DP-SGD when the node's privacy says so);
 4. :func:`release` what the request asks for: soft labels on its anchors, weights, or nothing.
 
-Randomness comes from seeds derived per (run seed, node index, round, phase) and handed to
-each loop as an explicit generator; nothing touches global random state.
+Every loop gets its randomness as an explicit seed; nothing touches global random state.
+What touches private records through a privacy mechanism — DP-SGD's Poisson masks and
+noise, swing noise — is seeded with fresh OS entropy per message
+(:func:`fedkd.privacy.entropy.fresh_seed`), unless the node itself runs in reproducible
+mode (simulated data only).  The rest (non-DP training order, distillation on public
+anchors) is seeded per (run seed, node index, round, phase), so a run without DP replays.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from fedkd.data.public import PublicData
 from fedkd.distill.loops import distil, predict_logits, soft_labels, train_local
 from fedkd.distill.loops import evaluate as evaluate_model
 from fedkd.node.model import load_state, model_state
+from fedkd.privacy import entropy
 from fedkd.privacy.accounting import DPSteps
 from fedkd.privacy.dp_sgd import train_private
 from fedkd.privacy.guard import PrivacyPlan
@@ -49,9 +54,17 @@ class RoundWork:
     model: nn.Module
     node_index: int
     architecture: str
+    reproducible: bool = False
 
     def seed(self, round_: int, phase: str) -> int:
+        """A replayable seed for work whose randomness protects nothing."""
         return phase_seed(self.run.seed, self.node_index, round_, phase)
+
+    def private_seed(self, round_: int, phase: str) -> int:
+        """A fresh secret seed for a privacy mechanism (replayable only in reproducible mode)."""
+        if self.reproducible:
+            return self.seed(round_, phase)
+        return entropy.fresh_seed()
 
 
 def absorb(work: RoundWork, request: KnowledgeRequest) -> float:
@@ -75,7 +88,7 @@ def absorb(work: RoundWork, request: KnowledgeRequest) -> float:
             targets,
             privacy_likelihood(work, anchors),
             swing,
-            seed=work.seed(fused.round, "swing-receive"),
+            seed=work.private_seed(fused.round, "swing-receive"),
         )
     return distil(
         work.model,
@@ -108,9 +121,9 @@ def evaluate(work: RoundWork, evaluated_round: int, distill_loss: float) -> Eval
 
 def train(work: RoundWork, round_: int, plan: PrivacyPlan | None) -> tuple[float, DPSteps | None]:
     """Local training; returns the mean loss and the DP steps taken (None without DP)."""
-    seed = work.seed(round_, "train")
     records = work.private.train
     if plan is None:
+        seed = work.seed(round_, "train")
         loss = train_local(
             work.model,
             records.x,
@@ -132,7 +145,7 @@ def train(work: RoundWork, round_: int, plan: PrivacyPlan | None) -> tuple[float
         max_grad_norm=work.privacy.max_grad_norm,
         grad_sample_mode=work.run.dp_grad_sample_mode or None,
         max_physical_batch_size=work.run.dp_physical_batch_size,
-        seed=seed,
+        seed=work.private_seed(round_, "train"),
     )
     return result.loss, result.spent
 
@@ -154,7 +167,7 @@ def release(
         predict_logits(work.model, anchors),
         privacy_likelihood(work, anchors),
         swing,
-        seed=work.seed(request.round, "swing"),
+        seed=work.private_seed(request.round, "swing"),
     )
     return released, None
 

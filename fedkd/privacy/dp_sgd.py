@@ -122,6 +122,11 @@ def train_private(
 ) -> PrivateTraining:
     """``epochs`` epochs of DP-SGD on the private records ``(x, y)``, updating ``model``.
 
+    ``seed`` alone determines the Poisson sampling masks and the Gaussian noise (each from
+    its own generator, nothing from global random state); callers draw it fresh from the
+    OS per message (:func:`fedkd.privacy.entropy.fresh_seed`).  The noise is generated in
+    Opacus's secure mode (a sum of normals that resists floating-point attacks).
+
     Returns the mean loss of the last epoch and the DP steps actually taken.
     """
     if len(x) == 0:
@@ -145,11 +150,9 @@ def train_private(
     model.train()
     validate_private_model(model)
     device = next(model.parameters()).device
-    generator = seeded_generator(seed)
     loader = DataLoader(
         _TensorRows(torch.from_numpy(x), torch.from_numpy(y)),
         batch_size=cfg.batch_size,
-        generator=generator,
         collate_fn=_already_batched,
     )
     optimiser = torch.optim.SGD(
@@ -169,6 +172,7 @@ def train_private(
             noise_multiplier=noise_multiplier,
             max_grad_norm=max_grad_norm,
             max_physical_batch_size=max_physical_batch_size,
+            poisson_generator=seeded_generator(seed),
             noise_generator=torch.Generator(device=device).manual_seed(seed ^ 0x5EED),
         )
     return PrivateTraining(loss=loss, spent=_taken(engine, noise_multiplier))
@@ -195,6 +199,7 @@ def _run_epochs(
     noise_multiplier: float,
     max_grad_norm: float,
     max_physical_batch_size: int,
+    poisson_generator: torch.Generator,
     noise_generator: torch.Generator,
 ) -> float:
     device = next(model.parameters()).device
@@ -216,6 +221,11 @@ def _run_epochs(
     else:
         private_model, dp_optimiser, dp_loader = made
         criterion = nn.CrossEntropyLoss()
+    # Opacus hands the Poisson sampler its secure RNG only in secure_mode (which needs
+    # torchcsprng): give it ours, or the masks would come from torch's global RNG.  Its
+    # secure noise (a sum of normals, against floating-point attacks) needs no CSPRNG.
+    dp_loader.batch_sampler.generator = poisson_generator
+    dp_optimiser.secure_mode = True
     private_model.train()
     last = float("nan")
     try:

@@ -26,6 +26,10 @@ from fedkd.privacy.policy import EffectivePrivacy, PolicyRefusal
 from fedkd.wire.types import KnowledgeReply, PrivacySpend
 
 DP_MECHANISM = "dp-sgd"
+FRESH_RANDOMNESS = "fresh OS entropy per message"
+REPRODUCIBLE_RANDOMNESS = (
+    "reproducible (seeded from the run seed): ε not valid against anyone who knows the seed"
+)
 
 
 @dataclass(frozen=True)
@@ -166,6 +170,7 @@ def release_record(
     dataset_digest: str,
     transfer_digest: str,
     taken: DPSteps | None,
+    reproducible: bool = False,
 ) -> Release:
     """The ledger row for ``reply``; ``taken`` is this message's DP steps (None: none)."""
     claims = reply.privacy.mechanism != "none"
@@ -187,4 +192,5 @@ def release_record(
         payload_sha256=payload_sha256(reply),
         fields_sent=fields_sent(reply),
         policy=privacy.policy.to_json(),
+        randomness=REPRODUCIBLE_RANDOMNESS if reproducible else FRESH_RANDOMNESS,
     )

@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS releases (
     payload_sha256   TEXT    NOT NULL,
     fields_sent      TEXT    NOT NULL,
     policy           TEXT    NOT NULL DEFAULT '',  -- the node's privacy policy, canonical JSON
+    randomness       TEXT    NOT NULL DEFAULT '',  -- where the mechanism's randomness came from
     created_at       TEXT    NOT NULL,
     prev_hash        TEXT    NOT NULL,
     row_hash         TEXT    NOT NULL UNIQUE
@@ -78,6 +79,7 @@ class Release:
     payload_sha256: str
     fields_sent: tuple[str, ...]
     policy: str = ""
+    randomness: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,9 +92,10 @@ class LedgerRow(Release):
 
 def row_digest(prev_hash: str, release: Release, *, seq: int, created_at: str) -> str:
     body = {**asdict(release), "fields_sent": list(release.fields_sent)}
-    if not release.policy:
-        # Rows written before policies were recorded were hashed without the field.
-        del body["policy"]
+    for later in _LATER_FIELDS:
+        if not body[later]:
+            # Rows written before the field existed were hashed without it.
+            del body[later]
     body.update(seq=seq, created_at=created_at)
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
     return hashlib.sha256((prev_hash + canonical).encode()).hexdigest()
@@ -126,7 +129,7 @@ class Ledger:
         try:
             with ledger._connect() as db:
                 db.executescript(_SCHEMA)
-                _add_policy_column(db)
+                _add_later_columns(db)
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"privacy ledger {ledger.path} is unreadable: {exc}") from exc
         chain = ledger.verify_chain()
@@ -229,11 +232,15 @@ class Ledger:
         return history
 
 
-def _add_policy_column(db: sqlite3.Connection) -> None:
-    """Ledgers created before policies were recorded get the column (empty on old rows)."""
+_LATER_FIELDS = ("policy", "randomness")
+
+
+def _add_later_columns(db: sqlite3.Connection) -> None:
+    """Ledgers created before a field existed get its column (empty on old rows)."""
     columns = {row[1] for row in db.execute("PRAGMA table_info(releases)")}
-    if "policy" not in columns:
-        db.execute("ALTER TABLE releases ADD COLUMN policy TEXT NOT NULL DEFAULT ''")
+    for name in _LATER_FIELDS:
+        if name not in columns:
+            db.execute(f"ALTER TABLE releases ADD COLUMN {name} TEXT NOT NULL DEFAULT ''")
 
 
 def rows_to_csv(rows: Sequence[LedgerRow]) -> str:

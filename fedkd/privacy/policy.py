@@ -7,8 +7,9 @@ less.  :func:`resolve_privacy` returns the settings the node will use, or raises
 typed status ``policy-refused``.
 
 "More protection" is ordered component-wise: DP on over off; a smaller ε budget; a
-smaller δ; a larger noise multiplier; a swing scorer the policy allows; no reproducible
-(seeded) DP randomness where the policy forbids it.
+smaller δ; a larger noise multiplier; a swing scorer the policy allows.  (Reproducible,
+seeded DP randomness is no request at all: only the node's own configuration can turn it
+on, and only for simulated data.)
 """
 
 from __future__ import annotations
@@ -44,8 +45,6 @@ class PrivacyPolicy:
         The smallest DP-SGD σ the node accepts.
     allowed_scorers
         Comma-separated swing scorers the node may run, ``"*"`` for any, ``""`` for none.
-    allow_reproducible
-        Whether DP randomness may be derived from the run's seed (a simulation mode).
     """
 
     dp_required: bool = False
@@ -54,7 +53,6 @@ class PrivacyPolicy:
     nominal_records: int = 0
     min_noise_multiplier: float = 0.0
     allowed_scorers: str = ALL_SCORERS
-    allow_reproducible: bool = True
 
     def __post_init__(self) -> None:
         if not self.max_epsilon > 0:
@@ -96,7 +94,6 @@ class PrivacyRequest:
     max_grad_norm: float = 1.0
     accountant: str = "prv"
     swing_scorer: str = ""
-    reproducible: bool = True
 
 
 @dataclass(frozen=True)
@@ -115,7 +112,6 @@ class EffectivePrivacy:
     max_grad_norm: float
     accountant: str
     swing_scorer: str
-    reproducible: bool
     policy: PrivacyPolicy
 
     @property
@@ -131,7 +127,7 @@ def resolve_privacy(policy: PrivacyPolicy, request: PrivacyRequest) -> Effective
     ------
     PolicyRefusal
         DP off where the policy requires it; ε, δ or σ weaker than the policy's; a swing
-        scorer it does not allow; reproducible DP randomness where it is not allowed.
+        scorer it does not allow.
     """
     if policy.requires_dp and not request.dp:
         raise PolicyRefusal(
@@ -165,11 +161,6 @@ def resolve_privacy(policy: PrivacyPolicy, request: PrivacyRequest) -> Effective
             f"the run asks for σ = {request.noise_multiplier:g}; the node's policy needs "
             f"σ ≥ {policy.min_noise_multiplier:g}"
         )
-    if request.reproducible and not policy.allow_reproducible:
-        raise PolicyRefusal(
-            "the run asks for reproducible (seeded) DP randomness, which the node's policy "
-            "does not allow"
-        )
     budget = min(request.target_epsilon or math.inf, policy.max_epsilon)
     return _effective(policy, request, budget=budget)
 
@@ -186,6 +177,5 @@ def _effective(
         max_grad_norm=request.max_grad_norm,
         accountant=request.accountant,
         swing_scorer=request.swing_scorer,
-        reproducible=request.reproducible,
         policy=policy,
     )

@@ -143,7 +143,10 @@ def test_a_ledger_from_before_policies_still_verifies_and_grows(tmp_path: Path) 
 
     fields = {f: getattr(row, f) for f in Release.__dataclass_fields__}
     old_hash = row_digest(
-        "0" * 64, replace(Release(**fields), policy=""), seq=1, created_at=row.created_at
+        "0" * 64,
+        replace(Release(**fields), policy="", randomness=""),
+        seq=1,
+        created_at=row.created_at,
     )
     path.unlink()
     db = sqlite3.connect(path)

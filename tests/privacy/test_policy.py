@@ -46,12 +46,6 @@ def test_a_request_for_more_protection_is_taken_and_bounded_by_the_policy() -> N
     # No policy: the run's request is all there is; DP off means no budget.
     free = resolve_privacy(PrivacyPolicy(), PrivacyRequest(dp=False))
     assert not free.dp and math.isinf(free.budget)
-    # Reproducible DP randomness only where the node allows it.
-    with pytest.raises(PolicyRefusal, match="reproducible"):
-        resolve_privacy(
-            PrivacyPolicy(allow_reproducible=False),
-            PrivacyRequest(dp=True, target_epsilon=1.0, reproducible=True),
-        )
 
 
 RUN = {
