@@ -37,8 +37,14 @@ from fedkd.node.local_log import NodeLog
 from fedkd.node.model import init_model, load_state, model_state
 from fedkd.node.records import record_reply
 from fedkd.node.redaction import redact_report, reported_record_count
-from fedkd.privacy.accounting import DPSteps, compose
-from fedkd.privacy.guard import PrivacyPlan, TrainingPlan, plan_for, spend_after
+from fedkd.privacy.accounting import BudgetSpentError, DPSteps, History, compose
+from fedkd.privacy.guard import (
+    PrivacyPlan,
+    TrainingPlan,
+    plan_for,
+    reporting_plan,
+    spend_after,
+)
 from fedkd.privacy.ledger import GENESIS, Ledger, LedgerError
 from fedkd.privacy.policy import EffectivePrivacy, PolicyRefusal, PrivacyRequest, resolve_privacy
 from fedkd.wire.errors import PayloadError
@@ -142,14 +148,23 @@ class ClientNode:
         _check_request(request, loaded.public)
         privacy = self._resolve()
         ledger = self._open_ledger(request)
-        history = ledger.history(loaded.private.digest)
-        plan = self._plan(privacy, len(loaded.private.train)) if privacy.dp else None
-        if train:
-            reason = budget_refusal(plan, history)
+        history = ledger.history()
+        unbounded = ledger.unbounded_since()
+        plan: PrivacyPlan | None = None
+        if privacy.dp:
+            self._check_delta(ledger, privacy)
+            plan = reporting_plan(history)
+        if privacy.dp and train:
+            try:
+                remaining = self.run.num_server_rounds - request.round + 1
+                plan = self._plan(privacy, len(loaded.private.train), history, remaining)
+                reason = budget_refusal(plan, history, unbounded_since=unbounded)
+            except BudgetSpentError as exc:
+                reason = str(exc)
             if reason:
                 refusal = replace(
                     self._refusal(request, StatusCode.BUDGET_EXHAUSTED, reason),
-                    privacy=spend_after(privacy, history, plan),
+                    privacy=spend_after(privacy, history, plan, unbounded_since=unbounded),
                 )
                 return self._record(ledger, refusal, privacy, loaded, taken=None), state
 
@@ -203,7 +218,7 @@ class ClientNode:
             transfer_set=_ref(loaded.public),
             soft_labels=released,
             num_examples=reported_record_count(len(loaded.private.train), dp=privacy.dp),
-            privacy=spend_after(privacy, history, plan),
+            privacy=spend_after(privacy, history, plan, unbounded_since=unbounded),
             status=Status(StatusCode.OK if train else StatusCode.SKIPPED),
             dtype=request.reply_dtype,
             weights=weights,
@@ -233,14 +248,29 @@ class ClientNode:
             self.log.problem(f"node {self.config.name} refused the run: {exc}")
             raise _Refused(StatusCode.POLICY_REFUSED, str(exc)) from exc
 
-    def _plan(self, privacy: EffectivePrivacy, num_records: int) -> PrivacyPlan:
+    def _check_delta(self, ledger: Ledger, privacy: EffectivePrivacy) -> None:
+        """δ is fixed per store at its first DP release: a changed one is refused."""
+        fixed = ledger.fixed_delta()
+        if fixed is not None and fixed[0] != privacy.delta:
+            reason = (
+                f"δ is fixed at {fixed[0]:g} for this store since ledger row {fixed[1]}; "
+                f"the run asks for δ = {privacy.delta:g}"
+            )
+            self.log.problem(f"node {self.config.name} refused the run: {reason}")
+            raise _Refused(StatusCode.POLICY_REFUSED, reason)
+
+    def _plan(
+        self, privacy: EffectivePrivacy, num_records: int, history: History, remaining: int
+    ) -> PrivacyPlan:
         training = TrainingPlan(
             num_rounds=self.run.num_server_rounds,
             local_epochs=self.run.local_epochs,
             batch_size=self.run.batch_size,
         )
         try:
-            return plan_for(privacy, training, num_records)
+            return plan_for(
+                privacy, training, num_records, history=history, remaining_rounds=remaining
+            )
         except PolicyRefusal as exc:
             self.log.problem(f"node {self.config.name} refused the run: {exc}")
             raise _Refused(StatusCode.POLICY_REFUSED, str(exc)) from exc
@@ -267,7 +297,7 @@ class ClientNode:
             ledger,
             reply,
             privacy=privacy,
-            dataset_digest=loaded.private.digest,
+            dataset_digest=ledger.keyed(loaded.private.digest),
             transfer_digest=loaded.public.transfer.digest,
             taken=taken,
             reproducible=self.config.reproducible_dp,

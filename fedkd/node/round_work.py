@@ -146,6 +146,7 @@ def train(work: RoundWork, round_: int, plan: PrivacyPlan | None) -> tuple[float
         grad_sample_mode=work.run.dp_grad_sample_mode or None,
         max_physical_batch_size=work.run.dp_physical_batch_size,
         seed=work.private_seed(round_, "train"),
+        nominal_records=plan.mechanism_records or None,
     )
     return result.loss, result.spent
 

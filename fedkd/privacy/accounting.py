@@ -136,6 +136,68 @@ def calibrate_noise_multiplier(
     return float(sigma)
 
 
+class BudgetSpentError(ValueError):
+    """The history alone already reaches the target: no σ makes the planned work fit."""
+
+
+def calibrate_after(
+    history: History,
+    *,
+    target_epsilon: float,
+    target_delta: float,
+    sample_rate: float,
+    steps: int,
+    accountant: str = "prv",
+) -> float:
+    """σ such that ``history`` then ``steps`` more steps spend at most ``target_epsilon``.
+
+    With no history this is :func:`calibrate_noise_multiplier`.  After earlier spend (a
+    restarted run, an earlier run on the same store) the last σ is kept when the rest of
+    the plan still fits with it, so a run that follows its plan keeps one σ; otherwise σ
+    is found by bisection on the composed ε.
+
+    Raises
+    ------
+    BudgetSpentError
+        The history alone spends the target (minus the accounting margin).
+    """
+    if total_steps(history) == 0:
+        return calibrate_noise_multiplier(
+            target_epsilon=target_epsilon,
+            target_delta=target_delta,
+            sample_rate=sample_rate,
+            steps=steps,
+            accountant=accountant,
+        )
+    aim = calibrated_target(target_epsilon, accountant=accountant)
+
+    def spent_with(sigma: float) -> float:
+        planned = compose(history, DPSteps(sigma, sample_rate, steps))
+        return epsilon(planned, delta=target_delta, accountant=accountant)
+
+    last = history[-1]
+    if last.sample_rate == sample_rate and spent_with(last.noise_multiplier) <= target_epsilon:
+        return last.noise_multiplier
+    if epsilon(history, delta=target_delta, accountant=accountant) >= aim:
+        raise BudgetSpentError(
+            f"the store's history already spends ε ≥ {aim:.4g} of the target {target_epsilon}"
+        )
+    low, high = 0.3, 1.0
+    while spent_with(high) > aim:
+        low, high = high, 2 * high
+        if high > 1e4:
+            raise BudgetSpentError(f"no σ ≤ 1e4 fits the plan within ε = {target_epsilon}")
+    for _ in range(40):
+        mid = (low + high) / 2
+        if spent_with(mid) > aim:
+            low = mid
+        else:
+            high = mid
+        if high - low < 1e-3 * high:
+            break
+    return high
+
+
 @dataclass(frozen=True)
 class Budget:
     """A client's (ε, δ) budget for the federation, and the accountant that measures it."""

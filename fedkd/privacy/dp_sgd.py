@@ -63,8 +63,8 @@ def default_grad_sample_mode(model: nn.Module) -> str:
     return "hooks" if unsupported_layers(model) else "output-grads"
 
 
-def _empty_batch_plausible(num_records: int, batch_size: int) -> bool:
-    return bool((1 - sample_rate(num_records, batch_size)) ** num_records > 1e-9)
+def _empty_batch_plausible(num_records: int, rate: float) -> bool:
+    return bool((1 - rate) ** num_records > 1e-9)
 
 
 def steps_per_epoch(num_records: int, batch_size: int) -> int:
@@ -119,6 +119,7 @@ def train_private(
     grad_sample_mode: str | None = None,
     max_physical_batch_size: int = 256,
     seed: int,
+    nominal_records: int | None = None,
 ) -> PrivateTraining:
     """``epochs`` epochs of DP-SGD on the private records ``(x, y)``, updating ``model``.
 
@@ -126,6 +127,12 @@ def train_private(
     its own generator, nothing from global random state); callers draw it fresh from the
     OS per message (:func:`fedkd.privacy.entropy.fresh_seed`).  The noise is generated in
     Opacus's secure mode (a sum of normals that resists floating-point attacks).
+
+    ``nominal_records`` (the node's published record count) fixes the mechanism: sample
+    rate ``q = 1/⌈nominal/B⌉``, ``⌈nominal/B⌉`` steps per epoch and the gradient average's
+    denominator ``nominal·q`` all come from it, so the actual number of records changes
+    nothing but which records are drawn.  ``None`` uses the actual count (and so the
+    mechanism, like the reply's q and steps, depends on it).
 
     Returns the mean loss of the last epoch and the DP steps actually taken.
     """
@@ -141,8 +148,9 @@ def train_private(
         raise PrivacyConfigError(
             f"grad_sample_mode must be one of {GRAD_SAMPLE_MODES}, got {mode!r}"
         )
-    rate = sample_rate(len(x), cfg.batch_size)
-    if mode in _NO_EMPTY_BATCHES and _empty_batch_plausible(len(x), cfg.batch_size):
+    mechanism_records = nominal_records or len(x)
+    rate = sample_rate(mechanism_records, cfg.batch_size)
+    if mode in _NO_EMPTY_BATCHES and _empty_batch_plausible(len(x), rate):
         raise PrivacyConfigError(
             f"grad_sample_mode {mode!r} cannot take the empty Poisson batches that {len(x)} "
             f"records at sample rate {rate:.3g} can produce; use 'hooks' or 'ghost'"
@@ -174,8 +182,17 @@ def train_private(
             max_physical_batch_size=max_physical_batch_size,
             poisson_generator=seeded_generator(seed),
             noise_generator=torch.Generator(device=device).manual_seed(seed ^ 0x5EED),
+            mechanism=_Mechanism(rate, max(1, round(mechanism_records * rate))),
         )
-    return PrivateTraining(loss=loss, spent=_taken(engine, noise_multiplier))
+    return PrivateTraining(loss=loss, spent=_taken(engine, noise_multiplier, rate))
+
+
+@dataclass(frozen=True)
+class _Mechanism:
+    """The public parameters of the subsampled Gaussian: q, and the gradient denominator."""
+
+    sample_rate: float
+    expected_batch_size: int
 
 
 # Opacus warns that its RNG is not cryptographically secure (secure_mode needs
@@ -201,6 +218,7 @@ def _run_epochs(
     max_physical_batch_size: int,
     poisson_generator: torch.Generator,
     noise_generator: torch.Generator,
+    mechanism: _Mechanism,
 ) -> float:
     device = next(model.parameters()).device
     made = engine.make_private(
@@ -226,6 +244,11 @@ def _run_epochs(
     # secure noise (a sum of normals, against floating-point attacks) needs no CSPRNG.
     dp_loader.batch_sampler.generator = poisson_generator
     dp_optimiser.secure_mode = True
+    # Opacus derives q and the average's denominator from the actual record count; the
+    # mechanism must not depend on it (the nominal count fixes both).
+    dp_loader.batch_sampler.sample_rate = mechanism.sample_rate
+    dp_loader.batch_sampler.steps = round(1 / mechanism.sample_rate)
+    dp_optimiser.expected_batch_size = mechanism.expected_batch_size
     private_model.train()
     last = float("nan")
     try:
@@ -261,12 +284,11 @@ def _run_epochs(
     return last
 
 
-def _taken(engine: PrivacyEngine, noise_multiplier: float) -> DPSteps:
+def _taken(engine: PrivacyEngine, noise_multiplier: float, rate: float) -> DPSteps:
+    """The steps Opacus's accountant hook counted, at the mechanism's q (the hook's own q
+    comes from the actual record count, which the mechanism does not use)."""
     history = engine.accountant.history
     if not history:
         raise RuntimeError("DP-SGD took no step; nothing was trained or accounted")
-    rates = {q for _, q, _ in history}
-    if len(rates) != 1:
-        raise RuntimeError(f"one training call used several sample rates: {sorted(rates)}")
     steps = sum(s for _, _, s in history)
-    return DPSteps(noise_multiplier=noise_multiplier, sample_rate=rates.pop(), steps=steps)
+    return DPSteps(noise_multiplier=noise_multiplier, sample_rate=rate, steps=steps)

@@ -16,6 +16,11 @@ import os
 SEED_BYTES = 8
 
 
+def fresh_bytes(count: int) -> bytes:
+    """``count`` secret bytes from the OS's entropy pool (tests patch this)."""
+    return os.urandom(count)
+
+
 def fresh_seed() -> int:
     """A secret seed from the OS's entropy pool (tests patch this to see every draw)."""
-    return int.from_bytes(os.urandom(SEED_BYTES), "little")
+    return int.from_bytes(fresh_bytes(SEED_BYTES), "little")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedkd.privacy.accounting import Budget, DPSteps, History, calibrate_noise_multiplier
+from fedkd.privacy.accounting import Budget, DPSteps, History, calibrate_after
 from fedkd.privacy.accounting import epsilon as epsilon_of
 from fedkd.privacy.dp_sgd import sample_rate, steps_per_epoch
 from fedkd.privacy.ledger import Release
@@ -40,6 +40,8 @@ class PrivacyPlan:
     sample_rate: float
     steps_per_round: int
     budget: Budget | None
+    mechanism_records: int = 0
+    """The record count q and the gradient average come from (the nominal one if stated)."""
 
     @property
     def round_steps(self) -> DPSteps:
@@ -56,16 +58,32 @@ class TrainingPlan:
 
 
 @functools.lru_cache(maxsize=64)
-def plan_for(privacy: EffectivePrivacy, training: TrainingPlan, num_records: int) -> PrivacyPlan:
-    """σ for ``num_records`` private records: calibrated for rounds × epochs × steps.
+def plan_for(
+    privacy: EffectivePrivacy,
+    training: TrainingPlan,
+    num_records: int,
+    *,
+    history: History = (),
+    remaining_rounds: int | None = None,
+) -> PrivacyPlan:
+    """σ and q for this node: the mechanism comes from public values and the ledger only.
+
+    q and steps come from the policy's nominal record count (the actual ``num_records``
+    only when none is stated); σ is the fixed one asked for, or calibrated so that the
+    store's ``history`` plus the ``remaining_rounds`` of planned work (all of the run's
+    rounds by default) stay within the budget.
 
     Raises
     ------
     PolicyRefusal
-        σ (given or calibrated) is below the policy's minimum noise multiplier.
+        σ is below the policy's minimum noise multiplier.
+    BudgetSpentError
+        The history leaves no room for the remaining plan under the budget.
     """
-    rate = sample_rate(num_records, training.batch_size)
-    per_round = training.local_epochs * steps_per_epoch(num_records, training.batch_size)
+    records = privacy.policy.nominal_records or num_records
+    rate = sample_rate(records, training.batch_size)
+    per_round = training.local_epochs * steps_per_epoch(records, training.batch_size)
+    rounds = training.num_rounds if remaining_rounds is None else remaining_rounds
     budget = (
         Budget(epsilon=privacy.budget, delta=privacy.delta, accountant=privacy.accountant)
         if math.isfinite(privacy.budget)
@@ -74,11 +92,12 @@ def plan_for(privacy: EffectivePrivacy, training: TrainingPlan, num_records: int
     if not privacy.calibrates:
         sigma = privacy.noise_multiplier
     elif budget is not None:
-        sigma = calibrate_noise_multiplier(
+        sigma = calibrate_after(
+            history,
             target_epsilon=budget.epsilon,
             target_delta=privacy.delta,
             sample_rate=rate,
-            steps=max(1, training.num_rounds * per_round),
+            steps=max(1, rounds * per_round),
             accountant=privacy.accountant,
         )
     else:
@@ -88,7 +107,15 @@ def plan_for(privacy: EffectivePrivacy, training: TrainingPlan, num_records: int
             f"σ = {sigma:.4g} for this run is below the node's minimum "
             f"{privacy.min_noise_multiplier:g}"
         )
-    return PrivacyPlan(sigma, rate, per_round, budget)
+    return PrivacyPlan(sigma, rate, per_round, budget, records)
+
+
+def reporting_plan(history: History) -> PrivacyPlan | None:
+    """σ and q to report on a message that trains nothing (the store's last DP steps)."""
+    if not history:
+        return None
+    last = history[-1]
+    return PrivacyPlan(last.noise_multiplier, last.sample_rate, 0, None)
 
 
 def claims_dp(privacy: EffectivePrivacy) -> bool:
@@ -106,9 +133,16 @@ def claims_dp(privacy: EffectivePrivacy) -> bool:
 
 
 def spend_after(
-    privacy: EffectivePrivacy, history: History, plan: PrivacyPlan | None
+    privacy: EffectivePrivacy,
+    history: History,
+    plan: PrivacyPlan | None,
+    *,
+    unbounded_since: int | None = None,
 ) -> PrivacySpend:
-    """The cumulative spend to report; ``mechanism == "none"`` when no ε may be claimed."""
+    """The cumulative spend to report; ``mechanism == "none"`` when no ε may be claimed
+    (no DP, a scorer that read private records, or a store already unbounded)."""
+    if unbounded_since is not None:
+        return PrivacySpend(mechanism="none", unbounded_since_row=unbounded_since)
     if plan is None or not claims_dp(privacy):
         return PrivacySpend(mechanism="none")
     total = sum(h.steps for h in history)

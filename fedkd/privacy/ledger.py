@@ -7,14 +7,21 @@ release that was never sent, never a spend that was.  Rows are chained::
 
 so rewriting, reordering or dropping a row changes the head; the server remembers each
 node's last head and cumulative ε and refuses a node whose ledger no longer leads there.
-Triggers make UPDATE and DELETE fail inside SQLite as well.  Budgets are keyed by the
-private dataset's digest, so spend on the same records accumulates across runs.
+Triggers make UPDATE and DELETE fail inside SQLite as well.
+
+A ledger is one *store*'s: a random store id and a node secret are created with it (the
+secret never leaves the node: exports list releases only).  One budget per store for
+life: every release composes, whatever dataset digest, run, seed or partition it came
+from — conservatively, as if each release spent on every record in the store.  A digest
+of private data never enters a row in the clear: it is keyed (HMAC-SHA-256) with the
+node secret, so nothing the server receives is a deterministic function of the records.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
+import hmac
 import io
 import json
 import sqlite3
@@ -24,12 +31,14 @@ from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fedkd.privacy import entropy
 from fedkd.privacy.accounting import DPSteps, History, compose
 from fedkd.privacy.durable_sqlite import append_only_triggers, durable_connection
 
 GENESIS = "0" * 64
 
-_SCHEMA = """
+_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS releases (
     seq              INTEGER PRIMARY KEY,
     run_id           TEXT    NOT NULL,
@@ -52,7 +61,17 @@ CREATE TABLE IF NOT EXISTS releases (
     prev_hash        TEXT    NOT NULL,
     row_hash         TEXT    NOT NULL UNIQUE
 );
-""" + append_only_triggers("releases", "the privacy ledger is append-only")
+CREATE TABLE IF NOT EXISTS store (
+    id       INTEGER PRIMARY KEY CHECK (id = 1),
+    store_id TEXT NOT NULL,          -- random, created with the ledger
+    secret   BLOB NOT NULL           -- the node secret that keys data digests; never sent
+);
+"""
+    + append_only_triggers("releases", "the privacy ledger is append-only")
+    + append_only_triggers("store", "the store identity never changes")
+)
+GUARANTEED_MECHANISMS = ("dp-sgd",)
+"""Mechanisms with a formal (ε, δ); any other release makes the store's ε unbounded."""
 
 
 class LedgerError(RuntimeError):
@@ -130,6 +149,7 @@ class Ledger:
             with ledger._connect() as db:
                 db.executescript(_SCHEMA)
                 _add_later_columns(db)
+                _create_store(db)
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"privacy ledger {ledger.path} is unreadable: {exc}") from exc
         chain = ledger.verify_chain()
@@ -222,14 +242,56 @@ class Ledger:
             row_hash=digest,
         )
 
-    def history(self, dataset_digest: str) -> History:
-        """Every DP step ever recorded on ``dataset_digest``, in order, ready to account."""
+    def _store(self) -> tuple[str, bytes]:
+        with self._connect() as db:
+            row = db.execute("SELECT store_id, secret FROM store WHERE id = 1").fetchone()
+        if row is None:
+            raise LedgerError(f"privacy ledger {self.path} has no store identity")
+        return str(row[0]), bytes(row[1])
+
+    @property
+    def store_id(self) -> str:
+        """The store's random identity (what the ledger is, independent of any data)."""
+        return self._store()[0]
+
+    def keyed(self, digest: str) -> str:
+        """``digest`` keyed with the node secret: stable for the node, opaque to others."""
+        tag = hmac.new(self._store()[1], digest.encode(), hashlib.sha256).hexdigest()
+        return f"hmac-sha256:{tag}"
+
+    def history(self) -> History:
+        """Every DP step the store ever recorded, in order, ready to account."""
         history: History = ()
         for row in self.rows():
-            if row.dataset_digest == dataset_digest and row.steps > 0:
+            if row.steps > 0:
                 entry = DPSteps(row.noise_multiplier, row.sample_rate, row.steps)
                 history = compose(history, entry)
         return history
+
+    def unbounded_since(self) -> int | None:
+        """The first row released without a formal guarantee (the store's ε is unbounded
+        from then on), or None."""
+        for row in self.rows():
+            if row.mechanism not in GUARANTEED_MECHANISMS:
+                return row.seq
+        return None
+
+    def fixed_delta(self) -> tuple[float, int] | None:
+        """``(δ, row)`` of the store's first DP release: δ is fixed from then on."""
+        for row in self.rows():
+            if row.mechanism in GUARANTEED_MECHANISMS and row.delta > 0:
+                return row.delta, row.seq
+        return None
+
+
+def _create_store(db: sqlite3.Connection) -> None:
+    """Give a new ledger (or one from before stores existed) its id and secret, once."""
+    if db.execute("SELECT 1 FROM store WHERE id = 1").fetchone() is None:
+        store_id = entropy.fresh_bytes(16).hex()
+        db.execute(
+            "INSERT INTO store (id, store_id, secret) VALUES (1, ?, ?)",
+            (store_id, entropy.fresh_bytes(32)),
+        )
 
 
 _LATER_FIELDS = ("policy", "randomness")

@@ -145,6 +145,7 @@ def privacy_spend_to_proto(spend: PrivacySpend) -> privacy_pb2.PrivacySpend:
         sample_rate=spend.sample_rate,
         steps=spend.steps,
         ledger_head=spend.ledger_head,
+        unbounded_since_row=spend.unbounded_since_row,
     )
 
 
@@ -158,6 +159,7 @@ def privacy_spend_from_proto(message: privacy_pb2.PrivacySpend) -> PrivacySpend:
         sample_rate=message.sample_rate,
         steps=message.steps,
         ledger_head=message.ledger_head,
+        unbounded_since_row=message.unbounded_since_row,
     )
 
 

@@ -69,6 +69,7 @@ class PrivacySpend:
     sample_rate: float = 0.0
     steps: int = 0
     ledger_head: str = ""
+    unbounded_since_row: int = 0
 
 
 @dataclass(frozen=True)

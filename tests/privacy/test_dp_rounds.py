@@ -243,10 +243,14 @@ def test_a_scorer_reading_private_records_drops_the_epsilon_claim() -> None:
     assert outcome.accepted == [0, 1, 2]
     assert replies[0].privacy.mechanism == "none"
     assert outcome.nodes[0].privacy_epsilon is None
-    row = Ledger.open(node_config(cfg, 0).ledger_path).rows()[0]
+    ledger = Ledger.open(node_config(cfg, 0).ledger_path)
+    row = ledger.rows()[0]
     assert row.epsilon is None and row.mechanism == "dp-sgd-unclaimed" and row.steps > 0
+    # The records' digest appears only keyed with the node's secret.
     digest = content_digest(data.clients[0].train.x, data.clients[0].train.y)
-    assert row.dataset_digest == digest
+    assert row.dataset_digest == ledger.keyed(digest) != digest
+    # From that release on, the store's ε is unbounded: later claims carry no ε.
+    assert ledger.unbounded_since() == 1
 
 
 def test_the_confidence_scorer_keeps_the_claim() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import sqlite3
 from pathlib import Path
@@ -45,17 +47,36 @@ def test_rows_chain_and_reopen_with_the_recorded_head(tmp_path: Path) -> None:
     assert [r.prev_hash for r in rows[1:]] == [r.row_hash for r in rows[:-1]]
     reopened = Ledger.open(tmp_path / "node.db", expected_head=rows[-1].row_hash)
     assert [r.seq for r in reopened.rows()] == [1, 2, 3]
-    assert reopened.history("data-a") == (DPSteps(1.2, 0.01, 3 * 94),)
-    assert reopened.history("data-b") == ()
+    assert reopened.history() == (DPSteps(1.2, 0.01, 3 * 94),)
 
 
-def test_budgets_are_keyed_by_dataset(tmp_path: Path) -> None:
+def test_one_budget_per_store_whatever_the_dataset(tmp_path: Path) -> None:
+    """Every release from the store composes, whatever records it was computed on."""
     ledger = Ledger.open(tmp_path / "node.db")
     ledger.append(release(1, digest="data-a", steps=10))
     ledger.append(release(1, digest="data-b", steps=20))
     ledger.append(release(2, digest="data-a", steps=5))
-    assert ledger.history("data-a") == (DPSteps(1.2, 0.01, 15),)
-    assert ledger.history("data-b") == (DPSteps(1.2, 0.01, 20),)
+    assert ledger.history() == (DPSteps(1.2, 0.01, 35),)
+    assert ledger.unbounded_since() is None and ledger.fixed_delta() == (1e-5, 1)
+    ledger.append(dataclasses.replace(release(3), mechanism="none", steps=0, epsilon=None))
+    ledger.append(release(4, steps=5))
+    assert ledger.unbounded_since() == 4  # the release without a guarantee, for good
+
+
+def test_the_store_has_a_random_id_and_keys_digests_with_a_secret(tmp_path: Path) -> None:
+    import hashlib
+
+    a, b = Ledger.open(tmp_path / "a.db"), Ledger.open(tmp_path / "b.db")
+    assert len(a.store_id) == 32 and a.store_id != b.store_id
+    assert Ledger.open(tmp_path / "a.db").store_id == a.store_id  # kept with the ledger
+    keyed = a.keyed("sha256:abc")
+    assert keyed.startswith("hmac-sha256:") and keyed == a.keyed("sha256:abc")
+    assert keyed != b.keyed("sha256:abc")  # another store, another secret
+    assert hashlib.sha256(b"sha256:abc").hexdigest() not in keyed
+    # The secret is not in what a ledger exports.
+    a.append(release(1))
+    secret = a._store()[1]
+    assert secret.hex() not in rows_to_json(a.rows()) and secret.hex() not in rows_to_csv(a.rows())
 
 
 def test_sqlite_refuses_update_and_delete(tmp_path: Path) -> None:
