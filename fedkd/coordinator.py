@@ -10,6 +10,7 @@ reason; aggregation runs on the valid replies only, so one bad client never sink
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 
@@ -18,6 +19,8 @@ import numpy as np
 from fedkd.config import RunConfig
 from fedkd.data.transfer import TransferSet
 from fedkd.fusion import Contribution, Instruction, Knowledge, make_fusion
+from fedkd.privacy.accounting import PRV_EPS_ERROR, DPSteps, History, compose
+from fedkd.privacy.accounting import epsilon as epsilon_of
 from fedkd.privacy.node_registry import NodeRegistry
 from fedkd.wire.errors import PayloadError
 from fedkd.wire.serde import knowledge_reply_from_bytes, knowledge_request_to_bytes
@@ -26,6 +29,7 @@ from fedkd.wire.types import (
     FusedKnowledge,
     KnowledgeReply,
     KnowledgeRequest,
+    PrivacySpend,
     ReleaseKind,
     StatusCode,
     TransferSetRef,
@@ -33,6 +37,16 @@ from fedkd.wire.types import (
 from fedkd.wire.validate import ReplyExpectation, validate_reply
 
 log = logging.getLogger(__name__)
+CLAIM_TOLERANCE = 2 * PRV_EPS_ERROR + 1e-6
+"""How far below the server's composition a claim may be (the accountants' estimate error)."""
+
+
+@functools.lru_cache(maxsize=1024)
+def composed_epsilon(history: History, *, delta: float, accountant: str) -> float:
+    """ε of ``history`` (cached: a node's history repeats across checks)."""
+    return epsilon_of(history, delta=delta, accountant=accountant)
+
+
 # Statuses with which a client says it could not take part at all (nothing to validate).
 _CLIENT_FAILURES = (
     StatusCode.INVALID_REQUEST,
@@ -118,6 +132,8 @@ class Coordinator:
         self._earlier_heads = registry.heads() if registry else {}
         self.ledger_heads: dict[int, str] = {}
         self.epsilon_recorded: dict[int, float] = {}
+        # Each node's DP releases as this server recorded them (σ, q, steps per reply).
+        self.composed: dict[int, History] = {}
         self._rng = np.random.default_rng([cfg.seed, 0xA2C])
 
     # --- requests -------------------------------------------------------------------------
@@ -223,7 +239,8 @@ class Coordinator:
         if problem:
             node.status, node.reason = "invalid", problem
             return None
-        node.privacy_epsilon = reply.privacy.epsilon if reply.privacy.mechanism != "none" else None
+        claims = self.cfg.dp and reply.privacy.mechanism != "none"
+        node.privacy_epsilon = reply.privacy.epsilon if claims else None
         if reply.status.code in (StatusCode.OK, StatusCode.SKIPPED):
             node.status = "ok"
         else:
@@ -235,15 +252,23 @@ class Coordinator:
         return reply
 
     def _check_spend(self, round_: int, node_id: int, reply: KnowledgeReply) -> str:
-        """Record the node's ledger head and ε; a spend that went backwards is refused."""
+        """Record the node's ledger head and ε; refuse a spend that went backwards or that
+        claims less than the releases this server recorded compose to.
+
+        A claim counts only in a run that asked for DP: with ``dp = false`` no ε enters
+        the results, whatever a reply says.
+        """
         spend = reply.privacy
-        claimed = spend.mechanism != "none"
+        claimed = self.cfg.dp and spend.mechanism != "none"
         if claimed:
             before = self.epsilon_recorded.get(node_id, 0.0)
             if not np.isfinite(spend.epsilon) or spend.epsilon < before - 1e-9:
                 return (
                     f"privacy spend went backwards: ε {spend.epsilon:.6g} < recorded {before:.6g}"
                 )
+            problem = self._check_composition(node_id, spend)
+            if problem:
+                return problem
             self.epsilon_recorded[node_id] = spend.epsilon
         if spend.ledger_head:
             self.ledger_heads[node_id] = spend.ledger_head
@@ -255,6 +280,24 @@ class Coordinator:
                     ledger_head=spend.ledger_head,
                     epsilon=spend.epsilon if claimed else None,
                 )
+        return ""
+
+    def _check_composition(self, node_id: int, spend: PrivacySpend) -> str:
+        """The claim must cover every DP release of the node this server has recorded."""
+        if spend.release_steps <= 0:
+            return ""
+        new = DPSteps(spend.noise_multiplier, spend.sample_rate, spend.release_steps)
+        try:
+            seen = compose(self.composed.get(node_id, ()), new)
+            floor = composed_epsilon(seen, delta=spend.delta, accountant=spend.accountant)
+        except ValueError as exc:
+            return f"privacy spend cannot be composed: {exc}"
+        if spend.epsilon < floor - CLAIM_TOLERANCE:
+            return (
+                f"privacy spend under-claimed: ε {spend.epsilon:.6g} < {floor:.6g}, the "
+                "composition of the releases this server recorded"
+            )
+        self.composed[node_id] = seen
         return ""
 
     def _missing_payload(self, round_: int, node_id: int, reply: KnowledgeReply) -> str:

@@ -209,6 +209,9 @@ class ClientNode:
         seconds["extract"] = time.perf_counter() - tick
 
         report = replace(report, train_loss=train_loss, phase_seconds=seconds)
+        spend = spend_after(privacy, history, plan, unbounded_since=unbounded)
+        if taken is not None and spend.mechanism != "none":
+            spend = replace(spend, release_steps=taken.steps)
         if privacy.dp:
             self.log.evaluation(report)
         reply = KnowledgeReply(
@@ -218,7 +221,7 @@ class ClientNode:
             transfer_set=_ref(loaded.public),
             soft_labels=released,
             num_examples=reported_record_count(len(loaded.private.train), dp=privacy.dp),
-            privacy=spend_after(privacy, history, plan, unbounded_since=unbounded),
+            privacy=spend,
             status=Status(StatusCode.OK if train else StatusCode.SKIPPED),
             dtype=request.reply_dtype,
             weights=weights,

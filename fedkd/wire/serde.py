@@ -146,6 +146,7 @@ def privacy_spend_to_proto(spend: PrivacySpend) -> privacy_pb2.PrivacySpend:
         steps=spend.steps,
         ledger_head=spend.ledger_head,
         unbounded_since_row=spend.unbounded_since_row,
+        release_steps=spend.release_steps,
     )
 
 
@@ -160,6 +161,7 @@ def privacy_spend_from_proto(message: privacy_pb2.PrivacySpend) -> PrivacySpend:
         steps=message.steps,
         ledger_head=message.ledger_head,
         unbounded_since_row=message.unbounded_since_row,
+        release_steps=message.release_steps,
     )
 
 

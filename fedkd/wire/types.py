@@ -70,6 +70,7 @@ class PrivacySpend:
     steps: int = 0
     ledger_head: str = ""
     unbounded_since_row: int = 0
+    release_steps: int = 0
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ def validate_reply(reply: KnowledgeReply, expected: ReplyExpectation) -> None:
             f"transfer-set digest {reply.transfer_set.digest!r}, "
             f"expected {expected.transfer_digest!r}"
         )
-    if expected.require_privacy and reply.privacy.mechanism == "none":
+    unbounded = reply.privacy.unbounded_since_row > 0  # honest: no ε can be claimed
+    if expected.require_privacy and reply.privacy.mechanism == "none" and not unbounded:
         raise PayloadError("run requires DP but the reply claims no privacy spend")
     if reply.status.code is not StatusCode.OK:
         return

@@ -366,3 +366,48 @@ def test_swing_on_the_receiving_side_changes_what_is_distilled() -> None:
     # hotter targets: different.
     np.testing.assert_array_equal(released[False][0], released[True][0])
     assert not np.array_equal(released[False][1], released[True][1])  # type: ignore[arg-type]
+
+
+def test_a_reply_under_claiming_its_composed_epsilon_is_rejected() -> None:
+    import dataclasses
+
+    from fedkd.wire.serde import knowledge_reply_to_bytes
+
+    cfg = _cfg()
+    data = build_federated_data(cfg.data_spec)
+    coord = Coordinator(cfg, run_id="dp", transfer=data.transfer, num_classes=10)
+    states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
+    outcome, honest = _run_round(cfg, coord, states, 1)
+    assert outcome.accepted == [0, 1, 2]
+    payloads, down = {}, {}
+    for n in range(3):
+        request = coord.request_for(n, 2)
+        down[n] = (len(request), 0)
+        payloads[n], states[n] = serve(cfg, n, request, states[n])
+    # Node 2 claims no more than after round 1, although it released round 2's steps too.
+    reply = knowledge_reply_from_bytes(payloads[2], max_bytes=CAP)
+    assert reply.privacy.release_steps > 0
+    forged = dataclasses.replace(reply.privacy, epsilon=honest[2].privacy.epsilon)
+    payloads[2] = knowledge_reply_to_bytes(dataclasses.replace(reply, privacy=forged))
+    outcome = coord.ingest(2, [Delivery(n, payloads[n]) for n in range(3)], down)
+    assert outcome.accepted == [0, 1]
+    assert "under-claimed" in outcome.excluded[2]
+
+
+def test_a_run_with_dp_off_reports_no_epsilon_whatever_a_reply_claims() -> None:
+    import dataclasses
+
+    from fedkd.wire.serde import knowledge_reply_to_bytes
+    from fedkd.wire.types import PrivacySpend
+
+    cfg = _cfg(dp=False)
+    data = build_federated_data(cfg.data_spec)
+    coord = Coordinator(cfg, run_id="off", transfer=data.transfer, num_classes=10)
+    request = coord.request_for(0, 1)
+    raw, _ = serve(cfg, 0, request, None)
+    reply = knowledge_reply_from_bytes(raw, max_bytes=CAP)
+    claim = PrivacySpend(mechanism="dp-sgd", epsilon=0.002, delta=1e-5, accountant="rdp")
+    forged = knowledge_reply_to_bytes(dataclasses.replace(reply, privacy=claim))
+    outcome = coord.ingest(1, [Delivery(0, forged)], {0: (len(request), 0)})
+    assert outcome.accepted == [0] and outcome.nodes[0].privacy_epsilon is None
+    assert coord.epsilon_recorded == {}

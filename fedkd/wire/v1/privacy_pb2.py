@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x66\x65\x64kd/v1/privacy.proto\x12\x08\x66\x65\x64kd.v1\"\xc5\x01\n\x0cPrivacySpend\x12\x11\n\tmechanism\x18\x01 \x01(\t\x12\x0f\n\x07\x65psilon\x18\x02 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x03 \x01(\x01\x12\x12\n\naccountant\x18\x04 \x01(\t\x12\x18\n\x10noise_multiplier\x18\x05 \x01(\x01\x12\x13\n\x0bsample_rate\x18\x06 \x01(\x01\x12\r\n\x05steps\x18\x07 \x01(\x04\x12\x13\n\x0bledger_head\x18\x08 \x01(\t\x12\x1b\n\x13unbounded_since_row\x18\t \x01(\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x66\x65\x64kd/v1/privacy.proto\x12\x08\x66\x65\x64kd.v1\"\xdc\x01\n\x0cPrivacySpend\x12\x11\n\tmechanism\x18\x01 \x01(\t\x12\x0f\n\x07\x65psilon\x18\x02 \x01(\x01\x12\r\n\x05\x64\x65lta\x18\x03 \x01(\x01\x12\x12\n\naccountant\x18\x04 \x01(\t\x12\x18\n\x10noise_multiplier\x18\x05 \x01(\x01\x12\x13\n\x0bsample_rate\x18\x06 \x01(\x01\x12\r\n\x05steps\x18\x07 \x01(\x04\x12\x13\n\x0bledger_head\x18\x08 \x01(\t\x12\x1b\n\x13unbounded_since_row\x18\t \x01(\x04\x12\x15\n\rrelease_steps\x18\n \x01(\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,5 +32,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'fedkd.v1.privacy_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PRIVACYSPEND']._serialized_start=37
-  _globals['_PRIVACYSPEND']._serialized_end=234
+  _globals['_PRIVACYSPEND']._serialized_end=257
 # @@protoc_insertion_point(module_scope)

@@ -5,7 +5,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class PrivacySpend(_message.Message):
-    __slots__ = ("mechanism", "epsilon", "delta", "accountant", "noise_multiplier", "sample_rate", "steps", "ledger_head", "unbounded_since_row")
+    __slots__ = ("mechanism", "epsilon", "delta", "accountant", "noise_multiplier", "sample_rate", "steps", "ledger_head", "unbounded_since_row", "release_steps")
     MECHANISM_FIELD_NUMBER: _ClassVar[int]
     EPSILON_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
@@ -15,6 +15,7 @@ class PrivacySpend(_message.Message):
     STEPS_FIELD_NUMBER: _ClassVar[int]
     LEDGER_HEAD_FIELD_NUMBER: _ClassVar[int]
     UNBOUNDED_SINCE_ROW_FIELD_NUMBER: _ClassVar[int]
+    RELEASE_STEPS_FIELD_NUMBER: _ClassVar[int]
     mechanism: str
     epsilon: float
     delta: float
@@ -24,4 +25,5 @@ class PrivacySpend(_message.Message):
     steps: int
     ledger_head: str
     unbounded_since_row: int
-    def __init__(self, mechanism: _Optional[str] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., accountant: _Optional[str] = ..., noise_multiplier: _Optional[float] = ..., sample_rate: _Optional[float] = ..., steps: _Optional[int] = ..., ledger_head: _Optional[str] = ..., unbounded_since_row: _Optional[int] = ...) -> None: ...
+    release_steps: int
+    def __init__(self, mechanism: _Optional[str] = ..., epsilon: _Optional[float] = ..., delta: _Optional[float] = ..., accountant: _Optional[str] = ..., noise_multiplier: _Optional[float] = ..., sample_rate: _Optional[float] = ..., steps: _Optional[int] = ..., ledger_head: _Optional[str] = ..., unbounded_since_row: _Optional[int] = ..., release_steps: _Optional[int] = ...) -> None: ...
