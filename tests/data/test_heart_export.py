@@ -68,7 +68,7 @@ def test_the_files_hold_raw_values_and_the_public_bundle_is_the_builtin(tmp_path
     assert sizes == [270, 246, 126, 174]
 
 
-def test_the_schema_declares_the_full_table_constants(tmp_path: Path) -> None:
+def test_the_schema_declares_the_public_split_constants(tmp_path: Path) -> None:
     schema = read_schema(export_heart_hospitals(tmp_path).schema)
     assert (schema.label, schema.split, schema.classes) == ("diagnosis", "split", HEART_CLASSES)
     assert schema.width == 15
@@ -85,9 +85,10 @@ def test_the_schema_declares_the_full_table_constants(tmp_path: Path) -> None:
         "exang",
         "oldpeak",
     ]
-    # Means of the whole 740-row table (Cleveland's own age mean alone is 54.4).
-    assert by_name["age"].mean == pytest.approx(53.0973, abs=1e-4)
-    assert by_name["chol"].mean == pytest.approx(220.1365, abs=1e-4)
+    # Means of the 111 public rows only (the whole 740-row table's age mean is 53.10).
+    assert by_name["age"].mean == pytest.approx(54.0, abs=1e-9)
+    assert by_name["age"].std == pytest.approx(9.588845, abs=1e-6)
+    assert by_name["chol"].mean == pytest.approx(217.4955, abs=1e-4)
     assert by_name["chol"].min == 0.0 and by_name["oldpeak"].min == -10.0
     assert by_name["cp"].values == (
         "typical angina",

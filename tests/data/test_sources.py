@@ -35,7 +35,19 @@ def test_heart_public_split_is_disjoint_by_row_hash() -> None:
     assert len(public) == len(src.public)  # no duplicate rows inside the split either
     assert public.isdisjoint(row_hashes(src.train.x))
     assert public.isdisjoint(row_hashes(src.test.x))
-    assert src.public_name == "heart-disease-uci/public-v1"
+    assert src.public_name == "heart-disease-uci/public-v2"
+
+
+def test_heart_standardisation_comes_from_public_rows_only() -> None:
+    """Changing every private and held-out row leaves the encoding constants alone."""
+    from fedkd.data.sources import _heart_rows, heart_splits, heart_standardisation
+
+    rows = _heart_rows()
+    public = set(heart_splits(rows)[0].tolist())
+    moved = [r if i in public else {**r, "age": "99", "chol": "500"} for i, r in enumerate(rows)]
+    assert heart_standardisation(moved) == heart_standardisation(rows)
+    changed_public = [{**r, "age": "99"} if i in public else r for i, r in enumerate(rows)]
+    assert heart_standardisation(changed_public) != heart_standardisation(rows)
 
 
 def test_digits_split_is_fixed() -> None:
