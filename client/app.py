@@ -65,6 +65,12 @@ def train(msg: Message, context: Context) -> Message:
     return _serve(msg, context, train=True)
 
 
+@app.query()
+def query(msg: Message, context: Context) -> Message:
+    """The server's handshake (round 0): the node's name and ledger head, nothing else."""
+    return _serve(msg, context, train=False)
+
+
 @app.evaluate()
 def evaluate(msg: Message, context: Context) -> Message:
     """Final message: distil the last targets and evaluate; nothing is released."""

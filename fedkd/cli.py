@@ -333,7 +333,7 @@ def ledger_export(
 @ledger_app.command("registry")
 def ledger_registry(
     path: Annotated[Path, typer.Argument(help="The server's privacy-registry file")],
-    node: Annotated[int | None, typer.Option(help="Only this node's observations")] = None,
+    node: Annotated[str | None, typer.Option(help="Only this node's (by name)")] = None,
 ) -> None:
     """Print what the server recorded of each node's ledger, run by run."""
     from rich.table import Table
@@ -353,9 +353,7 @@ def ledger_registry(
         table.add_column(column, justify="right" if column in ("round", "ε") else "left")
     for o in observations:
         eps = "—" if o.epsilon is None else f"{o.epsilon:.4f}"
-        table.add_row(
-            str(o.node_id), o.run_id[:12], str(o.round), eps, o.ledger_head[:12], o.recorded_at
-        )
+        table.add_row(o.node, o.run_id[:12], str(o.round), eps, o.ledger_head[:12], o.recorded_at)
     console.print(f"{len(observations)} observations in {path}", soft_wrap=True)
     console.print(table)
 

@@ -23,6 +23,7 @@ from fedkd.privacy.swing import SwingConfig
 from fedkd.wire.types import WireDType
 
 ConfigValue = bool | int | float | str
+REGISTRY_OFF = "off"
 STRATEGY_PARAMS_KEY = "strategy-params"
 """One declared key that carries every strategy parameter through Flower, which refuses
 undeclared run-config keys: ``strategy-params = "knfu-beta=10 knfu-top-m=3"``.  fedkd's own
@@ -212,6 +213,16 @@ class RunConfig:
         from fedkd.privacy.scorers import make_scorer
 
         return not (self.swing_scorer and make_scorer(self.swing_scorer).reads_private_records)
+
+    @property
+    def registry_path(self) -> Path | None:
+        """The server's node registry: ``privacy-registry``, by default
+        ``<output-dir>/privacy-registry.db`` (shared by every run there); ``"off"``: none."""
+        if self.privacy_registry == REGISTRY_OFF:
+            return None
+        if self.privacy_registry:
+            return Path(self.privacy_registry).expanduser()
+        return Path(self.output_dir).expanduser() / "privacy-registry.db"
 
     @property
     def wire_dtype(self) -> WireDType:

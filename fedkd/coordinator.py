@@ -130,6 +130,8 @@ class Coordinator:
         # within the run.  A registry carries the heads from earlier runs.
         self.registry = registry
         self._earlier_heads = registry.heads() if registry else {}
+        self._earlier_epsilons = registry.epsilons() if registry else {}
+        self.names: dict[int, str] = {}  # Flower node id → the node's own name
         self.ledger_heads: dict[int, str] = {}
         self.epsilon_recorded: dict[int, float] = {}
         # Each node's DP releases as this server recorded them (σ, q, steps per reply).
@@ -155,7 +157,7 @@ class Coordinator:
         The strategy's ``configure_round`` says what each node releases; the final
         evaluation message asks for nothing.
         """
-        if round_ <= self.cfg.num_server_rounds:
+        if 1 <= round_ <= self.cfg.num_server_rounds:
             asks = self.strategy.configure_round(round_, nodes, self.anchors_for(round_))
         else:
             asks = dict.fromkeys(nodes, _NOTHING)
@@ -188,7 +190,40 @@ class Coordinator:
 
     def ledger_head_of(self, node_id: int) -> str:
         """The node's last ledger head the server saw, in this run or (registry) before."""
-        return self.ledger_heads.get(node_id) or self._earlier_heads.get(node_id, "")
+        earlier = self._earlier_heads.get(self.name_of(node_id), "")
+        return self.ledger_heads.get(node_id) or earlier
+
+    def name_of(self, node_id: int) -> str:
+        """The node's own name once it has told it, else a name from its Flower id."""
+        return self.names.get(node_id) or f"flower-node-{node_id}"
+
+    def hello(self, deliveries: list[Delivery]) -> dict[int, str]:
+        """Round 0: learn each node's name (and so its recorded head and ε floor).
+
+        A reply that cannot be read teaches nothing; the node is then asked with no head
+        and judged on its first real reply.
+        """
+        for delivery in deliveries:
+            if delivery.payload is None:
+                continue
+            try:
+                reply = knowledge_reply_from_bytes(
+                    delivery.payload, max_bytes=self.cfg.max_payload_bytes
+                )
+            except PayloadError as exc:
+                log.warning("handshake: node %d: %s", delivery.node_id, exc.reason)
+                continue
+            if reply.node_name and reply.run_id == self.run_id and reply.round == 0:
+                self._learn_name(delivery.node_id, reply.node_name)
+        return dict(self.names)
+
+    def _learn_name(self, node_id: int, name: str) -> None:
+        if node_id in self.names:
+            return
+        self.names[node_id] = name
+        floor = self._earlier_epsilons.get(name)
+        if floor is not None:
+            self.epsilon_recorded.setdefault(node_id, floor)
 
     # --- replies --------------------------------------------------------------------------
 
@@ -235,6 +270,8 @@ class Coordinator:
         except PayloadError as exc:
             node.status, node.reason = "invalid", exc.reason
             return None
+        if reply.node_name:
+            self._learn_name(delivery.node_id, reply.node_name)
         problem = self._check_spend(round_, delivery.node_id, reply)
         if problem:
             node.status, node.reason = "invalid", problem
@@ -274,7 +311,7 @@ class Coordinator:
             self.ledger_heads[node_id] = spend.ledger_head
             if self.registry is not None:
                 self.registry.record(
-                    node_id,
+                    self.name_of(node_id),
                     run_id=self.run_id,
                     round_=round_,
                     ledger_head=spend.ledger_head,

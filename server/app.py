@@ -50,6 +50,14 @@ def exchange(
     grid: Grid, coordinator: Coordinator, nodes: list[int], round_: int, kind: str, timeout: float
 ) -> RoundOutcome:
     """Send one request per node, collect replies, and let the coordinator judge them."""
+    deliveries, bytes_down = _send(grid, coordinator, nodes, round_, kind, timeout)
+    return coordinator.ingest(round_, deliveries, bytes_down)
+
+
+def _send(
+    grid: Grid, coordinator: Coordinator, nodes: list[int], round_: int, kind: str, timeout: float
+) -> tuple[list[Delivery], dict[int, tuple[int, int]]]:
+    """One request per node; what came back from each (a reply, an error, or silence)."""
     messages, bytes_down = [], {}
     for node_id, payload in coordinator.requests(round_, nodes).items():
         message = Message(pack(payload), dst_node_id=node_id, message_type=kind)
@@ -78,7 +86,14 @@ def exchange(
         deliveries.setdefault(
             node_id, Delivery(node_id=node_id, transport_error=f"no reply within {timeout:.0f} s")
         )
-    return coordinator.ingest(round_, [deliveries[n] for n in nodes], bytes_down)
+    return [deliveries[n] for n in nodes], bytes_down
+
+
+def hello(grid: Grid, coordinator: Coordinator, nodes: list[int], timeout: float) -> None:
+    """Round 0: each node says its name, so its first request carries its recorded head."""
+    deliveries, _ = _send(grid, coordinator, nodes, 0, MessageType.QUERY, timeout)
+    names = coordinator.hello(deliveries)
+    log.info("handshake: %d of %d nodes named themselves", len(names), len(nodes))
 
 
 def run_federation(grid: Grid, cfg: RunConfig, *, run_id: str) -> Path:
@@ -87,7 +102,8 @@ def run_federation(grid: Grid, cfg: RunConfig, *, run_id: str) -> Path:
     public = load_public_data(cfg.public_spec)
     # Nodes that outlive the run keep their ledgers; the registry keeps what the server
     # saw of them, so a node that lost its ledger between runs is refused, not restarted.
-    registry = NodeRegistry.open(cfg.privacy_registry) if cfg.privacy_registry else None
+    registry_path = cfg.registry_path
+    registry = NodeRegistry.open(registry_path) if registry_path is not None else None
     coordinator = Coordinator(
         cfg,
         run_id=run_id,
@@ -98,6 +114,7 @@ def run_federation(grid: Grid, cfg: RunConfig, *, run_id: str) -> Path:
     run_dir = Path(cfg.output_dir).expanduser().resolve() / cfg.run_name
     recorder = RunRecorder(cfg, run_dir)
     nodes = wait_for_nodes(grid, cfg.num_clients, NODE_WAIT_S)
+    hello(grid, coordinator, nodes, cfg.reply_timeout)
     total = cfg.num_server_rounds + 1
     with Progress(
         TextColumn(f"[bold]{cfg.run_name}[/] {cfg.strategy}"),
@@ -128,6 +145,7 @@ def _privacy_record(coordinator: Coordinator) -> dict[str, object]:
         "registry": str(coordinator.registry.path) if coordinator.registry else None,
         "nodes": {
             str(node_id): {
+                "name": coordinator.name_of(node_id),
                 "epsilon": coordinator.epsilon_recorded.get(node_id),
                 "ledger_head": head,
             }

@@ -14,6 +14,7 @@ ClientApps at them through the environment (:data:`NODE_CONFIGS_ENV`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -104,10 +105,17 @@ def run_simulation(
     run_dir = Path(cfg.output_dir).expanduser().resolve() / cfg.run_name
     nodes = simulated_nodes(cfg, run_dir, node_sections)
     fresh_state = str(run_dir / "nodes")
-    if cfg.privacy_registry and any(n.state_dir == fresh_state for n in nodes):
+    born_with_the_run = any(n.state_dir == fresh_state for n in nodes)
+    if cfg.privacy_registry and born_with_the_run:
         raise ValueError(
             "privacy-registry remembers node ledgers across runs, but simulated nodes get "
             "fresh ledgers every run unless [node] state-dir names where they persist"
+        )
+    if born_with_the_run:
+        # Nodes born with the run are new hospitals each run: the server's record of them
+        # is born with it too (nodes that persist use the shared default registry).
+        cfg = dataclasses.replace(
+            cfg, privacy_registry=str(run_dir / "nodes" / "server-registry.db")
         )
     # Simulated nodes are born with the run: those keeping state in the run directory
     # start with empty ledgers.  (Real nodes keep theirs across runs in a state-dir.)

@@ -53,12 +53,16 @@ from fedkd.wire.types import (
     KnowledgeReply,
     KnowledgeRequest,
     ModelWeights,
+    PrivacySpend,
     Status,
     StatusCode,
     TransferSetRef,
     WireDType,
 )
 
+HELLO_ROUND = 0
+"""A request for round 0 is the server's handshake: the node answers with its name and
+ledger head only, so the first real request can carry the head the server recorded."""
 UNAVAILABLE_REASON = "the node is not taking part (see its local log)"
 """Fixed text: the server learns that a node is absent, never why in terms of its records."""
 
@@ -133,11 +137,22 @@ class ClientNode:
             ref = TransferSetRef(digest="", num_samples=0, num_classes=0)
             return self._bytes(_refusal(0, "", ref, StatusCode.INVALID_REQUEST, exc.reason)), state
         try:
-            reply, new_state = self._serve(request, state, train=train)
+            if request.round == HELLO_ROUND:
+                reply, new_state = self._hello(request), state
+            else:
+                reply, new_state = self._serve(request, state, train=train)
         except _Refused as refused:
             reply = self._refusal(request, refused.code, refused.reason)
             new_state = state
-        return self._bytes(reply), new_state
+        return self._bytes(replace(reply, node_name=self.config.name)), new_state
+
+    def _hello(self, request: KnowledgeRequest) -> KnowledgeReply:
+        """Round 0: who the node is and where its ledger stands; no data is touched."""
+        head = self._open_ledger(request).head()
+        return replace(
+            self._refusal(request, StatusCode.OK, ""),
+            privacy=PrivacySpend(ledger_head=head),
+        )
 
     # --- one message ----------------------------------------------------------------------
 

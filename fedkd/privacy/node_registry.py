@@ -4,15 +4,16 @@ A node's ledger lives on the node.  What stops a node from silently starting aga
 zero is that the server remembers the last chain head each node reported and sends it
 back with every request (``KnowledgeRequest.ledger_head``); a node whose ledger does not
 contain that head refuses to release (``ledger-refused``).  Within a run the coordinator
-holds the heads in memory; a deployment whose nodes take part in run after run names a
-registry file (``privacy-registry``) so that the record outlives the run.
+holds the heads in memory; the registry file (``privacy-registry``, on by default) makes
+the record outlive the run.  Nodes are known by their *name* (the node's own, stable
+across runs and restarts), never by Flower's per-run node id.
 
 Two tables: ``nodes`` holds each node's latest head and claimed ε (what the next request
 needs); ``observations`` is append-only (SQLite triggers refuse UPDATE and DELETE) and
 lists every spend a node claimed — run, round, head, ε — which is what an auditor reads.
-The ε a node claims is cumulative over its private dataset, so it may fall between runs
-when a node trains on different records; it may never fall within a run (the coordinator
-checks that), and the head must always continue the chain.
+The ε a node claims is cumulative over its store, so it never falls: not within a run,
+not between runs (the coordinator checks both), and the head must always continue the
+chain.
 """
 
 from __future__ import annotations
@@ -26,24 +27,24 @@ from pathlib import Path
 from fedkd.privacy.durable_sqlite import append_only_triggers, durable_connection
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS nodes (
-    node_id      TEXT PRIMARY KEY,  -- Flower node ids are uint64: beyond INTEGER
+CREATE TABLE IF NOT EXISTS node_heads (
+    node         TEXT PRIMARY KEY,  -- the node's name
     ledger_head  TEXT NOT NULL,
     epsilon      REAL,
     run_id       TEXT NOT NULL,
     round        INTEGER NOT NULL,
     updated_at   TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS observations (
+CREATE TABLE IF NOT EXISTS node_spends (
     seq          INTEGER PRIMARY KEY,
-    node_id      TEXT NOT NULL,
+    node         TEXT NOT NULL,
     run_id       TEXT NOT NULL,
     round        INTEGER NOT NULL,
     ledger_head  TEXT NOT NULL,
     epsilon      REAL,
     recorded_at  TEXT NOT NULL
 );
-""" + append_only_triggers("observations", "registry observations are append-only")
+""" + append_only_triggers("node_spends", "registry observations are append-only")
 
 
 class RegistryError(RuntimeError):
@@ -55,7 +56,7 @@ class Observation:
     """One spend a node claimed: its ledger head after the release, and its ε (None: no
     formal guarantee was claimed)."""
 
-    node_id: int
+    node: str
     run_id: str
     round: int
     ledger_head: str
@@ -91,33 +92,42 @@ class NodeRegistry:
         except sqlite3.DatabaseError as exc:
             raise RegistryError(f"node registry {self.path} is unreadable: {exc}") from exc
 
-    def heads(self) -> dict[int, str]:
-        """The last ledger head recorded for every node the registry knows."""
-        rows = self._query("SELECT node_id, ledger_head FROM nodes")
-        return {int(str(node)): str(head) for node, head in rows}
+    def heads(self) -> dict[str, str]:
+        """The last ledger head recorded for every node (by name) the registry knows."""
+        rows = self._query("SELECT node, ledger_head FROM node_heads")
+        return {str(node): str(head) for node, head in rows}
+
+    def epsilons(self) -> dict[str, float]:
+        """The last ε each node claimed (nodes that never claimed one are absent)."""
+        rows = self._query("SELECT node, epsilon FROM node_heads WHERE epsilon IS NOT NULL")
+        return {str(node): float(str(eps)) for node, eps in rows}
 
     def record(
-        self, node_id: int, *, run_id: str, round_: int, ledger_head: str, epsilon: float | None
+        self, node: str, *, run_id: str, round_: int, ledger_head: str, epsilon: float | None
     ) -> None:
-        """Store a node's new head and claimed ε, and append the observation."""
+        """Store a node's new head and claimed ε, and append the observation.
+
+        A claim of no ε (``None``) keeps the last claimed ε as the node's floor.
+        """
         now = datetime.now(UTC).isoformat(timespec="microseconds")
-        values = (str(node_id), run_id, round_, ledger_head, epsilon)
+        values = (node, run_id, round_, ledger_head, epsilon)
         try:
             with self._connect() as db:
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     db.execute(
-                        "INSERT INTO observations "
-                        "(node_id, run_id, round, ledger_head, epsilon, recorded_at) "
+                        "INSERT INTO node_spends "
+                        "(node, run_id, round, ledger_head, epsilon, recorded_at) "
                         "VALUES (?, ?, ?, ?, ?, ?)",
                         (*values, now),
                     )
                     db.execute(
-                        "INSERT INTO nodes "
-                        "(node_id, run_id, round, ledger_head, epsilon, updated_at) "
-                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(node_id) DO UPDATE SET "
+                        "INSERT INTO node_heads "
+                        "(node, run_id, round, ledger_head, epsilon, updated_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(node) DO UPDATE SET "
                         "run_id = excluded.run_id, round = excluded.round, "
-                        "ledger_head = excluded.ledger_head, epsilon = excluded.epsilon, "
+                        "ledger_head = excluded.ledger_head, "
+                        "epsilon = COALESCE(excluded.epsilon, node_heads.epsilon), "
                         "updated_at = excluded.updated_at",
                         (*values, now),
                     )
@@ -128,24 +138,23 @@ class NodeRegistry:
         except sqlite3.DatabaseError as exc:
             raise RegistryError(f"node registry {self.path}: cannot record: {exc}") from exc
 
-    def observations(self, node_id: int | None = None) -> list[Observation]:
-        """Every recorded spend, oldest first (of one node, when ``node_id`` is given)."""
-        columns = "node_id, run_id, round, ledger_head, epsilon, recorded_at"
-        if node_id is None:
-            rows = self._query(f"SELECT {columns} FROM observations ORDER BY seq")
+    def observations(self, node: str | None = None) -> list[Observation]:
+        """Every recorded spend, oldest first (of one node, when ``node`` is given)."""
+        columns = "node, run_id, round, ledger_head, epsilon, recorded_at"
+        if node is None:
+            rows = self._query(f"SELECT {columns} FROM node_spends ORDER BY seq")
         else:
             rows = self._query(
-                f"SELECT {columns} FROM observations WHERE node_id = ? ORDER BY seq",
-                str(node_id),
+                f"SELECT {columns} FROM node_spends WHERE node = ? ORDER BY seq", node
             )
         return [
             Observation(
-                node_id=int(str(node)),
+                node=str(name),
                 run_id=str(run),
                 round=int(str(round_)),
                 ledger_head=str(head),
                 epsilon=None if eps is None else float(str(eps)),
                 recorded_at=str(at),
             )
-            for node, run, round_, head, eps, at in rows
+            for name, run, round_, head, eps, at in rows
         ]

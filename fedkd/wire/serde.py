@@ -307,6 +307,7 @@ def knowledge_reply_to_proto(reply: KnowledgeReply) -> knowledge_pb2.KnowledgeRe
         run_id=reply.run_id,
         round=reply.round,
         node_id=reply.node_id,
+        node_name=reply.node_name,
         transfer_set=transfer_set_to_proto(reply.transfer_set),
         num_examples=reply.num_examples,
         privacy=privacy_spend_to_proto(reply.privacy),
@@ -340,6 +341,7 @@ def knowledge_reply_from_proto(message: knowledge_pb2.KnowledgeReply) -> Knowled
         dtype=dtype,
         weights=weights_from_proto(message.weights) if message.HasField("weights") else None,
         eval=eval_report_from_proto(message.eval) if message.HasField("eval") else None,
+        node_name=message.node_name,
     )
 
 

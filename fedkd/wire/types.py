@@ -136,3 +136,4 @@ class KnowledgeReply:
     dtype: WireDType = WireDType.FLOAT32
     weights: ModelWeights | None = None
     eval: EvalReport | None = None
+    node_name: str = ""

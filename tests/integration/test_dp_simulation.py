@@ -86,3 +86,34 @@ def test_the_server_registry_spans_runs_of_nodes_that_keep_their_ledgers(
         rows = Ledger.open(tmp_path / "node-ledgers" / f"node-{pid}.ledger.db").rows()
         assert len({r.run_id for r in rows}) == 2
         assert sum(r.steps > 0 for r in rows) == 2
+
+
+def test_with_default_settings_a_node_that_lost_its_ledger_is_refused(tmp_path: Path) -> None:
+    """No registry configured: the server's default one (``<output-dir>/privacy-registry.db``)
+    remembers each node by name, and the handshake hands its head back on the next run."""
+    settings: dict[str, object] = {
+        "dataset": "heart",
+        "partitioner": "natural",
+        "num-clients": 4,
+        "num-server-rounds": 1,
+        "model": "mlp-s",
+        "strategy": "mean",
+        "batch-size": 16,
+        "dp": True,
+        "dp-noise-multiplier": 1.0,
+        "output-dir": str(tmp_path),
+    }
+    nodes = {"state-dir": str(tmp_path / "hospitals")}
+    run_simulation(parse_run_config({**settings, "run-name": "first"}), node_sections=nodes)
+    lost = tmp_path / "hospitals" / "node-1.ledger.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{lost}{suffix}").unlink(missing_ok=True)
+    run_dir = run_simulation(
+        parse_run_config({**settings, "run-name": "second"}), node_sections=nodes
+    )
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    refused = [r for r in rows if r["status"] == "ledger-refused"]
+    assert len(refused) == 1 and refused[0]["partition_id"] in (None, 1)
+    assert "does not match the server's record" in refused[0]["reason"]
+    assert sum(r["status"] == "ok" for r in rows if r["round"] == 1) == 3
+    assert (tmp_path / "privacy-registry.db").exists()

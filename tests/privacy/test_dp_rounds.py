@@ -194,21 +194,31 @@ def test_the_registry_carries_heads_across_runs_and_catches_a_ledger_lost_betwee
     )
     data = build_federated_data(cfg.data_spec)
 
+    def hello(coord: Coordinator) -> None:
+        """Round 0: the nodes say their names (and so which recorded heads are theirs)."""
+        answers = [
+            Delivery(n, serve(cfg, n, coord.request_for(n, 0), None, state_dir=nodes_dir)[0])
+            for n in range(3)
+        ]
+        assert coord.hello(answers) == {n: f"node-{n}" for n in range(3)}
+
     def one_run(run_id: str) -> dict[int, KnowledgeReply]:
         registry = NodeRegistry.open(cfg.privacy_registry)
         coord = Coordinator(
             cfg, run_id=run_id, transfer=data.transfer, num_classes=10, registry=registry
         )
+        hello(coord)
         states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
         _, replies = _run_round(cfg, coord, states, 1, state_dir=nodes_dir)
         return replies
 
     replies = one_run("run-1")
-    heads = {n: r.privacy.ledger_head for n, r in replies.items()}
+    heads = {f"node-{n}": r.privacy.ledger_head for n, r in replies.items()}
     assert NodeRegistry.open(cfg.privacy_registry).heads() == heads
 
-    # The next run's first request already carries each node's head from the last run,
-    # and the nodes' spend on the same records continues from their ledgers.
+    # After the handshake the next run's first request carries each node's head from the
+    # last run (by the node's name, not Flower's per-run id), and the nodes' spend
+    # continues from their ledgers.
     second_coord = Coordinator(
         cfg,
         run_id="run-2",
@@ -216,7 +226,9 @@ def test_the_registry_carries_heads_across_runs_and_catches_a_ledger_lost_betwee
         num_classes=10,
         registry=NodeRegistry.open(cfg.privacy_registry),
     )
-    assert second_coord.ledger_head_of(2) == heads[2]
+    assert second_coord.ledger_head_of(2) == ""  # not known to be node-2 yet
+    hello(second_coord)
+    assert second_coord.ledger_head_of(2) == heads["node-2"]
     second = one_run("run-2")
     assert all(r.status.code is StatusCode.OK for r in second.values())
     assert second[0].privacy.steps == 2 * replies[0].privacy.steps
@@ -229,7 +241,7 @@ def test_the_registry_carries_heads_across_runs_and_catches_a_ledger_lost_betwee
     third = one_run("run-3")
     assert third[1].status.code is StatusCode.LEDGER_REFUSED
     assert third[0].status.code is StatusCode.OK and third[2].status.code is StatusCode.OK
-    runs = [o.run_id for o in NodeRegistry.open(cfg.privacy_registry).observations(0)]
+    runs = [o.run_id for o in NodeRegistry.open(cfg.privacy_registry).observations("node-0")]
     assert runs == ["run-1", "run-2", "run-3"]
 
 

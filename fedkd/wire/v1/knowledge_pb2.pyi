@@ -75,7 +75,7 @@ class KnowledgeRequest(_message.Message):
     def __init__(self, schema_version: _Optional[int] = ..., run_id: _Optional[str] = ..., round: _Optional[int] = ..., transfer_set: _Optional[_Union[_tensor_pb2.TransferSetRef, _Mapping]] = ..., anchor_indices: _Optional[_Iterable[int]] = ..., fused: _Optional[_Union[FusedKnowledge, _Mapping]] = ..., reply_dtype: _Optional[_Union[_tensor_pb2.DType, str]] = ..., global_weights: _Optional[_Union[_tensor_pb2.ModelWeights, _Mapping]] = ..., all_anchors: _Optional[bool] = ..., ledger_head: _Optional[str] = ..., release: _Optional[_Union[ReleaseKind, str]] = ...) -> None: ...
 
 class KnowledgeReply(_message.Message):
-    __slots__ = ("schema_version", "run_id", "round", "node_id", "transfer_set", "soft_labels", "num_examples", "privacy", "status", "weights", "eval")
+    __slots__ = ("schema_version", "run_id", "round", "node_id", "transfer_set", "soft_labels", "num_examples", "privacy", "status", "weights", "eval", "node_name")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +87,7 @@ class KnowledgeReply(_message.Message):
     STATUS_FIELD_NUMBER: _ClassVar[int]
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     EVAL_FIELD_NUMBER: _ClassVar[int]
+    NODE_NAME_FIELD_NUMBER: _ClassVar[int]
     schema_version: int
     run_id: str
     round: int
@@ -98,7 +99,8 @@ class KnowledgeReply(_message.Message):
     status: Status
     weights: _tensor_pb2.ModelWeights
     eval: EvalReport
-    def __init__(self, schema_version: _Optional[int] = ..., run_id: _Optional[str] = ..., round: _Optional[int] = ..., node_id: _Optional[int] = ..., transfer_set: _Optional[_Union[_tensor_pb2.TransferSetRef, _Mapping]] = ..., soft_labels: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., num_examples: _Optional[int] = ..., privacy: _Optional[_Union[_privacy_pb2.PrivacySpend, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., weights: _Optional[_Union[_tensor_pb2.ModelWeights, _Mapping]] = ..., eval: _Optional[_Union[EvalReport, _Mapping]] = ...) -> None: ...
+    node_name: str
+    def __init__(self, schema_version: _Optional[int] = ..., run_id: _Optional[str] = ..., round: _Optional[int] = ..., node_id: _Optional[int] = ..., transfer_set: _Optional[_Union[_tensor_pb2.TransferSetRef, _Mapping]] = ..., soft_labels: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., num_examples: _Optional[int] = ..., privacy: _Optional[_Union[_privacy_pb2.PrivacySpend, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., weights: _Optional[_Union[_tensor_pb2.ModelWeights, _Mapping]] = ..., eval: _Optional[_Union[EvalReport, _Mapping]] = ..., node_name: _Optional[str] = ...) -> None: ...
 
 class EvalReport(_message.Message):
     __slots__ = ("evaluated_round", "partition_id", "local_accuracy", "local_loss", "local_test_examples", "global_accuracy", "global_loss", "train_loss", "distill_loss", "phase_seconds", "model")
