@@ -9,6 +9,7 @@ accuracy estimate, and no other node's records are involved).
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,6 +67,22 @@ def split_local(
         min_test=min_test,
         rng=rng,
     )
+
+
+def held_out_by_record(records: LabelledArrays, fraction: float, *, seed: int) -> np.ndarray:
+    """Which records form the local test set, decided record by record.
+
+    A record is held out when the hash of (seed, its features, its label) falls below
+    ``fraction``: adding or removing one record moves no other between training and test,
+    so the training set changes by exactly that record.
+    """
+    salt = seed.to_bytes(8, "little", signed=True)
+    rows = np.ascontiguousarray(records.x).reshape(len(records), -1)
+    out = np.zeros(len(records), dtype=bool)
+    for i, (row, label) in enumerate(zip(rows, records.y.tolist(), strict=True)):
+        digest = hashlib.sha256(salt + row.tobytes() + int(label).to_bytes(8, "little")).digest()
+        out[i] = int.from_bytes(digest[:8], "little") / 2**64 < fraction
+    return out
 
 
 def with_top_up(

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from fedkd.data.arrays import LabelledArrays
-from fedkd.data.private import split_local
+from fedkd.data.private import held_out_by_record
 from fedkd.data.providers import PROVIDER_REGISTRY, DataValidationError, make_provider
 from fedkd.data.providers.arrays import ArrayRecords
 from fedkd.data.public import PublicData, PublicDataSpec, load_public_data
@@ -48,24 +48,34 @@ def write_png(path: Path, pixels: np.ndarray) -> None:
 # --- .npz --------------------------------------------------------------------------------
 
 
-def test_npz_with_integer_labels_is_split_as_the_simulation_splits(
+def test_npz_with_integer_labels_holds_out_record_by_record(
     tmp_path: Path, digits: PublicData
 ) -> None:
     x, y = records(30)
     data = ArrayRecords(path=npz(tmp_path, x=x, y=y), seed=4).load(digits)
-    assert (len(data.train), data.own_test, data.topped_up) == (24, 6, 94)
-    expected = split_local(
-        LabelledArrays(x, y),
-        digits.test,
-        10,
-        test_fraction=0.2,
-        min_test=100,
-        max_train=None,
-        rng=np.random.default_rng([4, 0xDA7A]),
+    held = held_out_by_record(LabelledArrays(x, y), 0.2, seed=4)
+    assert 0 < held.sum() < 30
+    assert (len(data.train), data.own_test, data.topped_up) == (
+        int((~held).sum()),
+        int(held.sum()),
+        100 - int(held.sum()),
     )
-    for got, want in ((data.train, expected.train), (data.test, expected.test)):
-        assert np.array_equal(got.x, want.x) and np.array_equal(got.y, want.y)
-        assert got.x.dtype == np.float32 and got.y.dtype == np.int64
+    assert np.array_equal(data.train.x, x[~held]) and np.array_equal(data.train.y, y[~held])
+    assert np.array_equal(data.test.x[: data.own_test], x[held])
+    assert data.train.x.dtype == np.float32 and data.train.y.dtype == np.int64
+
+
+def test_one_record_more_changes_the_training_set_by_that_record_only(
+    tmp_path: Path, digits: PublicData
+) -> None:
+    x, y = records(41)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = ArrayRecords(path=npz(tmp_path / "a", x=x[:40], y=y[:40]), seed=2).load(digits)
+    b = ArrayRecords(path=npz(tmp_path / "b", x=x, y=y), seed=2).load(digits)
+    rows_a = {r.tobytes() for r in a.train.x}
+    rows_b = {r.tobytes() for r in b.train.x}
+    assert rows_a <= rows_b and len(rows_b - rows_a) <= 1
 
 
 def test_npz_with_class_names_and_a_declared_split(tmp_path: Path, digits: PublicData) -> None:
@@ -90,7 +100,8 @@ def test_make_provider_takes_kebab_case_options(tmp_path: Path, digits: PublicDa
     assert PROVIDER_REGISTRY["arrays"] is ArrayRecords
     assert isinstance(provider, ArrayRecords) and provider.min_records == 2
     data = provider.load(digits)
-    assert (len(data.train), data.own_test, data.topped_up) == (3, 1, 0)
+    held = int(held_out_by_record(LabelledArrays(x, y), 0.2, seed=0).sum())
+    assert (len(data.train), data.own_test, data.topped_up) == (4 - held, held, 0)
 
 
 def test_the_load_is_audited(tmp_path: Path, digits: PublicData) -> None:

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fedkd.data.arrays import LabelledArrays
-from fedkd.data.private import split_local
+from fedkd.data.private import held_out_by_record
 from fedkd.data.providers import PROVIDER_REGISTRY, DataValidationError, make_provider
 from fedkd.data.providers.csv_table import ColumnSpec, CsvTable, read_schema, write_schema
 from fedkd.data.public import PublicData
@@ -139,7 +139,9 @@ def test_top_up_follows_the_label_mix_of_all_the_records(tmp_path: Path) -> None
     assert np.all(drawn[:, 0] % 2 == 1) and np.all(drawn[:, 1:] == 0.0)
 
 
-def test_without_a_split_column_a_seeded_fraction_is_held_out(tmp_path: Path) -> None:
+def test_without_a_split_column_a_fraction_is_held_out_record_by_record(
+    tmp_path: Path,
+) -> None:
     schema = SCHEMA.replace('split = "split"\n', "")
     rows = [r.rsplit(",", 1)[0] for r in ROWS] * 2  # ten records
     provider = write(tmp_path, rows, schema=schema, header=HEADER.rsplit(",", 1)[0])
@@ -147,19 +149,16 @@ def test_without_a_split_column_a_seeded_fraction_is_held_out(tmp_path: Path) ->
     data = CsvTable(
         path=provider.path, schema=provider.schema, test_fraction=0.3, min_local_test=5, seed=3
     ).load(public)
-    assert (len(data.train), data.own_test, data.topped_up) == (7, 3, 2)
-    expected = split_local(
-        LabelledArrays(np.concatenate([ENCODED, ENCODED]), np.concatenate([LABELS, LABELS])),
-        public.test,
-        2,
-        test_fraction=0.3,
-        min_test=5,
-        max_train=None,
-        rng=np.random.default_rng([3, 0xDA7A]),
+    everything = LabelledArrays(
+        np.concatenate([ENCODED, ENCODED]), np.concatenate([LABELS, LABELS])
     )
-    assert np.array_equal(data.train.x, expected.train.x)
-    assert np.array_equal(data.test.x, expected.test.x)
-    assert np.array_equal(data.test.y, expected.test.y)
+    held = held_out_by_record(everything, 0.3, seed=3)
+    # Identical records hash alike: both copies go the same way.
+    assert np.array_equal(held[:5], held[5:])
+    assert len(data.train) == int((~held).sum()) and data.own_test == int(held.sum())
+    assert data.own_test + data.topped_up == max(5, data.own_test)
+    assert np.array_equal(data.train.x, everything.x[~held])
+    assert np.array_equal(data.test.x[: data.own_test], everything.x[held])
 
 
 def test_make_provider_takes_kebab_case_options(tmp_path: Path) -> None:

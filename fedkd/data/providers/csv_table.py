@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from fedkd.data.arrays import LabelledArrays
-from fedkd.data.private import PrivateData, split_local, with_top_up
+from fedkd.data.private import PrivateData, held_out_by_record, with_top_up
 from fedkd.data.providers.base import (
     DataValidationError,
     PrivateDataProvider,
@@ -146,21 +146,14 @@ def split_private(
     """The node's training records and local test set.
 
     With a declared hold-out (``is_test``, one bool per record) the records keep their file
-    order on both sides; without one, ``test_fraction`` of them is held out at random, as
-    the simulation does.  Either way the test set is topped up from the public test set to
-    ``min_test`` rows matching the label mix of all the node's records.
+    order on both sides; without one, ``test_fraction`` of them is held out record by record
+    (:func:`~fedkd.data.private.held_out_by_record`), so one record more or less changes
+    the training set by that record only.  Either way the test set is topped up from the
+    public test set to ``min_test`` rows matching the label mix of all the node's records.
     """
     rng = np.random.default_rng([seed, _SPLIT_SALT])
     if is_test is None:
-        return split_local(
-            records,
-            public.test,
-            public.num_classes,
-            test_fraction=test_fraction,
-            min_test=min_test,
-            max_train=None,
-            rng=rng,
-        )
+        is_test = held_out_by_record(records, test_fraction, seed=seed)
     return with_top_up(
         records.subset(np.flatnonzero(~is_test)),
         records.subset(np.flatnonzero(is_test)),
