@@ -129,6 +129,7 @@ def run_simulation(
     # What the simulated nodes were (comparisons reuse a run only for identical nodes).
     flats = [node.to_flat() for node in nodes]
     (run_dir / "nodes.json").write_text(json.dumps(flats, indent=2, sort_keys=True))
+    _note_reproducible_nodes(run_dir, nodes)
     if cfg.dp:
         from fedkd.results import merge_node_logs
 
@@ -136,6 +137,19 @@ def run_simulation(
         # (local metrics never crossed the wire); the server process never opens them.
         merge_node_logs(cfg, run_dir, nodes)
     return run_dir
+
+
+def _note_reproducible_nodes(run_dir: Path, nodes: list[NodeConfig]) -> None:
+    """Say in the summary which nodes seeded their DP randomness from the run seed."""
+    from fedkd.privacy.guard import REPRODUCIBLE_RANDOMNESS
+
+    names = [node.name for node in nodes if node.reproducible_dp]
+    summary_path = run_dir / "summary.json"
+    if not names or not summary_path.exists():
+        return
+    summary = json.loads(summary_path.read_text())
+    summary["reproducible_dp"] = {"nodes": names, "note": REPRODUCIBLE_RANDOMNESS}
+    summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True))
 
 
 def _run_flower_simulation(
