@@ -39,6 +39,7 @@ if [[ $what == privacy || $what == all ]]; then
 fi
 if [[ $what == dp-throughput || $what == all ]]; then
   .venv/bin/python simulations/bench_conv_grad_sample.py
+  .venv/bin/python simulations/bench_secure_noise.py
   .venv/bin/python simulations/bench_dp_throughput.py
   .venv/bin/python simulations/bench_dp_throughput.py --models cnn-m,cnn-s --batch 64 \
     --out simulations/results/dp_throughput_b64.json
