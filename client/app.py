@@ -16,7 +16,13 @@ from flwr.clientapp import ClientApp
 from fedkd.config import parse_run_config
 from fedkd.flower_glue.messages import STATE_KEY, pack, state_from_record, state_to_record, unpack
 from fedkd.flower_glue.simulation import NODE_CONFIGS_ENV
-from fedkd.node import ClientNode, NodeConfig, parse_node_config, simulated_node_config
+from fedkd.node import (
+    ClientNode,
+    NodeConfig,
+    parse_node_config,
+    simulated_node_config,
+    simulated_state_dir,
+)
 
 app = ClientApp()
 PARTITION_KEY = "partition-id"
@@ -35,8 +41,7 @@ def node_config_of(context: Context) -> NodeConfig:
     # run's built-in dataset, state under the run's output folder.
     cfg = parse_run_config(context.run_config)
     pid = int(given.get(PARTITION_KEY, 0))
-    state_dir = str(Path(cfg.output_dir) / cfg.run_name / "nodes")
-    return simulated_node_config(cfg, pid, state_dir=state_dir)
+    return simulated_node_config(cfg, pid, state_dir=str(simulated_state_dir(cfg)))
 
 
 def _json(path: Path) -> dict[str, object]:

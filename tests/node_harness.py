@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from fedkd.config import RunConfig
-from fedkd.node import ClientNode, NodeConfig, simulated_node_config
+from fedkd.node import ClientNode, NodeConfig, simulated_node_config, simulated_state_dir
 from fedkd.node.client_node import privacy_request
 from fedkd.privacy.guard import PrivacyPlan, TrainingPlan, plan_for
 from fedkd.privacy.policy import resolve_privacy
@@ -15,7 +14,7 @@ from fedkd.wire.types import ModelWeights
 
 def state_dir(cfg: RunConfig) -> str:
     """Where a simulation of ``cfg`` keeps its nodes' state (ledgers, local logs)."""
-    return str(Path(cfg.output_dir) / cfg.run_name / "nodes")
+    return str(simulated_state_dir(cfg))
 
 
 def node_config(cfg: RunConfig, pid: int, **section: Any) -> NodeConfig:

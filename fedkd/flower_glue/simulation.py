@@ -68,11 +68,11 @@ def simulated_nodes(
     cfg: RunConfig, run_dir: Path, node_sections: Mapping[str, Any] | None = None
 ) -> list[NodeConfig]:
     """Every simulated node's own configuration (``[node]`` tables applied)."""
-    from fedkd.node.simulated import check_sections, simulated_node_config
+    from fedkd.node.simulated import check_sections, simulated_node_config, simulated_state_dir
 
     sections = dict(node_sections or {})
     check_sections(sections, cfg.num_clients)
-    state_dir = str(run_dir / "nodes")
+    state_dir = str(simulated_state_dir(cfg))
     return [
         simulated_node_config(cfg, pid, state_dir=state_dir, sections=sections)
         for pid in range(cfg.num_clients)
@@ -104,7 +104,10 @@ def run_simulation(
     configure_environment()
     run_dir = Path(cfg.output_dir).expanduser().resolve() / cfg.run_name
     nodes = simulated_nodes(cfg, run_dir, node_sections)
-    fresh_state = str(run_dir / "nodes")
+    from fedkd.node.simulated import simulated_state_dir
+
+    fresh_dir = simulated_state_dir(cfg)
+    fresh_state = str(fresh_dir)
     born_with_the_run = any(n.state_dir == fresh_state for n in nodes)
     if cfg.privacy_registry and born_with_the_run:
         raise ValueError(
@@ -114,12 +117,10 @@ def run_simulation(
     if born_with_the_run:
         # Nodes born with the run are new hospitals each run: the server's record of them
         # is born with it too (nodes that persist use the shared default registry).
-        cfg = dataclasses.replace(
-            cfg, privacy_registry=str(run_dir / "nodes" / "server-registry.db")
-        )
-    # Simulated nodes are born with the run: those keeping state in the run directory
-    # start with empty ledgers.  (Real nodes keep theirs across runs in a state-dir.)
-    shutil.rmtree(run_dir / "nodes", ignore_errors=True)
+        cfg = dataclasses.replace(cfg, privacy_registry=str(fresh_dir / "server-registry.db"))
+    # Simulated nodes without a state-dir of their own are born with the run: they start
+    # with empty stores.  (Nodes with a state-dir keep theirs across runs.)
+    shutil.rmtree(fresh_dir, ignore_errors=True)
     config_dir = write_node_configs(nodes, run_dir / "node-configs")
     os.environ[NODE_CONFIGS_ENV] = str(config_dir)
     try:

@@ -15,6 +15,7 @@ By default a simulated node takes its share of the run's built-in dataset (the
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from fedkd.config import RunConfig
@@ -22,6 +23,16 @@ from fedkd.node.config import DATA_PREFIX, NodeConfig, parse_node_config
 
 NodeSections = Mapping[str, Any]
 """A simulation config's ``[node]`` table: shared keys, and one sub-table per node index."""
+
+
+def simulated_state_dir(cfg: RunConfig) -> Path:
+    """Where a simulation's nodes keep their stores unless their ``[node]`` table says:
+    ``<output-dir>/node-state/<run-name>/`` — beside the run, never inside its folder.
+
+    Such nodes are new hospitals every run: a new run of the same name starts them afresh
+    (nodes given a ``state-dir`` of their own keep their stores across runs).
+    """
+    return Path(cfg.output_dir).expanduser().resolve() / "node-state" / cfg.run_name
 
 
 def simulated_node_config(

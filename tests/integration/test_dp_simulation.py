@@ -9,6 +9,7 @@ import pytest
 
 from fedkd.config import parse_run_config
 from fedkd.flower_glue.simulation import run_simulation
+from fedkd.node import simulated_state_dir
 from fedkd.privacy.ledger import Ledger
 
 
@@ -42,7 +43,7 @@ def test_dp_run_reports_epsilon_and_keeps_local_metrics_off_the_wire(tmp_path: P
     # ALMA comes from the nodes' own logs (simulation only), never from the wire.
     assert summary["alma"] is not None and 0.4 < summary["alma"] <= 1.0
     assert (run_dir / "epsilon.png").stat().st_size > 0
-    ledgers = sorted((run_dir / "nodes").glob("node-*.ledger.db"))
+    ledgers = sorted(simulated_state_dir(cfg).glob("node-*.ledger.db"))
     assert len(ledgers) == 4
     rows_0 = Ledger.open(ledgers[0]).rows()
     assert [r.round for r in rows_0] == [1, 2, 3]

@@ -19,6 +19,7 @@ import pytest
 from fedkd.config import load_simulation_file, parse_run_config
 from fedkd.data.heart_export import HeartExport, export_heart_hospitals
 from fedkd.flower_glue.simulation import run_simulation
+from fedkd.node import simulated_state_dir
 from fedkd.node.client_node import UNAVAILABLE_REASON
 
 pytestmark = pytest.mark.integration
@@ -116,8 +117,9 @@ def test_csv_hospitals_reproduce_the_built_in_run_and_the_server_reads_no_privat
         assert row["local_test_examples"] == theirs[key]["local_test_examples"]
     summaries = [json.loads((d / "summary.json").read_text()) for d in (csv_dir, built_in_dir)]
     assert summaries[0]["alma"] == pytest.approx(summaries[1]["alma"], abs=1e-6)
-    # Each hospital's ledger is under its own name.
-    assert sorted(p.name for p in (csv_dir / "nodes").glob("*.ledger.db")) == [
+    # Each hospital's store is under its own name, beside the run (not inside its folder).
+    assert not (csv_dir / "nodes").exists()
+    assert sorted(p.name for p in simulated_state_dir(cfg).glob("*.ledger.db")) == [
         "cleveland.ledger.db",
         "hungary.ledger.db",
         "switzerland.ledger.db",
@@ -146,7 +148,7 @@ def test_a_hospital_with_a_broken_csv_stands_aside_and_the_run_goes_on(tmp_path:
     assert len(finals) == 3  # the other hospitals trained and were evaluated
     summary = json.loads((run_dir / "summary.json").read_text())
     assert 0.5 < summary["alma"] <= 1.0
-    log = (run_dir / "nodes" / "switzerland.log").read_text()
+    log = (simulated_state_dir(cfg) / "switzerland.log").read_text()
     assert "missing column 'chol' (declared in the schema)" in log
 
 
