@@ -64,6 +64,25 @@ def conv_grad_sample_table(path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def secure_noise_table(path: Path) -> str:
+    """The secure-mode noise cost per DP-SGD step (simulations/bench_secure_noise.py)."""
+    data = json.loads(path.read_text())
+    lines = [
+        "### DP noise per step: Opacus's secure mode against plain normals\n",
+        "`python simulations/bench_secure_noise.py`; median ms per step over repetitions, "
+        "ratio taken within each repetition (range in brackets).\n",
+        "| model | parameters | secure ms/step | plain ms/step | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for model, r in data.items():
+        lines.append(
+            f"| {model} | {r['parameters']:,} | {r['secure_ms_per_step']:.2f} | "
+            f"{r['plain_ms_per_step']:.2f} | {r['ratio_median']:.2f}× "
+            f"({r['ratio_min']:.2f}–{r['ratio_max']:.2f}) |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 if __name__ == "__main__":
     main(sys.argv[1:])
     for throughput in sorted(Path("simulations/results").glob("dp_throughput*.json")):
@@ -71,3 +90,6 @@ if __name__ == "__main__":
     conv = Path("simulations/results/conv_grad_sample.json")
     if conv.exists():
         print(conv_grad_sample_table(conv))
+    noise = Path("simulations/results/secure_noise.json")
+    if noise.exists():
+        print(secure_noise_table(noise))
