@@ -255,6 +255,12 @@ def node_check(
     )
     policy = node_cfg.policy
     console.print(f"privacy policy: {policy.to_json()}", markup=False)
+    if not policy.nominal_records:
+        console.print(
+            "[yellow]no privacy-nominal-records:[/] under DP, q and the number of steps will "
+            "follow the actual record count (and reveal it to within a batch); publish a "
+            "round count instead"
+        )
     if node_cfg.ledger_path.exists():
         try:
             head = Ledger.open(node_cfg.ledger_path).head()
