@@ -123,7 +123,9 @@ class ClientNode:
         ValueError, FileNotFoundError
             Its public data or provider configuration is wrong.
         """
-        return self._load().private
+        provider = make_provider(self.config.data, dict(self.config.data_options))
+        # Read afresh (no per-process cache): the hospital may just have fixed its files.
+        return provider.load(load_public_data(self.public_spec))
 
     def handle(
         self, request_bytes: bytes, state: ModelWeights | None, *, train: bool = True
