@@ -34,7 +34,7 @@ from fedkd.wire.types import (
     StatusCode,
     TransferSetRef,
 )
-from fedkd.wire.validate import ReplyExpectation, validate_reply
+from fedkd.wire.validate import ReplyExpectation, normalised_soft_labels, validate_reply
 
 log = logging.getLogger(__name__)
 CLAIM_TOLERANCE = 2 * PRV_EPS_ERROR + 1e-6
@@ -248,7 +248,8 @@ class Coordinator:
         for node_id in bytes_down:
             self._fused.pop(node_id, None)
         if round_ <= self.cfg.num_server_rounds:
-            self._aggregate(round_, valid)
+            for node_id, reason in self._aggregate(round_, valid).items():
+                outcome.nodes[node_id].status, outcome.nodes[node_id].reason = "invalid", reason
         for node_id, reason in outcome.excluded.items():
             log.warning("round %d: node %d excluded: %s", round_, node_id, reason)
         return outcome
@@ -356,30 +357,34 @@ class Coordinator:
             num_classes=self.ref.num_classes,
             expect_soft_labels=ask.release is ReleaseKind.SOFT_LABELS,
             require_privacy=self.cfg.claims_dp,
+            allowed_dtypes=frozenset({self.cfg.wire_dtype}),
         )
 
     # --- aggregation ----------------------------------------------------------------------
 
-    def _aggregate(self, round_: int, valid: dict[int, KnowledgeReply]) -> None:
+    def _aggregate(self, round_: int, valid: dict[int, KnowledgeReply]) -> dict[int, str]:
+        """Fuse the valid contributions; returns the nodes the strategy excluded, and why."""
+        # Only replies that say they did the round's work contribute (a SKIPPED or refusal
+        # reply carrying a payload is checked, never fused); rows arrive renormalised.
         contributions = {
             node_id: Contribution(
-                soft_labels=reply.soft_labels,
+                soft_labels=normalised_soft_labels(reply),
                 weights=reply.weights,
                 num_examples=reply.num_examples,
             )
             for node_id, reply in valid.items()
             if self.instruction(round_, node_id).release is not ReleaseKind.NOTHING
+            and reply.status.code is StatusCode.OK
         }
         if not contributions:
-            if valid:
-                return  # nobody was asked for anything (e.g. ``local``)
-            log.warning("round %d: no valid replies; nothing to aggregate", round_)
-            return
+            if not valid:
+                log.warning("round %d: no valid replies; nothing to aggregate", round_)
+            return {}  # or nobody was asked for anything (e.g. ``local``)
         try:
             result = self.strategy.aggregate(round_, contributions)
-        except ValueError as exc:
+        except Exception as exc:  # one round's failure must not end the run
             log.error("round %d: %s could not aggregate: %s", round_, self.strategy.name, exc)
-            return
+            return {}
         if result.shared is not None:
             self._shared = result.shared
         for node_id, knowledge in result.per_node.items():
@@ -394,3 +399,4 @@ class Coordinator:
                 strategy=self.strategy.name,
                 dtype=self.cfg.wire_dtype,
             )
+        return dict(result.excluded)

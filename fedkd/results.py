@@ -47,7 +47,8 @@ class _Row:
 
 
 def _finite(value: float) -> float | None:
-    return None if value is None or math.isnan(value) else float(value)
+    """``value``, or None for NaN and ±inf (JSON has neither)."""
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 class RunRecorder:
@@ -112,7 +113,9 @@ class RunRecorder:
             wall_s=time.perf_counter() - self.started,
         )
         summary.update(extra or {})
-        (self.run_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+        (self.run_dir / "summary.json").write_text(
+            json.dumps(summary, indent=2, sort_keys=True, allow_nan=False)
+        )
         from fedkd.reporting.plots import plot_run
 
         plot_run(self.ordered_rows(), self.run_dir, title=self.cfg.run_name)

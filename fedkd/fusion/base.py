@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
@@ -100,6 +100,8 @@ class Aggregate:
 
     per_node: Mapping[int, Knowledge]
     shared: Knowledge | None = None
+    excluded: Mapping[int, str] = field(default_factory=dict)
+    """Nodes whose contribution the strategy could not use, and why (the rest are fused)."""
 
 
 class Strategy(ABC):
@@ -203,14 +205,23 @@ class FusionStrategy(Strategy):
         """
 
 
+PLAUSIBLE_COUNT_FACTOR = 10.0
+"""A reported record count counts for at most this many times the median reported one."""
+
+
 def contribution_weights(
     contributions: Mapping[int, Contribution], nodes: Sequence[int]
 ) -> np.ndarray:
-    """Each node's record count, or uniform when none was reported (nodes under DP)."""
+    """Each node's record count, or uniform when none was reported (nodes under DP).
+
+    Counts are client-reported: each is capped at ``PLAUSIBLE_COUNT_FACTOR`` times the
+    median reported count, so one node claiming 2^64 records cannot take the weight.
+    """
     counts = np.array([contributions[n].num_examples for n in nodes], dtype=np.float64)
     if not counts.any():
         return np.ones_like(counts)
-    return counts
+    cap = PLAUSIBLE_COUNT_FACTOR * float(np.median(counts[counts > 0]))
+    return np.minimum(counts, cap)
 
 
 def _soft_labels(contribution: Contribution) -> np.ndarray:

@@ -104,12 +104,36 @@ class FedAvg(Strategy):
         ValueError
             A contribution without weights, or models that do not match (named).
         """
-        nodes = sorted(contributions)
-        states = []
-        for n in nodes:
-            weights = contributions[n].weights
-            if weights is None:
-                raise ValueError(f"node {n} contributed no weights to a weight-averaging round")
-            states.append(weights)
-        averaged = fedavg_weights(states, contribution_weights(contributions, nodes))
-        return Aggregate(per_node={}, shared=Knowledge(weights=averaged))
+        excluded: dict[int, str] = {}
+        usable: dict[int, Contribution] = {}
+        for n, contribution in sorted(contributions.items()):
+            if contribution.weights is None:
+                excluded[n] = "contributed no weights to a weight-averaging round"
+            else:
+                usable[n] = contribution
+        if not usable:
+            raise ValueError(f"no node contributed weights ({sorted(contributions)})")
+        # The architecture most nodes sent is the federation's; a node whose tensors differ
+        # in name or shape is excluded (named), not allowed to sink the round.
+        signatures = {n: _signature(c.weights or {}) for n, c in usable.items()}
+        common = max(set(signatures.values()), key=list(signatures.values()).count)
+        for n, signature in signatures.items():
+            if signature != common:
+                excluded[n] = _mismatch(dict(common), dict(signature))
+        nodes = [n for n in usable if n not in excluded]
+        states = [usable[n].weights or {} for n in nodes]
+        averaged = fedavg_weights(states, contribution_weights(usable, nodes))
+        return Aggregate(per_node={}, shared=Knowledge(weights=averaged), excluded=excluded)
+
+
+def _signature(weights: Mapping[str, np.ndarray]) -> tuple[tuple[str, tuple[int, ...]], ...]:
+    return tuple(sorted((name, tuple(np.shape(array))) for name, array in weights.items()))
+
+
+def _mismatch(common: dict[str, tuple[int, ...]], theirs: dict[str, tuple[int, ...]]) -> str:
+    missing, extra = sorted(set(common) - set(theirs)), sorted(set(theirs) - set(common))
+    shapes = sorted(k for k in set(common) & set(theirs) if common[k] != theirs[k])
+    return (
+        f"weights do not match the other nodes' model: missing {missing}, extra {extra}, "
+        f"other shapes {[(k, theirs[k], common[k]) for k in shapes]}"
+    )

@@ -43,8 +43,16 @@ def summarise(
         "num_nodes_seen": num_nodes,
         "rounds": cfg.num_server_rounds,
         "alma": _mean(local),
+        "alma_median": statistics.median(local) if local else None,
         "alma_clients": len(local),
         "global_acc": _mean(global_),
+        "global_acc_median": statistics.median(global_) if global_ else None,
+        # Local and global accuracies are reported by the clients (range-checked, not
+        # verifiable by the server); the per-client values show what one client moves.
+        "client_reported": ["alma", "alma_median", "global_acc", "global_acc_median"],
+        "final_local_accuracy_per_client": {
+            str(r["node_id"]): r["local_accuracy"] for r in final if r["local_accuracy"] is not None
+        },
         "local_test_examples_min": min(
             (r["local_test_examples"] for r in final if r["local_test_examples"]), default=None
         ),

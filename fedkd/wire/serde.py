@@ -7,6 +7,7 @@ escapes as a protobuf or numpy exception.
 
 from __future__ import annotations
 
+import math
 from typing import Any, TypeVar
 
 import numpy as np
@@ -84,7 +85,8 @@ def tensor_from_proto(message: tensor_pb2.Tensor) -> tuple[np.ndarray, WireDType
         raise PayloadError(f"unsupported tensor dtype code {message.dtype}")
     dtype = _DTYPE_FROM_PROTO[message.dtype]
     shape = tuple(int(d) for d in message.shape)
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    # Python integers: a crafted shape cannot overflow the count past the size check.
+    expected = math.prod(shape) * dtype.itemsize
     if len(message.data) != expected:
         raise PayloadError(
             f"tensor of shape {shape} and dtype {dtype.value} needs {expected} bytes, "

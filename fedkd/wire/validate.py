@@ -7,16 +7,17 @@ client's exclusion from that round.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from fedkd.wire.errors import PayloadError
-from fedkd.wire.types import KnowledgeReply, StatusCode, WireDType
+from fedkd.wire.tolerance import row_sum_tolerance
+from fedkd.wire.types import EvalReport, KnowledgeReply, StatusCode, WireDType
 
-# int8 codes carry ~0.4% of the peak per entry, so rows of a quantised distribution may
-# miss 1 by a few percent; fp32/fp16 rows must sum to 1 much more tightly.
-_ROW_SUM_TOLERANCE = {WireDType.FLOAT32: 1e-3, WireDType.FLOAT16: 1e-2, WireDType.INT8: 5e-2}
+MAX_REPORTED_RECORDS = 10**9
+"""A node reporting more private records than this is not believed."""
 
 
 @dataclass(frozen=True)
@@ -50,19 +51,56 @@ def validate_reply(reply: KnowledgeReply, expected: ReplyExpectation) -> None:
     unbounded = reply.privacy.unbounded_since_row > 0  # honest: no ε can be claimed
     if expected.require_privacy and reply.privacy.mechanism == "none" and not unbounded:
         raise PayloadError("run requires DP but the reply claims no privacy spend")
-    if reply.status.code is not StatusCode.OK:
-        return
+    if not 0 <= reply.num_examples <= MAX_REPORTED_RECORDS:
+        raise PayloadError(f"reports {reply.num_examples} records (at most {MAX_REPORTED_RECORDS})")
+    if reply.eval is not None:
+        _validate_eval(reply.eval)
+    # Whatever the status says, anything the reply carries is checked before it is used.
     _validate_soft_labels(reply, expected)
+    _validate_weights(reply)
+
+
+def _validate_eval(report: EvalReport) -> None:
+    """Client-reported metrics: accuracies in [0, 1], losses ≥ 0 (NaN: not reported)."""
+    for name in ("local_accuracy", "global_accuracy"):
+        value = getattr(report, name)
+        if not math.isnan(value) and not 0.0 <= value <= 1.0:
+            raise PayloadError(f"eval {name} {value!r} outside [0, 1]")
+    for name in ("local_loss", "global_loss", "train_loss", "distill_loss"):
+        value = getattr(report, name)
+        if not math.isnan(value) and not (math.isfinite(value) and value >= 0):
+            raise PayloadError(f"eval {name} {value!r} is not a finite nonnegative loss")
+    if not 0 <= report.local_test_examples <= MAX_REPORTED_RECORDS:
+        raise PayloadError(f"eval local_test_examples {report.local_test_examples} implausible")
+    if any(not math.isfinite(v) or v < 0 for v in report.phase_seconds.values()):
+        raise PayloadError("eval phase_seconds must be finite and nonnegative")
+
+
+def _validate_weights(reply: KnowledgeReply) -> None:
+    for name, array in (reply.weights or {}).items():
+        if not np.all(np.isfinite(array)):
+            raise PayloadError(f"weights tensor {name!r} contains non-finite values")
+
+
+def normalised_soft_labels(reply: KnowledgeReply) -> np.ndarray | None:
+    """The validated soft labels with every row renormalised to sum to 1 exactly."""
+    labels = reply.soft_labels
+    if labels is None:
+        return None
+    sums = labels.sum(axis=1, keepdims=True)
+    out: np.ndarray = (labels / sums).astype(np.float32)
+    return out
 
 
 def _validate_soft_labels(reply: KnowledgeReply, expected: ReplyExpectation) -> None:
     labels = reply.soft_labels
     if labels is None:
-        if expected.expect_soft_labels:
+        if expected.expect_soft_labels and reply.status.code is StatusCode.OK:
             raise PayloadError("status OK but no soft labels")
         return
     if reply.dtype not in expected.allowed_dtypes:
-        raise PayloadError(f"dtype {reply.dtype.value} not allowed in this run")
+        allowed = sorted(d.value for d in expected.allowed_dtypes)
+        raise PayloadError(f"dtype {reply.dtype.value}, the run asked for {allowed}")
     want = (expected.num_anchors, expected.num_classes)
     if labels.shape != want:
         raise PayloadError(f"soft labels shape {labels.shape}, expected {want}")
@@ -72,5 +110,9 @@ def _validate_soft_labels(reply: KnowledgeReply, expected: ReplyExpectation) -> 
     if np.any(labels < 0):
         raise PayloadError(f"soft labels contain negative values (min {float(labels.min()):.3g})")
     row_error = float(np.max(np.abs(labels.sum(axis=1) - 1.0))) if len(labels) else 0.0
-    if row_error > _ROW_SUM_TOLERANCE[reply.dtype]:
-        raise PayloadError(f"soft-label rows do not sum to 1 (max deviation {row_error:.3g})")
+    tolerance = row_sum_tolerance(reply.dtype, expected.num_classes)
+    if row_error > tolerance:
+        raise PayloadError(
+            f"soft-label rows do not sum to 1 (max deviation {row_error:.3g}, "
+            f"{reply.dtype.value} allows {tolerance:.3g})"
+        )

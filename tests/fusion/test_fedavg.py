@@ -70,6 +70,35 @@ def test_fedavg_asks_for_weights_and_gives_every_node_the_count_weighted_average
     np.testing.assert_allclose(uniform.shared.weights["w"], [0.5, 0.5])
 
 
-def test_fedavg_names_a_contribution_without_weights() -> None:
-    with pytest.raises(ValueError, match="node 3 contributed no weights"):
+def test_fedavg_excludes_a_node_whose_weights_do_not_fit_and_averages_the_rest() -> None:
+    good = {"w": np.array([1.0, 3.0]), "b": np.zeros(1)}
+    result = make_fusion("fedavg").aggregate(
+        1,
+        {
+            1: Contribution(weights=good),
+            2: Contribution(weights={"w": np.array([3.0, 5.0]), "b": np.ones(1)}),
+            3: Contribution(weights={"w": np.zeros(3), "b": np.zeros(1)}),  # another shape
+            4: Contribution(weights={"w": np.zeros(2)}),  # a key missing
+            5: Contribution(soft_labels=np.ones((1, 1))),  # no weights at all
+        },
+    )
+    assert sorted(result.excluded) == [3, 4, 5]
+    assert "other shapes [('w', (3,), (2,))]" in result.excluded[3]
+    assert "missing ['b']" in result.excluded[4]
+    assert "no weights" in result.excluded[5]
+    assert result.shared is not None and result.shared.weights is not None
+    np.testing.assert_allclose(result.shared.weights["w"], [2.0, 4.0])
+    with pytest.raises(ValueError, match="no node contributed weights"):
         make_fusion("fedavg").aggregate(1, {3: Contribution(soft_labels=np.ones((1, 1)))})
+
+
+def test_a_reported_record_count_cannot_take_the_weight() -> None:
+    from fedkd.fusion.base import contribution_weights
+
+    claims = {
+        1: Contribution(num_examples=100),
+        2: Contribution(num_examples=120),
+        3: Contribution(num_examples=2**64 - 1),
+    }
+    w = contribution_weights(claims, [1, 2, 3])
+    np.testing.assert_allclose(w, [100.0, 120.0, 1200.0])  # capped at 10 × the median

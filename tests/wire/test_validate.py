@@ -61,5 +61,5 @@ def test_dp_runs_require_a_privacy_spend() -> None:
 
 def test_disallowed_dtype() -> None:
     only_fp32 = dataclasses.replace(EXPECT, allowed_dtypes=frozenset({WireDType.FLOAT32}))
-    with pytest.raises(PayloadError, match="int8 not allowed"):
+    with pytest.raises(PayloadError, match=r"dtype int8, the run asked for \[.fp32.\]"):
         validate_reply(_reply(dtype=WireDType.INT8), only_fp32)
