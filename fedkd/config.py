@@ -18,8 +18,8 @@ from typing import Any
 
 from fedkd.data.federated import DataSpec
 from fedkd.data.public import PublicDataSpec
-from fedkd.distill.loops import DistillConfig, OptimiserConfig
-from fedkd.privacy.swing import SwingConfig
+from fedkd.distill.settings import DistillConfig, OptimiserConfig
+from fedkd.privacy.swing_config import SwingConfig
 from fedkd.wire.types import WireDType
 
 ConfigValue = bool | int | float | str
@@ -99,9 +99,7 @@ class RunConfig:
         self._check_privacy()
 
     def _check_privacy(self) -> None:
-        from fedkd.privacy.accounting import ACCOUNTANTS
-        from fedkd.privacy.dp_sgd import GRAD_SAMPLE_MODES
-        from fedkd.privacy.scorers import scorer_names
+        from fedkd.privacy.modes import ACCOUNTANTS, GRAD_SAMPLE_MODES
 
         if self.dp:
             if not (self.dp_target_epsilon > 0 or self.dp_noise_multiplier > 0):
@@ -122,9 +120,9 @@ class RunConfig:
                 f"dp-grad-sample-mode must be empty (fastest valid) or one of "
                 f"{GRAD_SAMPLE_MODES}, got {self.dp_grad_sample_mode!r}"
             )
-        if self.swing_scorer not in ("", *scorer_names()):
+        if self.swing_scorer and self.swing_scorer not in _scorer_names():
             raise ValueError(
-                f"swing-scorer must be empty (off) or one of {scorer_names()}, "
+                f"swing-scorer must be empty (off) or one of {_scorer_names()}, "
                 f"got {self.swing_scorer!r}"
             )
         _ = self.swing  # builds, and so validates, the swing settings
@@ -132,16 +130,15 @@ class RunConfig:
     def _check_names(self) -> None:
         """Unknown strategies or models fail here, not later inside a simulated client."""
         from fedkd.fusion import FUSION_REGISTRY
-        from fedkd.models import MODEL_REGISTRY
 
         if self.strategy not in FUSION_REGISTRY:
             raise ValueError(
                 f"unknown strategy {self.strategy!r}; known: {sorted(FUSION_REGISTRY)}"
             )
         models = {self.model_for(pid) for pid in range(self.num_clients)}
-        unknown = sorted(models - set(MODEL_REGISTRY))
+        unknown = sorted(models - set(_model_names(models)))
         if unknown:
-            raise ValueError(f"unknown model(s) {unknown}; known: {sorted(MODEL_REGISTRY)}")
+            raise ValueError(f"unknown model(s) {unknown}; known: {sorted(_model_names(models))}")
         if FUSION_REGISTRY[self.strategy].identical_architectures and len(models) > 1:
             raise ValueError(
                 f"{self.strategy} averages weights and needs one architecture for every "
@@ -270,6 +267,23 @@ class RunConfig:
             for f in dataclasses.fields(self)
             if f.name not in ("strategy_params", "extra")
         }
+
+
+def _model_names(wanted: set[str]) -> tuple[str, ...]:
+    """The known architectures; torch is imported only for a name not built in (a plugin)."""
+    from fedkd.model_names import BUILTIN_MODELS
+
+    if wanted <= set(BUILTIN_MODELS):
+        return BUILTIN_MODELS
+    from fedkd.models import MODEL_REGISTRY
+
+    return tuple(MODEL_REGISTRY)
+
+
+def _scorer_names() -> tuple[str, ...]:
+    from fedkd.privacy.scorers import scorer_names
+
+    return tuple(scorer_names())
 
 
 def _kebab(name: str) -> str:

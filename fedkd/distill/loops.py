@@ -6,8 +6,6 @@ its minibatch order from an explicit seeded generator, so a round is reproducibl
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -15,34 +13,9 @@ from torch import nn
 
 from fedkd.distill.device import seeded_generator
 from fedkd.distill.losses import soft_target_kl
+from fedkd.distill.settings import DistillConfig, OptimiserConfig
 
-
-@dataclass(frozen=True)
-class OptimiserConfig:
-    """Plain SGD-with-momentum settings for the local loops."""
-
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    batch_size: int = 32
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """How to distil toward fused targets: ``kl_weight · L_KD + ce_weight · CE``."""
-
-    temperature: float = 2.0
-    epochs: int = 1
-    kl_weight: float = 1.0
-    ce_weight: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ValueError(f"distill temperature must be > 0, got {self.temperature}")
-        if self.kl_weight < 0 or self.ce_weight < 0:
-            raise ValueError(
-                f"loss weights must be >= 0, got kl={self.kl_weight}, ce={self.ce_weight}"
-            )
+__all__ = ["DistillConfig", "OptimiserConfig"]
 
 
 def _device_of(model: nn.Module) -> torch.device:

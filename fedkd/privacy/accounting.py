@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from opacus.accountants import create_accountant
 from opacus.accountants.utils import get_noise_multiplier
 
-ACCOUNTANTS = ("prv", "rdp")
+from fedkd.privacy.modes import ACCOUNTANTS
+
+__all__ = ["ACCOUNTANTS"]
 # PRV's ε is an upper estimate within eps_error; calibrate below the target by this much
 # (plus a relative margin) so that recomputing ε round by round never refuses the last
 # planned round because of discretisation or the binary search's tolerance.

@@ -25,12 +25,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from fedkd.distill.device import seeded_generator
-from fedkd.distill.loops import OptimiserConfig
+from fedkd.distill.settings import OptimiserConfig
 from fedkd.privacy import conv_grad_sample  # noqa: F401  (registers the Conv2d grad sampler)
 from fedkd.privacy.accounting import DPSteps
+from fedkd.privacy.modes import GRAD_SAMPLE_MODES
 from fedkd.privacy.output_grads import OutputGradients, unsupported_layers
 
-GRAD_SAMPLE_MODES = ("output-grads", "hooks", "ew", "functorch", "ghost")
 # Expanded weights reject a zero batch; vmap over one fails in GroupNorm.
 _NO_EMPTY_BATCHES = ("ew", "functorch")
 
