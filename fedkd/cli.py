@@ -276,13 +276,14 @@ LedgerPath = Annotated[Path, typer.Argument(help="A node's ledger file (node-<id
 
 
 def _open_ledger(path: Path) -> list[Any]:
-    from fedkd.privacy.ledger import Ledger, LedgerError
+    """The verified rows of the ledger at ``path``, read-only (the file is never changed)."""
+    from fedkd.privacy.ledger import LedgerError, ReadOnlyLedger
 
     if not path.exists():
         console.print(f"[red]no ledger at {path}[/]", soft_wrap=True)
         raise typer.Exit(1)
     try:
-        return Ledger.open(path).rows()
+        return ReadOnlyLedger.read(path).rows()
     except LedgerError as exc:
         console.print(f"[red]ledger failed verification:[/] {exc}", soft_wrap=True)
         raise typer.Exit(1) from exc

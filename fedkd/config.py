@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import shlex
 import tomllib
 from collections.abc import Mapping
@@ -95,8 +96,41 @@ class RunConfig:
             )
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        self._check_ranges()
+        self._check_run_name()
+        _ = self.distill  # builds, and so validates, the distillation settings
         self._check_names()
         self._check_privacy()
+
+    def _check_ranges(self) -> None:
+        """Every numeric key within what it means (the message names what is allowed)."""
+        at_least_zero = ("min_local_test", "max_train_per_client", "anchors_per_round", "seed")
+        for name in at_least_zero:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{_kebab(name)} must be >= 0, got {getattr(self, name)}")
+        if self.classes_per_client < 1:
+            raise ValueError(f"classes-per-client must be >= 1, got {self.classes_per_client}")
+        if not self.transfer_size > 0:
+            raise ValueError(f"transfer-size must be > 0, got {self.transfer_size}")
+        if not 0 < self.dirichlet_alpha < math.inf:
+            raise ValueError(f"dirichlet-alpha must be > 0 and finite, got {self.dirichlet_alpha}")
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
+        if not 0 < self.reply_timeout < math.inf:
+            raise ValueError(f"reply-timeout must be > 0 seconds, got {self.reply_timeout}")
+        if not 0 < self.distill_temperature < math.inf:
+            raise ValueError(
+                f"distill-temperature must be > 0 and finite, got {self.distill_temperature}"
+            )
+
+    def _check_run_name(self) -> None:
+        """A run name is a folder under output-dir: never absolute, never climbing out."""
+        parts = Path(self.run_name).parts
+        if not self.run_name.strip() or Path(self.run_name).is_absolute() or ".." in parts:
+            raise ValueError(
+                f"run-name {self.run_name!r} must be a relative name under output-dir "
+                "(no leading '/', no '..')"
+            )
 
     def _check_privacy(self) -> None:
         from fedkd.privacy.modes import ACCOUNTANTS, GRAD_SAMPLE_MODES

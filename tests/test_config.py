@@ -135,3 +135,28 @@ def test_the_torch_free_model_names_are_the_registrys() -> None:
     from fedkd.models import MODEL_REGISTRY
 
     assert sorted(BUILTIN_MODELS) == sorted(MODEL_REGISTRY)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("distill-temperature", 0, "distill-temperature must be > 0"),
+        ("min-local-test", -1, "min-local-test must be >= 0"),
+        ("max-train-per-client", -3, "max-train-per-client must be >= 0"),
+        ("classes-per-client", 0, "classes-per-client must be >= 1"),
+        ("reply-timeout", 0, "reply-timeout must be > 0 seconds"),
+        ("momentum", 1.0, r"momentum must be in \[0, 1\)"),
+        ("dirichlet-alpha", 0, "dirichlet-alpha must be > 0"),
+        ("run-name", "../../x", "must be a relative name under output-dir"),
+        ("run-name", "/tmp/x", "must be a relative name under output-dir"),
+    ],
+)
+def test_out_of_range_values_are_refused_with_what_is_allowed(
+    key: str, value: object, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_run_config({key: value})
+
+
+def test_a_nested_run_name_stays_allowed() -> None:
+    assert parse_run_config({"run-name": "bench/digits/knfu-seed0"}).run_name.count("/") == 2

@@ -25,8 +25,8 @@ import hmac
 import io
 import json
 import sqlite3
-from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -169,13 +169,21 @@ class Ledger:
     def rows(self) -> list[LedgerRow]:
         try:
             with self._connect() as db:
-                cursor = db.execute(f"SELECT {', '.join(_ROW_COLUMNS)} FROM releases ORDER BY seq")
+                present = {row[1] for row in db.execute("PRAGMA table_info(releases)")}
+                if not present:
+                    raise LedgerError(f"{self.path} is not a fedkd ledger (no releases table)")
+                missing = [c for c in _ROW_COLUMNS if c not in present]
+                if set(missing) - set(_LATER_FIELDS):
+                    raise LedgerError(f"{self.path} is not a fedkd ledger (lacks {missing})")
+                columns = [c for c in _ROW_COLUMNS if c in present]
+                cursor = db.execute(f"SELECT {', '.join(columns)} FROM releases ORDER BY seq")
                 raw = cursor.fetchall()
         except sqlite3.DatabaseError as exc:
             raise LedgerError(f"privacy ledger {self.path} is unreadable: {exc}") from exc
         out = []
         for values in raw:
-            record = dict(zip(_ROW_COLUMNS, values, strict=True))
+            # Fields added after a ledger was written read as empty, as they were hashed.
+            record = dict.fromkeys(missing, "") | dict(zip(columns, values, strict=True))
             try:
                 record["fields_sent"] = tuple(json.loads(record["fields_sent"]))
                 record["node_id"] = int(record["node_id"])
@@ -282,6 +290,32 @@ class Ledger:
             if row.mechanism in GUARANTEED_MECHANISMS and row.delta > 0:
                 return row.delta, row.seq
         return None
+
+
+class ReadOnlyLedger(Ledger):
+    """A ledger opened for reading only (``fedkd ledger show|export``): nothing is created,
+    migrated or switched to WAL, and a file that is not a fedkd ledger is refused."""
+
+    @classmethod
+    def read(cls, path: Path | str) -> ReadOnlyLedger:
+        """Open ``path`` read-only and verify its chain.
+
+        Raises
+        ------
+        LedgerError
+            No such file, not a fedkd ledger, or a broken chain.
+        """
+        ledger = cls(path)
+        if not ledger.path.is_file():
+            raise LedgerError(f"no ledger at {ledger.path}")
+        ledger.verify_chain()
+        return ledger
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        uri = f"{self.path.resolve().as_uri()}?mode=ro"
+        with closing(sqlite3.connect(uri, uri=True)) as db:
+            yield db
 
 
 def _create_store(db: sqlite3.Connection) -> None:

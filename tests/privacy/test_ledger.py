@@ -182,3 +182,30 @@ def test_cli_refuses_a_tampered_ledger(tmp_path: Path) -> None:
     db.commit()
     result = CliRunner().invoke(app, ["ledger", "show", str(tmp_path / "node.db")])
     assert result.exit_code == 1 and "altered" in result.output
+
+
+def test_cli_reads_a_ledger_without_changing_it_and_refuses_other_files(tmp_path: Path) -> None:
+    import hashlib
+
+    from typer.testing import CliRunner
+
+    from fedkd.cli import app
+
+    ledger = Ledger.open(tmp_path / "node.db")
+    ledger.append(release(1))
+    runner = CliRunner()
+    before = hashlib.sha256((tmp_path / "node.db").read_bytes()).digest()
+    shown = runner.invoke(app, ["ledger", "show", str(tmp_path / "node.db")])
+    assert shown.exit_code == 0 and "1 releases, chain verified" in shown.output
+    assert hashlib.sha256((tmp_path / "node.db").read_bytes()).digest() == before
+
+    (tmp_path / "empty.db").write_bytes(b"")
+    with sqlite3.connect(tmp_path / "other.db") as db:
+        db.execute("CREATE TABLE patients (id INTEGER)")
+    other_bytes = (tmp_path / "other.db").read_bytes()
+    for name in ("empty.db", "other.db"):
+        refused = runner.invoke(app, ["ledger", "show", str(tmp_path / name)])
+        assert refused.exit_code == 1
+        assert "is not a fedkd ledger" in " ".join(refused.output.split())
+    assert (tmp_path / "empty.db").read_bytes() == b""
+    assert (tmp_path / "other.db").read_bytes() == other_bytes
