@@ -46,7 +46,7 @@ def _load(
     try:
         return load_simulation_file(config, {**_overrides(items), **extra})
     except (ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]config error:[/] {exc}")
+        console.print(f"[red]config error:[/] {exc}", soft_wrap=True)
         raise typer.Exit(2) from exc
 
 
@@ -58,6 +58,7 @@ def simulate(
 ) -> None:
     """Run one federated simulation on Flower's simulation engine."""
     cfg, nodes = _load(config, set_, **({"run-name": name} if name else {}))
+    _preflight(cfg)
     from fedkd.flower_glue.simulation import run_simulation
 
     run_dir = run_simulation(cfg, node_sections=nodes)
@@ -66,6 +67,18 @@ def simulate(
         f"[green]done[/] {cfg.strategy}: ALMA {summary['alma']:.4f}, "
         f"global {summary['global_acc']:.4f}, {summary['wall_s']:.1f} s → {run_dir}"
     )
+
+
+def _preflight(cfg: RunConfig) -> None:
+    """Check, before any simulation starts, that the run's public data can be had: an
+    unknown dataset, missing files or an oversize transfer set is one line, exit 2."""
+    from fedkd.data.public import load_public_data
+
+    try:
+        load_public_data(cfg.public_spec)
+    except (ValueError, OSError) as exc:
+        console.print(f"[red]data error:[/] {exc}", soft_wrap=True)
+        raise typer.Exit(2) from exc
 
 
 @app.command()
@@ -87,6 +100,7 @@ def compare(
 ) -> None:
     """Run several strategies on identical partitions and seeds; write a comparison."""
     base, nodes = _load(config, set_)
+    _preflight(base)
     from fedkd.flower_glue.simulation import run_simulation
 
     names = [s.strip() for s in strategies.split(",") if s.strip()]

@@ -160,3 +160,32 @@ def test_out_of_range_values_are_refused_with_what_is_allowed(
 
 def test_a_nested_run_name_stays_allowed() -> None:
     assert parse_run_config({"run-name": "bench/digits/knfu-seed0"}).run_name.count("/") == 2
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["dataset=nope"], "unknown dataset 'nope'"),
+        (["dataset=mnist", "data-dir=EMPTY"], "mnist not found in"),
+        (["transfer-size=100000"], "transfer-size must be in (0, 1396) for digits, got 100000"),
+        (["lr=0"], "lr must be > 0"),
+        (["distill-temperature=0"], "distill-temperature must be > 0"),
+        (["colour=red"], "unknown config key 'colour'"),
+    ],
+)
+def test_user_errors_are_one_line_and_exit_2_before_any_simulation(
+    overrides: list[str], message: str, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from fedkd.cli import app
+
+    config = Path(__file__).resolve().parents[1] / "simulations" / "digits.toml"
+    args = ["simulate", str(config)]
+    for item in overrides:
+        args += ["--set", item.replace("EMPTY", str(tmp_path))]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    flat = " ".join(result.output.split())
+    assert message in flat
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) <= 3
