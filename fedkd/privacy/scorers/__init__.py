@@ -1,7 +1,13 @@
-"""Privacy-likelihood scorers for swing distillation (one per file, by name)."""
+"""Privacy-likelihood scorers for swing distillation (one per file, by name).
 
+Plugins add scorers through the entry point group ``fedkd.scorers``.
+"""
+
+from fedkd.plugins import load_entry_points
 from fedkd.privacy.scorers import confidence, proximity
 from fedkd.privacy.scorers.base import PrivacyScorer, make_scorer, register_scorer, scorer_names
+
+load_entry_points("fedkd.scorers")
 
 __all__ = [
     "PrivacyScorer",
