@@ -85,6 +85,24 @@ def _with_negative(labels: np.ndarray) -> np.ndarray:
 
 
 Attack = Callable[[KnowledgeReply], KnowledgeReply | bytes]
+
+
+def _excluded_and_harmless(cfg: RunConfig, craft: Attack, reason: str) -> None:
+    """Node 2's crafted reply is excluded with ``reason``, and the honest nodes receive
+    exactly what they would with node 2's reply dropped."""
+    coord, replies, down = _replies(cfg)
+    crafted = craft(knowledge_reply_from_bytes(replies[2], max_bytes=CAP))
+    replies[2] = crafted if isinstance(crafted, bytes) else knowledge_reply_to_bytes(crafted)
+    outcome = coord.ingest(1, [Delivery(n, replies[n]) for n in range(3)], down)
+    assert outcome.accepted == [0, 1]
+    assert reason in outcome.excluded[2], outcome.excluded[2]
+    clean, honest, clean_down = _replies(cfg)
+    clean.ingest(1, [Delivery(0, honest[0]), Delivery(1, honest[1]), Delivery(2, None)], clean_down)
+    for got, want in zip(_fused_for_honest(coord), _fused_for_honest(clean), strict=True):
+        assert got is not None and want is not None
+        np.testing.assert_array_equal(got, want)
+
+
 SOFT_LABEL_ATTACKS: dict[str, tuple[Attack, str]] = {
     "skipped-with-nan": (
         lambda r: dataclasses.replace(
@@ -121,19 +139,9 @@ SOFT_LABEL_ATTACKS: dict[str, tuple[Attack, str]] = {
 @pytest.mark.parametrize("attack", sorted(SOFT_LABEL_ATTACKS))
 def test_a_crafted_soft_label_reply_is_excluded_and_moves_nothing(attack: str) -> None:
     craft, reason = SOFT_LABEL_ATTACKS[attack]
-    cfg = parse_run_config({**BASE, "strategy": "mean", "mean-weighted": True})
-    coord, replies, down = _replies(cfg)
-    crafted = craft(knowledge_reply_from_bytes(replies[2], max_bytes=CAP))
-    replies[2] = crafted if isinstance(crafted, bytes) else knowledge_reply_to_bytes(crafted)
-    outcome = coord.ingest(1, [Delivery(n, replies[n]) for n in range(3)], down)
-    assert outcome.accepted == [0, 1]
-    assert reason in outcome.excluded[2], outcome.excluded[2]
-
-    clean, honest, clean_down = _replies(cfg)
-    clean.ingest(1, [Delivery(0, honest[0]), Delivery(1, honest[1]), Delivery(2, None)], clean_down)
-    for got, want in zip(_fused_for_honest(coord), _fused_for_honest(clean), strict=True):
-        assert got is not None and want is not None
-        np.testing.assert_array_equal(got, want)
+    _excluded_and_harmless(
+        parse_run_config({**BASE, "strategy": "mean", "mean-weighted": True}), craft, reason
+    )
 
 
 WEIGHT_ATTACKS: dict[str, tuple[Attack, str]] = {
@@ -159,18 +167,7 @@ WEIGHT_ATTACKS: dict[str, tuple[Attack, str]] = {
 @pytest.mark.parametrize("attack", sorted(WEIGHT_ATTACKS))
 def test_a_crafted_fedavg_reply_is_excluded_and_moves_nothing(attack: str) -> None:
     craft, reason = WEIGHT_ATTACKS[attack]
-    cfg = parse_run_config({**BASE, "strategy": "fedavg"})
-    coord, replies, down = _replies(cfg)
-    crafted = craft(knowledge_reply_from_bytes(replies[2], max_bytes=CAP))
-    replies[2] = crafted if isinstance(crafted, bytes) else knowledge_reply_to_bytes(crafted)
-    outcome = coord.ingest(1, [Delivery(n, replies[n]) for n in range(3)], down)
-    assert outcome.accepted == [0, 1]
-    assert reason in outcome.excluded[2], outcome.excluded[2]
-    clean, honest, clean_down = _replies(cfg)
-    clean.ingest(1, [Delivery(0, honest[0]), Delivery(1, honest[1]), Delivery(2, None)], clean_down)
-    for got, want in zip(_fused_for_honest(coord), _fused_for_honest(clean), strict=True):
-        assert got is not None and want is not None
-        np.testing.assert_array_equal(got, want)
+    _excluded_and_harmless(parse_run_config({**BASE, "strategy": "fedavg"}), craft, reason)
 
 
 @pytest.mark.parametrize("dtype", ["int8", "fp16"])

@@ -129,6 +129,9 @@ class Ledger:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        # Rows as last read by this instance: one message verifies the chain, composes the
+        # history and looks up δ and the unbounded row from one read, not four.
+        self._rows: list[LedgerRow] | None = None
 
     @classmethod
     def open(cls, path: Path | str, *, expected_head: str = GENESIS) -> Ledger:
@@ -167,6 +170,11 @@ class Ledger:
         return durable_connection(self.path)
 
     def rows(self) -> list[LedgerRow]:
+        if self._rows is None:
+            self._rows = self._read_rows()
+        return list(self._rows)
+
+    def _read_rows(self) -> list[LedgerRow]:
         try:
             with self._connect() as db:
                 present = {row[1] for row in db.execute("PRAGMA table_info(releases)")}
@@ -242,6 +250,7 @@ class Ledger:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+        self._rows = None
         return LedgerRow(
             **asdict(release) | {"fields_sent": release.fields_sent},
             seq=seq,

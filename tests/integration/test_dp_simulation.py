@@ -12,6 +12,19 @@ from fedkd.flower_glue.simulation import run_simulation
 from fedkd.node import simulated_state_dir
 from fedkd.privacy.ledger import Ledger
 
+# The four heart hospitals, one DP round at a fixed σ: small enough to run twice in a test.
+HEART_DP_ONE_ROUND: dict[str, object] = {
+    "dataset": "heart",
+    "partitioner": "natural",
+    "num-clients": 4,
+    "num-server-rounds": 1,
+    "model": "mlp-s",
+    "strategy": "mean",
+    "batch-size": 16,
+    "dp": True,
+    "dp-noise-multiplier": 1.0,
+}
+
 
 @pytest.mark.integration
 def test_dp_run_reports_epsilon_and_keeps_local_metrics_off_the_wire(tmp_path: Path) -> None:
@@ -57,15 +70,7 @@ def test_the_server_registry_spans_runs_of_nodes_that_keep_their_ledgers(
     from fedkd.privacy.node_registry import NodeRegistry
 
     settings: dict[str, object] = {
-        "dataset": "heart",
-        "partitioner": "natural",
-        "num-clients": 4,
-        "num-server-rounds": 1,
-        "model": "mlp-s",
-        "strategy": "mean",
-        "batch-size": 16,
-        "dp": True,
-        "dp-noise-multiplier": 1.0,
+        **HEART_DP_ONE_ROUND,
         "output-dir": str(tmp_path),
         "privacy-registry": str(tmp_path / "server" / "registry.db"),
     }
@@ -89,21 +94,11 @@ def test_the_server_registry_spans_runs_of_nodes_that_keep_their_ledgers(
         assert sum(r.steps > 0 for r in rows) == 2
 
 
+@pytest.mark.integration
 def test_with_default_settings_a_node_that_lost_its_ledger_is_refused(tmp_path: Path) -> None:
     """No registry configured: the server's default one (``<output-dir>/privacy-registry.db``)
     remembers each node by name, and the handshake hands its head back on the next run."""
-    settings: dict[str, object] = {
-        "dataset": "heart",
-        "partitioner": "natural",
-        "num-clients": 4,
-        "num-server-rounds": 1,
-        "model": "mlp-s",
-        "strategy": "mean",
-        "batch-size": 16,
-        "dp": True,
-        "dp-noise-multiplier": 1.0,
-        "output-dir": str(tmp_path),
-    }
+    settings: dict[str, object] = {**HEART_DP_ONE_ROUND, "output-dir": str(tmp_path)}
     nodes = {"state-dir": str(tmp_path / "hospitals")}
     run_simulation(parse_run_config({**settings, "run-name": "first"}), node_sections=nodes)
     lost = tmp_path / "hospitals" / "node-1.ledger.db"
