@@ -1,21 +1,22 @@
 """fedkd ClientApp: build the node from its own config, let it serve the request, reply.
 
 Flower re-creates this app for every message, so the model lives in ``context.state``.
-The node's configuration is its own: a file named by ``--node-config "config='…'"``, keys
-given inline in ``--node-config``, or (simulation) the file the simulation wrote for it.
+The node's configuration is its own: a file named by ``--node-config "config='…'"``, or
+keys given inline in ``--node-config``.  :func:`client_app` builds the same app around
+other sources of the two configs; ``fedkd.simulate`` uses it to hand each simulated node
+the config written for it.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import logging
+from collections.abc import Callable
 
 from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
-from fedkd.config import parse_run_config
+from fedkd.config import RunConfig, parse_run_config
 from fedkd.flower_glue.messages import STATE_KEY, pack, state_from_record, state_to_record, unpack
-from fedkd.flower_glue.simulation import NODE_CONFIGS_ENV
 from fedkd.node import (
     ClientNode,
     NodeConfig,
@@ -24,37 +25,34 @@ from fedkd.node import (
     simulated_state_dir,
 )
 
-app = ClientApp()
 PARTITION_KEY = "partition-id"
+NodeConfigOf = Callable[[Context], NodeConfig]
+RunConfigOf = Callable[[Context], RunConfig]
+
+
+def run_config_of(context: Context) -> RunConfig:
+    """The run config the server's run carries (``flwr run``'s ``--run-config``)."""
+    return parse_run_config(context.run_config)
 
 
 def node_config_of(context: Context) -> NodeConfig:
     """This node's own configuration (never the server's run config)."""
     given = dict(context.node_config)
-    simulated = os.environ.get(NODE_CONFIGS_ENV)
-    if simulated and PARTITION_KEY in given:
-        path = Path(simulated) / f"node-{int(given[PARTITION_KEY])}.json"
-        return parse_node_config(_json(path))
     if set(given) - {PARTITION_KEY, "num-partitions"}:
         return parse_node_config(given)
     # A bare simulated node (e.g. `flwr run .` on the local simulation): its share of the
-    # run's built-in dataset, state under the run's output folder.
-    cfg = parse_run_config(context.run_config)
+    # run's built-in dataset, state under the run's output folder, fresh for every run.
+    cfg = run_config_of(context)
     pid = int(given.get(PARTITION_KEY, 0))
-    return simulated_node_config(cfg, pid, state_dir=str(simulated_state_dir(cfg)))
+    state_dir = simulated_state_dir(cfg, token=f"run{context.run_id}")
+    return simulated_node_config(cfg, pid, state_dir=str(state_dir))
 
 
-def _json(path: Path) -> dict[str, object]:
-    import json
-
-    loaded: dict[str, object] = json.loads(path.read_text())
-    return loaded
-
-
-def _serve(msg: Message, context: Context, *, train: bool) -> Message:
-    node = ClientNode(
-        node_config_of(context), parse_run_config(context.run_config), node_id=int(context.node_id)
-    )
+def serve(
+    msg: Message, context: Context, node_cfg: NodeConfig, run_cfg: RunConfig, *, train: bool
+) -> Message:
+    """Let the node built from ``node_cfg`` answer ``msg``; keep its state in ``context``."""
+    node = ClientNode(node_cfg, run_cfg, node_id=int(context.node_id))
     record = context.state.array_records.get(STATE_KEY)
     state = state_from_record(record) if record is not None else None
     payload = unpack(msg.content) or b""
@@ -64,19 +62,40 @@ def _serve(msg: Message, context: Context, *, train: bool) -> Message:
     return Message(pack(reply), reply_to=msg)
 
 
-@app.train()
-def train(msg: Message, context: Context) -> Message:
-    """One round: distil last round's targets, evaluate, train, release what is asked."""
-    return _serve(msg, context, train=True)
+def client_app(
+    node_of: NodeConfigOf = node_config_of, run_of: RunConfigOf = run_config_of
+) -> ClientApp:
+    """fedkd's ClientApp, with the node's and the run's configs taken from the callables."""
+    built = ClientApp()
+
+    @built.train()
+    def train(msg: Message, context: Context) -> Message:
+        """One round: distil last round's targets, evaluate, train, release what is asked."""
+        _node_logging()
+        return serve(msg, context, node_of(context), run_of(context), train=True)
+
+    @built.query()
+    def query(msg: Message, context: Context) -> Message:
+        """The server's handshake (round 0): the node's name and ledger head, nothing else."""
+        _node_logging()
+        return serve(msg, context, node_of(context), run_of(context), train=False)
+
+    @built.evaluate()
+    def evaluate(msg: Message, context: Context) -> Message:
+        """Final message: distil the last targets and evaluate; nothing is released."""
+        return serve(msg, context, node_of(context), run_of(context), train=False)
+
+    return built
 
 
-@app.query()
-def query(msg: Message, context: Context) -> Message:
-    """The server's handshake (round 0): the node's name and ledger head, nothing else."""
-    return _serve(msg, context, train=False)
+def _node_logging() -> None:
+    """Node log lines (refusals, budget warnings) reach the node's operator on stderr."""
+    logger = logging.getLogger("fedkd")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
 
 
-@app.evaluate()
-def evaluate(msg: Message, context: Context) -> Message:
-    """Final message: distil the last targets and evaluate; nothing is released."""
-    return _serve(msg, context, train=False)
+app = client_app()

@@ -1,22 +1,23 @@
-"""``fedkd``: simulate, compare, fetch data."""
+"""``fedkd``: simulate, compare, fetch data — a thin layer over :mod:`fedkd.api`.
+
+An error that is the user's (config, data, paths, arguments) is one line naming the bad
+value, exit code 2, no traceback (``fedkd --debug …`` shows it).  Ctrl-C stops a run
+within seconds, keeps what it had under ``<output-dir>/incomplete/``, and exits 130.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import functools
+import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 
-from fedkd.config import (
-    ConfigValue,
-    RunConfig,
-    load_simulation_file,
-    parse_override,
-    parse_run_config,
-)
+from fedkd.config import ConfigValue, parse_override, parse_run_config
+from fedkd.interrupt import RunFailed, RunInterrupted
 
 app = typer.Typer(help="Federated knowledge distillation on Flower.", no_args_is_help=True)
 data_app = typer.Typer(help="Datasets that are not embedded.", no_args_is_help=True)
@@ -26,62 +27,112 @@ app.add_typer(ledger_app, name="ledger")
 node_app = typer.Typer(help="A node's own configuration and data.", no_args_is_help=True)
 app.add_typer(node_app, name="node")
 console = Console()
+errors = Console(stderr=True)
+USER_ERROR_EXIT = 2
+INTERRUPTED_EXIT = 130
+_debug = {"on": False}
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 SetOption = Annotated[
     list[str] | None, typer.Option("--set", "-s", help="Override a config key: key=value")
 ]
+OverwriteOption = Annotated[
+    bool, typer.Option(help="Replace an existing run of the same name (its results only)")
+]
+
+
+@app.callback()
+def _options(
+    debug: Annotated[bool, typer.Option(help="Show tracebacks for user errors")] = False,
+) -> None:
+    _debug["on"] = debug
+    _show_fedkd_logs(logging.DEBUG if debug else logging.INFO)
+
+
+def _show_fedkd_logs(level: int) -> None:
+    """fedkd's own log lines (exclusions, refusals, where results went) reach the user on
+    stderr; other libraries' loggers are left as they are."""
+    logger = logging.getLogger("fedkd")
+    logger.setLevel(level)
+    if not any(getattr(h, "fedkd_cli", False) for h in logger.handlers):
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.fedkd_cli = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def user_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """One line and exit 2 for the user's errors; exit 130 for Ctrl-C."""
+
+    @functools.wraps(command)
+    def wrapped(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except (ValueError, OSError) as exc:
+            if _debug["on"]:
+                raise
+            errors.print(f"[red]error:[/] {_one_line(exc)}", soft_wrap=True, highlight=False)
+            raise typer.Exit(USER_ERROR_EXIT) from None
+        except (RunInterrupted, KeyboardInterrupt) as exc:
+            errors.print(f"[yellow]stopped:[/] {exc or 'interrupted'}", soft_wrap=True)
+            raise typer.Exit(INTERRUPTED_EXIT) from None
+        except RunFailed as exc:
+            errors.print(f"[red]run failed:[/] {exc}", soft_wrap=True, highlight=False)
+            raise typer.Exit(1) from None
+
+    return wrapped
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+        text = f"{text} ({exc.filename})"
+    return text or type(exc).__name__
 
 
 def _overrides(items: list[str] | None) -> dict[str, ConfigValue]:
-    try:
-        return dict(parse_override(item) for item in items or [])
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-
-
-def _load(
-    config: Path, items: list[str] | None, **extra: ConfigValue
-) -> tuple[RunConfig, dict[str, Any]]:
-    """The run config and the simulated nodes' ``[node]`` table of a simulation file."""
-    try:
-        return load_simulation_file(config, {**_overrides(items), **extra})
-    except (ValueError, FileNotFoundError) as exc:
-        console.print(f"[red]config error:[/] {exc}", soft_wrap=True)
-        raise typer.Exit(2) from exc
+    return dict(parse_override(item) for item in items or [])
 
 
 @app.command()
+@user_errors
 def simulate(
     config: Annotated[Path, typer.Argument(help="Run-config TOML (see simulations/)")],
     set_: SetOption = None,
     name: Annotated[str | None, typer.Option(help="Run name (folder under output-dir)")] = None,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Run one federated simulation on Flower's simulation engine."""
-    cfg, nodes = _load(config, set_, **({"run-name": name} if name else {}))
-    _preflight(cfg)
-    from fedkd.flower_glue.simulation import run_simulation
+    from fedkd.api import simulate as run
 
-    run_dir = run_simulation(cfg, node_sections=nodes)
-    summary = json.loads((run_dir / "summary.json").read_text())
+    overrides: dict[str, Any] = _overrides(set_)
+    if name:
+        overrides["run-name"] = name
+    if overwrite:
+        overrides["overwrite"] = True
+    result = run(config, **_python_keys(overrides))
+    alma, global_acc = result.summary["alma"], result.summary["global_acc"]
     console.print(
-        f"[green]done[/] {cfg.strategy}: ALMA {summary['alma']:.4f}, "
-        f"global {summary['global_acc']:.4f}, {summary['wall_s']:.1f} s → {run_dir}"
+        f"[green]done[/] {result.config.strategy}: ALMA {_fmt(alma)} "
+        f"(median {_fmt(result.summary['alma_median'])}), global {_fmt(global_acc)}, "
+        f"{result.summary['wall_s']:.1f} s → {result.run_dir}"
     )
 
 
-def _preflight(cfg: RunConfig) -> None:
-    """Check, before any simulation starts, that the run's public data can be had: an
-    unknown dataset, missing files or an oversize transfer set is one line, exit 2."""
-    from fedkd.data.public import load_public_data
+def _python_keys(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Config keys as the API's keyword arguments (``num-clients`` → ``num_clients``)."""
+    return {key.replace("-", "_"): value for key, value in overrides.items()}
 
-    try:
-        load_public_data(cfg.public_spec)
-    except (ValueError, OSError) as exc:
-        console.print(f"[red]data error:[/] {exc}", soft_wrap=True)
-        raise typer.Exit(2) from exc
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
 
 
 @app.command()
+@user_errors
 def compare(
     config: Annotated[Path, typer.Argument(help="Run-config TOML (see simulations/)")],
     strategies: Annotated[
@@ -95,134 +146,41 @@ def compare(
     set_: SetOption = None,
     name: Annotated[str | None, typer.Option(help="Comparison name")] = None,
     reuse: Annotated[
-        bool, typer.Option(help="Keep finished runs whose resolved config is identical")
+        bool, typer.Option(help="Keep complete runs whose resolved config is identical")
     ] = False,
+    overwrite: OverwriteOption = False,
 ) -> None:
     """Run several strategies on identical partitions and seeds; write a comparison."""
-    base, nodes = _load(config, set_)
-    _preflight(base)
-    from fedkd.flower_glue.simulation import run_simulation
+    from fedkd.api import compare as run
 
-    names = [s.strip() for s in strategies.split(",") if s.strip()]
-    seed_list = [int(s) for s in seeds.split(",") if s.strip()]
-    title = name or base.run_name
-    out = Path(base.output_dir).expanduser().resolve() / title
-    out.mkdir(parents=True, exist_ok=True)
-    summaries: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
-    for seed in seed_list:
-        for strategy in names:
-            run_name = f"{title}/{strategy}-seed{seed}"
-            console.rule(f"{strategy} · seed {seed}")
-            cfg, _ = _load(
-                config,
-                [*(set_ or []), *_variant_overrides(strategy)],
-                strategy=strategy.split("+")[0],
-                seed=seed,
-                **{"run-name": run_name},
-            )
-            run_dir = out / f"{strategy}-seed{seed}"
-            if not (reuse and _finished_with(run_dir, cfg, nodes)):
-                run_simulation(cfg, node_sections=nodes)
-            summaries[strategy].append(json.loads((run_dir / "summary.json").read_text()))
-    _write_comparison(out, title, summaries, base, seed_list)
-
-
-def _finished_with(run_dir: Path, cfg: RunConfig, nodes: dict[str, Any]) -> bool:
-    """Whether ``run_dir`` holds a finished run of exactly ``cfg`` and these nodes."""
-    from fedkd.flower_glue.simulation import simulated_nodes
-    from fedkd.fusion import param_owner
-
-    try:
-        done = parse_run_config(json.loads((run_dir / "config.json").read_text()))
-        (run_dir / "summary.json").read_text()
-        done_nodes = json.loads((run_dir / "nodes.json").read_text())
-    except (OSError, ValueError):
-        return False
-
-    # Parameters of strategies other than the run's own cannot change its result.
-    def relevant(flat: dict[str, Any]) -> dict[str, Any]:
-        return {
-            k: v
-            for k, v in flat.items()
-            if (owner := param_owner(k)) is None or owner[0] == cfg.strategy
-        }
-
-    wanted_nodes = [n.to_flat() for n in simulated_nodes(cfg, run_dir, nodes)]
-    same_nodes = done_nodes == json.loads(json.dumps(wanted_nodes))
-    return same_nodes and relevant(done.to_flat()) == relevant(cfg.to_flat())
-
-
-def _variant_overrides(token: str) -> list[str]:
-    """``knfu+top-m=3+dp-target-epsilon=1`` → ``["knfu-top-m=3", "dp-target-epsilon=1"]``.
-
-    A parameter named like a run-config key (``dp``, ``dp-target-epsilon``, ``lr``…) sets
-    that key; any other is the strategy's own (``top-m`` → ``knfu-top-m``).
-    """
-    from fedkd.config import RUN_CONFIG_KEYS
-
-    name, *params = token.split("+")
-    overrides = []
-    for param in params:
-        key, sep, _ = param.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"variant parameter {param!r} in {token!r} is not key=value")
-        overrides.append(param if key in RUN_CONFIG_KEYS else f"{name}-{param}")
-    return overrides
-
-
-def _write_comparison(
-    out: Path,
-    title: str,
-    summaries: dict[str, list[dict[str, Any]]],
-    base: RunConfig,
-    seeds: list[int],
-) -> None:
-    from fedkd.reporting.compare import aggregate, markdown_table, plot_comparison
-
-    stats = aggregate(summaries)
-    payload = {
-        "name": title,
-        "dataset": base.dataset,
-        "partitioner": base.partitioner,
-        "dirichlet_alpha": base.dirichlet_alpha,
-        "num_clients": base.num_clients,
-        "rounds": base.num_server_rounds,
-        "seeds": seeds,
-        "strategies": {
-            s: {k: dataclasses.asdict(v) for k, v in m.items()} for s, m in stats.items()
-        },
-        "runs": summaries,
-    }
-    (out / "comparison.json").write_text(json.dumps(payload, indent=2, sort_keys=True))
-    table = markdown_table(stats, title=f"{title}: {base.dataset}, {base.num_clients} clients")
-    (out / "comparison.md").write_text(table)
-    plot_comparison(stats, out / "comparison.png", title=title)
-    console.print(table)
-    console.print(f"[green]comparison written to[/] {out}")
+    overrides: dict[str, Any] = _overrides(set_)
+    if overwrite:
+        overrides["overwrite"] = True
+    result = run(config, strategies, seeds, name=name, reuse=reuse, **_python_keys(overrides))
+    console.print(result.table)
+    console.print(f"[green]comparison written to[/] {result.out_dir}")
 
 
 @data_app.command("fetch")
+@user_errors
 def data_fetch(
     name: Annotated[str, typer.Argument(help="mnist or fashion-mnist")],
     data_dir: Annotated[Path | None, typer.Option(help="Default: $FEDKD_DATA")] = None,
 ) -> None:
     """Download a dataset's idx files, or say exactly where to put them."""
     from fedkd.data.fetch import fetch_dataset
-    from fedkd.data.sources import DatasetNotFoundError, default_data_dir
+    from fedkd.data.sources import default_data_dir
 
-    try:
-        path = fetch_dataset(
-            name,
-            data_dir=data_dir or default_data_dir(),
-            log=lambda line: console.print(line, markup=False),
-        )
-    except DatasetNotFoundError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(1) from exc
+    path = fetch_dataset(
+        name,
+        data_dir=data_dir or default_data_dir(),
+        log=lambda line: console.print(line, markup=False),
+    )
     console.print(f"[green]{name} ready in[/] {path}")
 
 
 @data_app.command("heart-hospitals")
+@user_errors
 def data_heart_hospitals(
     out: Annotated[Path, typer.Argument(help="Folder to write the example files into")],
     seed: Annotated[int, typer.Option(help="The simulation seed whose splits they hold")] = 0,
@@ -239,6 +197,7 @@ def data_heart_hospitals(
 
 
 @node_app.command("check")
+@user_errors
 def node_check(
     config: Annotated[Path, typer.Argument(help="The node's config TOML")],
     run: Annotated[
@@ -247,13 +206,14 @@ def node_check(
 ) -> None:
     """Validate a node before it joins: its config, policy, data and ledger.  Problems are
     printed here (on the node); nothing is sent anywhere."""
+    from fedkd.api import load_config
     from fedkd.data.providers import DataValidationError
     from fedkd.node import ClientNode, parse_node_config
     from fedkd.privacy.ledger import Ledger, LedgerError
 
     try:
         node_cfg = parse_node_config({"config": str(config)})
-        run_cfg = _load(run, None)[0] if run else parse_run_config({})
+        run_cfg = load_config(run)[0] if run else parse_run_config({})
         node = ClientNode(node_cfg, run_cfg, node_id=0)
         private = node.check()
     except DataValidationError as exc:
@@ -293,9 +253,8 @@ def _open_ledger(path: Path) -> list[Any]:
     """The verified rows of the ledger at ``path``, read-only (the file is never changed)."""
     from fedkd.privacy.ledger import LedgerError, ReadOnlyLedger
 
-    if not path.exists():
-        console.print(f"[red]no ledger at {path}[/]", soft_wrap=True)
-        raise typer.Exit(1)
+    if not path.is_file():
+        raise FileNotFoundError(f"no ledger at {path}")
     try:
         return ReadOnlyLedger.read(path).rows()
     except LedgerError as exc:
@@ -304,6 +263,7 @@ def _open_ledger(path: Path) -> list[Any]:
 
 
 @ledger_app.command("show")
+@user_errors
 def ledger_show(path: LedgerPath) -> None:
     """Verify the hash chain and print every release."""
     from rich.table import Table
@@ -332,16 +292,19 @@ def ledger_show(path: LedgerPath) -> None:
 
 
 @ledger_app.command("export")
+@user_errors
 def ledger_export(
     path: LedgerPath,
     fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout")] = None,
 ) -> None:
     """Export every verified row, with its hashes and the fields it sent."""
-    from fedkd.privacy.ledger import rows_to_csv, rows_to_json
-
     if fmt not in ("csv", "json"):
         raise typer.BadParameter(f"--format must be csv or json, got {fmt!r}")
+    if out is not None and not out.parent.is_dir():
+        raise FileNotFoundError(f"--out {out}: folder {out.parent} does not exist")
+    from fedkd.privacy.ledger import rows_to_csv, rows_to_json
+
     rows = _open_ledger(path)
     text = rows_to_csv(rows) if fmt == "csv" else rows_to_json(rows) + "\n"
     if out is None:
@@ -352,6 +315,7 @@ def ledger_export(
 
 
 @ledger_app.command("registry")
+@user_errors
 def ledger_registry(
     path: Annotated[Path, typer.Argument(help="The server's privacy-registry file")],
     node: Annotated[str | None, typer.Option(help="Only this node's (by name)")] = None,
@@ -361,9 +325,8 @@ def ledger_registry(
 
     from fedkd.privacy.node_registry import NodeRegistry, RegistryError
 
-    if not path.exists():
-        console.print(f"[red]no registry at {path}[/]", soft_wrap=True)
-        raise typer.Exit(1)
+    if not path.is_file():
+        raise FileNotFoundError(f"no registry at {path}")
     try:
         observations = NodeRegistry.open(path).observations(node)
     except RegistryError as exc:

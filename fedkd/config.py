@@ -61,6 +61,7 @@ class RunConfig:
     payload_dtype: str = "fp32"
     max_payload_bytes: int = 64 * 1024 * 1024
     reply_timeout: float = 600.0
+    startup_timeout: float = 300.0
     seed: int = 0
     device: str = "auto"
     output_dir: str = "runs"
@@ -81,6 +82,7 @@ class RunConfig:
     release_top_k: int = 0
     swing_receive: bool = False
     privacy_registry: str = ""
+    overwrite: bool = False
     extra: tuple[tuple[str, ConfigValue], ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
@@ -118,18 +120,20 @@ class RunConfig:
             raise ValueError(f"momentum must be in [0, 1), got {self.momentum}")
         if not 0 < self.reply_timeout < math.inf:
             raise ValueError(f"reply-timeout must be > 0 seconds, got {self.reply_timeout}")
+        if not 0 <= self.startup_timeout < math.inf:
+            raise ValueError(f"startup-timeout must be >= 0 seconds, got {self.startup_timeout}")
         if not 0 < self.distill_temperature < math.inf:
             raise ValueError(
                 f"distill-temperature must be > 0 and finite, got {self.distill_temperature}"
             )
 
     def _check_run_name(self) -> None:
-        """A run name is a folder under output-dir: never absolute, never climbing out."""
-        parts = Path(self.run_name).parts
-        if not self.run_name.strip() or Path(self.run_name).is_absolute() or ".." in parts:
+        """A run name is one folder under output-dir: no separators, never climbing out."""
+        name = self.run_name
+        if not name.strip() or name in (".", "..") or "/" in name or "\\" in name:
             raise ValueError(
-                f"run-name {self.run_name!r} must be a relative name under output-dir "
-                "(no leading '/', no '..')"
+                f"run-name {name!r} must be one folder name under output-dir "
+                "(not empty, no '/' or '\\', not '.' or '..')"
             )
 
     def _check_privacy(self) -> None:
@@ -169,6 +173,7 @@ class RunConfig:
             raise ValueError(
                 f"unknown strategy {self.strategy!r}; known: {sorted(FUSION_REGISTRY)}"
             )
+        self._check_strategy_params()
         models = {self.model_for(pid) for pid in range(self.num_clients)}
         unknown = sorted(models - set(_model_names(models)))
         if unknown:
@@ -178,6 +183,20 @@ class RunConfig:
                 f"{self.strategy} averages weights and needs one architecture for every "
                 f"client, got {sorted(models)} (client-models = {self.client_models!r})"
             )
+
+    def _check_strategy_params(self) -> None:
+        """Every strategy's parameters exist and have its types, used or not: a misspelled
+        ``knfu-betaa`` is an error even in a run of another strategy."""
+        from fedkd.fusion import FUSION_REGISTRY, param_owner
+        from fedkd.plugins import dataclass_params
+
+        grouped: dict[str, dict[str, ConfigValue]] = {}
+        for key, value in self.strategy_params:
+            owner = param_owner(key)
+            if owner is not None:
+                grouped.setdefault(owner[0], {})[owner[1]] = value
+        for name, params in grouped.items():
+            dataclass_params(name, FUSION_REGISTRY[name], params)
 
     # --- derived views --------------------------------------------------------------------
 

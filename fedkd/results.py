@@ -95,6 +95,17 @@ class RunRecorder:
         next_row = self._row(report.evaluated_round + 1, node_id)
         next_row.train_loss = _finite(report.train_loss)
 
+    def clients_taking_part(self) -> int:
+        """Nodes with at least one accepted training reply."""
+        return len({r.node_id for r in self.rows.values() if r.round >= 1 and r.status == "ok"})
+
+    def first_reason(self) -> str:
+        """The first exclusion reason recorded, for a message about a run nobody joined."""
+        for key in sorted(self.rows):
+            if self.rows[key].reason:
+                return f"round {key[0]}: {self.rows[key].reason}"
+        return "no reasons recorded"
+
     def ordered_rows(self) -> list[dict[str, Any]]:
         return [asdict(self.rows[k]) for k in sorted(self.rows)]
 
@@ -102,9 +113,16 @@ class RunRecorder:
         lines = [json.dumps(r, sort_keys=True) for r in self.ordered_rows()]
         (self.run_dir / "metrics.jsonl").write_text("\n".join(lines) + "\n")
 
-    def finish(self, *, num_nodes: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Write summary.json and the plots; return the summary."""
+    def finish(
+        self, *, num_nodes: int, extra: dict[str, Any] | None = None, incomplete: str = ""
+    ) -> dict[str, Any]:
+        """Write summary.json and the plots; return the summary.
+
+        ``incomplete`` is why the run ended early; the summary then says
+        ``status: incomplete`` and holds the rounds that finished.
+        """
         from fedkd.reporting.summary import summarise
+        from fedkd.run_directory import COMPLETE_STATUS, INCOMPLETE_STATUS
 
         summary = summarise(
             self.cfg,
@@ -113,6 +131,9 @@ class RunRecorder:
             wall_s=time.perf_counter() - self.started,
         )
         summary.update(extra or {})
+        summary["status"] = INCOMPLETE_STATUS if incomplete else COMPLETE_STATUS
+        if incomplete:
+            summary["incomplete_reason"] = incomplete
         (self.run_dir / "summary.json").write_text(
             json.dumps(summary, indent=2, sort_keys=True, allow_nan=False)
         )

@@ -3,13 +3,17 @@
 Each round sends every online node its personalised request, waits up to
 ``reply-timeout``, and hands whatever came back (replies, Flower error replies, silence)
 to :class:`fedkd.coordinator.Coordinator`.  A failed client is excluded from that round;
-the round goes on.
+the round goes on.  A run writes into a staging folder (:mod:`fedkd.run_directory`) that
+becomes ``<output-dir>/<run-name>`` only when the run is complete.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from flwr.app import Context, Message, MessageType
@@ -20,51 +24,124 @@ from fedkd.config import RunConfig, parse_run_config
 from fedkd.coordinator import Coordinator, Delivery, RoundOutcome
 from fedkd.data.public import load_public_data
 from fedkd.flower_glue.messages import flower_size, pack, unpack
+from fedkd.interrupt import RunFailed, RunInterrupted, check
 from fedkd.privacy.node_registry import NodeRegistry
 from fedkd.results import RunRecorder
+from fedkd.run_directory import RunDirectory
 
 log = logging.getLogger("fedkd.server")
 app = ServerApp()
 NODE_WAIT_S = 60.0
+POLL_S = 0.1
+STARTUP_ROUNDS = (0, 1)
+"""The handshake and the first training round: where a node starts its app, loads its
+data and builds its model, so they also get the ``startup-timeout`` allowance."""
+
+
+class NodeCountError(RuntimeError):
+    """The online nodes do not match ``num-clients``."""
 
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     cfg = parse_run_config(context.run_config)
-    run_federation(grid, cfg, run_id=str(context.run_id))
+    directory = RunDirectory.create(Path(cfg.output_dir), cfg.run_name, overwrite=cfg.overwrite)
+    try:
+        run_federation(grid, cfg, run_id=str(context.run_id), directory=directory)
+    except BaseException:
+        where = directory.set_aside()
+        log.error("run %s did not complete; what it has is in %s", cfg.run_name, where)
+        raise
+    log.info("results in %s", directory.publish())
 
 
-def wait_for_nodes(grid: Grid, wanted: int, deadline_s: float) -> list[int]:
-    """Online node ids, waiting up to ``deadline_s`` for ``wanted`` of them."""
+@dataclass(frozen=True)
+class Deadline:
+    """How long a round waits, and the words an exclusion for silence uses."""
+
+    seconds: float
+    why: str
+
+    @classmethod
+    def of_round(cls, cfg: RunConfig, round_: int) -> Deadline:
+        if round_ in STARTUP_ROUNDS:
+            return cls(
+                cfg.reply_timeout + cfg.startup_timeout,
+                f"reply-timeout {cfg.reply_timeout:g} s + startup-timeout "
+                f"{cfg.startup_timeout:g} s, a node's first rounds",
+            )
+        return cls(cfg.reply_timeout, f"reply-timeout {cfg.reply_timeout:g} s")
+
+    def silence(self) -> str:
+        return f"no reply within {self.seconds:g} s ({self.why})"
+
+
+def wait_for_nodes(
+    grid: Grid, wanted: int, deadline_s: float, stop: threading.Event | None = None
+) -> list[int]:
+    """The ``wanted`` online node ids; :class:`NodeCountError` if another number came."""
     start = time.monotonic()
     nodes = sorted(grid.get_node_ids())
     while len(nodes) < wanted and time.monotonic() - start < deadline_s:
-        time.sleep(0.5)
+        check(stop)
+        time.sleep(POLL_S)
         nodes = sorted(grid.get_node_ids())
     if len(nodes) != wanted:
-        log.warning("expected %d nodes, %d online: running with those", wanted, len(nodes))
+        raise NodeCountError(
+            f"num-clients is {wanted} but {len(nodes)} nodes are online after "
+            f"{deadline_s:g} s: start {wanted} SuperNodes (with `flwr run`, set "
+            f"options.num-supernodes = {wanted} in the federation), or set num-clients"
+        )
     return nodes
 
 
+def send_and_collect(
+    grid: Grid, messages: Iterable[Message], timeout: float, stop: threading.Event | None
+) -> list[Message]:
+    """Grid.send_and_receive, except that it stops within one poll when ``stop`` is set."""
+    pending = set(grid.push_messages(messages))
+    replies: list[Message] = []
+    end = time.monotonic() + timeout
+    while pending and time.monotonic() < end:
+        check(stop)
+        got = list(grid.pull_messages(pending))
+        replies.extend(got)
+        pending.difference_update(m.metadata.reply_to_message_id for m in got)
+        if pending:
+            time.sleep(POLL_S)
+    return replies
+
+
 def exchange(
-    grid: Grid, coordinator: Coordinator, nodes: list[int], round_: int, kind: str, timeout: float
+    grid: Grid,
+    coordinator: Coordinator,
+    nodes: list[int],
+    round_: int,
+    kind: str,
+    stop: threading.Event | None = None,
 ) -> RoundOutcome:
     """Send one request per node, collect replies, and let the coordinator judge them."""
-    deliveries, bytes_down = _send(grid, coordinator, nodes, round_, kind, timeout)
+    deliveries, bytes_down = _send(grid, coordinator, nodes, round_, kind, stop)
     return coordinator.ingest(round_, deliveries, bytes_down)
 
 
 def _send(
-    grid: Grid, coordinator: Coordinator, nodes: list[int], round_: int, kind: str, timeout: float
+    grid: Grid,
+    coordinator: Coordinator,
+    nodes: list[int],
+    round_: int,
+    kind: str,
+    stop: threading.Event | None,
 ) -> tuple[list[Delivery], dict[int, tuple[int, int]]]:
     """One request per node; what came back from each (a reply, an error, or silence)."""
+    deadline = Deadline.of_round(coordinator.cfg, round_)
     messages, bytes_down = [], {}
     for node_id, payload in coordinator.requests(round_, nodes).items():
         message = Message(pack(payload), dst_node_id=node_id, message_type=kind)
         messages.append(message)
         bytes_down[node_id] = (len(payload), flower_size(message))
-    replies = grid.send_and_receive(messages, timeout=timeout)
     sent_to = {m.metadata.message_id: m.metadata.dst_node_id for m in messages}
+    replies = send_and_collect(grid, messages, deadline.seconds, stop)
     deliveries: dict[int, Delivery] = {}
     for reply in replies:
         # An error reply's source is the SuperLink, not the node: map it back by message id.
@@ -84,20 +161,36 @@ def _send(
         )
     for node_id in nodes:
         deliveries.setdefault(
-            node_id, Delivery(node_id=node_id, transport_error=f"no reply within {timeout:.0f} s")
+            node_id, Delivery(node_id=node_id, transport_error=deadline.silence())
         )
     return [deliveries[n] for n in nodes], bytes_down
 
 
-def hello(grid: Grid, coordinator: Coordinator, nodes: list[int], timeout: float) -> None:
+def hello(
+    grid: Grid, coordinator: Coordinator, nodes: list[int], stop: threading.Event | None = None
+) -> None:
     """Round 0: each node says its name, so its first request carries its recorded head."""
-    deliveries, _ = _send(grid, coordinator, nodes, 0, MessageType.QUERY, timeout)
+    deliveries, _ = _send(grid, coordinator, nodes, 0, MessageType.QUERY, stop)
     names = coordinator.hello(deliveries)
     log.info("handshake: %d of %d nodes named themselves", len(names), len(nodes))
+    for delivery in deliveries:
+        if delivery.transport_error:
+            log.warning("handshake: node %d: %s", delivery.node_id, delivery.transport_error)
 
 
-def run_federation(grid: Grid, cfg: RunConfig, *, run_id: str) -> Path:
-    """Run every round and the final evaluation; return the run directory."""
+def run_federation(
+    grid: Grid,
+    cfg: RunConfig,
+    *,
+    run_id: str,
+    directory: RunDirectory,
+    stop: threading.Event | None = None,
+) -> Path:
+    """Run every round and the final evaluation into ``directory.staging``; return it.
+
+    Whatever ends the run early (``stop``, a failed round, missing nodes), the summary
+    is written with ``status: incomplete`` and the reason before the exception leaves.
+    """
     # The server holds only public data: the transfer set, the classes, the public test set.
     public = load_public_data(cfg.public_spec)
     # Nodes that outlive the run keep their ledgers; the registry keeps what the server
@@ -111,10 +204,38 @@ def run_federation(grid: Grid, cfg: RunConfig, *, run_id: str) -> Path:
         num_classes=public.num_classes,
         registry=registry,
     )
-    run_dir = Path(cfg.output_dir).expanduser().resolve() / cfg.run_name
-    recorder = RunRecorder(cfg, run_dir)
-    nodes = wait_for_nodes(grid, cfg.num_clients, NODE_WAIT_S)
-    hello(grid, coordinator, nodes, cfg.reply_timeout)
+    recorder = RunRecorder(cfg, directory.staging)
+    nodes: list[int] = []
+    try:
+        nodes = wait_for_nodes(grid, cfg.num_clients, NODE_WAIT_S, stop)
+        hello(grid, coordinator, nodes, stop)
+        _rounds(grid, cfg, coordinator, recorder, nodes, stop)
+    except (RunInterrupted, NodeCountError) as exc:
+        recorder.finish(num_nodes=len(nodes), extra=_extra(coordinator), incomplete=str(exc))
+        raise
+    except Exception as exc:
+        log.exception("run %s failed", cfg.run_name)
+        reason = f"{type(exc).__name__}: {exc}"
+        recorder.finish(num_nodes=len(nodes), extra=_extra(coordinator), incomplete=reason)
+        raise RunFailed(f"the run failed ({reason}); it ended with what it had") from exc
+    if not recorder.clients_taking_part():
+        # Every node failed every round: the numbers would be chance, not a result.
+        reason = "no node's reply was accepted in any round (" + recorder.first_reason() + ")"
+        recorder.finish(num_nodes=len(nodes), extra=_extra(coordinator), incomplete=reason)
+        raise RunFailed(reason)
+    summary = recorder.finish(num_nodes=len(nodes), extra=_extra(coordinator))
+    log.info("run %s done: ALMA %s", cfg.run_name, summary["alma"])
+    return directory.staging
+
+
+def _rounds(
+    grid: Grid,
+    cfg: RunConfig,
+    coordinator: Coordinator,
+    recorder: RunRecorder,
+    nodes: list[int],
+    stop: threading.Event | None,
+) -> None:
     total = cfg.num_server_rounds + 1
     with Progress(
         TextColumn(f"[bold]{cfg.run_name}[/] {cfg.strategy}"),
@@ -125,12 +246,13 @@ def run_federation(grid: Grid, cfg: RunConfig, *, run_id: str) -> Path:
         task = progress.add_task("rounds", total=total, status="")
         for round_ in range(1, total + 1):
             kind = MessageType.TRAIN if round_ <= cfg.num_server_rounds else MessageType.EVALUATE
-            outcome = exchange(grid, coordinator, nodes, round_, kind, cfg.reply_timeout)
+            outcome = exchange(grid, coordinator, nodes, round_, kind, stop)
             recorder.record(outcome)
             progress.update(task, advance=1, status=_status_line(outcome))
-    summary = recorder.finish(num_nodes=len(nodes), extra={"privacy": _privacy_record(coordinator)})
-    log.info("run %s done: ALMA %s, results in %s", cfg.run_name, summary["alma"], run_dir)
-    return run_dir
+
+
+def _extra(coordinator: Coordinator) -> dict[str, object]:
+    return {"privacy": _privacy_record(coordinator)}
 
 
 def _privacy_record(coordinator: Coordinator) -> dict[str, object]:
@@ -156,6 +278,5 @@ def _privacy_record(coordinator: Coordinator) -> dict[str, object]:
 
 def _status_line(outcome: RoundOutcome) -> str:
     accs = [e.local_accuracy for e in outcome.evals]
-    alma = sum(accs) / len(accs) if accs else float("nan")
-    excluded = len(outcome.excluded)
-    return f"ALMA(r{outcome.round - 1})={alma:.3f} excluded={excluded}"
+    alma = f"{sum(accs) / len(accs):.3f}" if accs else "—"
+    return f"ALMA(r{outcome.round - 1})={alma} excluded={len(outcome.excluded)}"

@@ -23,5 +23,5 @@ for alpha in "${ALPHAS[@]}"; do
   .venv/bin/python -m fedkd.cli compare simulations/mnist.toml --reuse \
     --strategies "$VARIANTS" --seeds 100,101,102 \
     --set knfu-effectiveness=distribution --set knfu-beta=10.0 \
-    --set "dirichlet-alpha=$alpha" --name "ablation/mnist-alpha$alpha"
+    --set "dirichlet-alpha=$alpha" --set output-dir=runs/ablation --name "mnist-alpha$alpha"
 done

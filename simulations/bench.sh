@@ -13,18 +13,18 @@ what="${1:-all}"
 if [[ $what == digits || $what == all ]]; then
   for alpha in 0.1 0.5 1.0; do
     "${FEDKD[@]}" compare simulations/digits.toml --reuse --strategies "$ALL" --seeds "$SEEDS" \
-      --set "dirichlet-alpha=$alpha" --name "bench/digits-alpha$alpha"
+      --set "dirichlet-alpha=$alpha" --set output-dir=runs/bench --name "digits-alpha$alpha"
   done
 fi
 if [[ $what == heart || $what == all ]]; then
   "${FEDKD[@]}" compare simulations/heart.toml --reuse --strategies "$ALL" --seeds "$SEEDS" \
-    --name bench/heart-natural
+    --set output-dir=runs/bench --name "heart-natural"
 fi
 if [[ $what == mnist || $what == all ]]; then
   "${FEDKD[@]}" data fetch mnist
   for alpha in 0.1 0.5 1.0; do
     "${FEDKD[@]}" compare simulations/mnist.toml --reuse --strategies "$ALL" --seeds "$SEEDS" \
-      --set "dirichlet-alpha=$alpha" --name "bench/mnist-alpha$alpha"
+      --set "dirichlet-alpha=$alpha" --set output-dir=runs/bench --name "mnist-alpha$alpha"
   done
 fi
 if [[ $what == ablation || $what == all ]]; then
@@ -35,7 +35,7 @@ if [[ $what == privacy || $what == all ]]; then
   "${FEDKD[@]}" data fetch mnist
   DP="knfu+dp=true+dp-target-epsilon"
   "${FEDKD[@]}" compare simulations/mnist.toml --reuse --seeds "$SEEDS" \
-    --strategies "$DP=1,$DP=3,$DP=8,knfu" --set dirichlet-alpha=0.5 --name privacy/mnist-alpha0.5
+    --strategies "$DP=1,$DP=3,$DP=8,knfu" --set dirichlet-alpha=0.5 --set output-dir=runs/privacy --name "mnist-alpha0.5"
 fi
 if [[ $what == dp-throughput || $what == all ]]; then
   .venv/bin/python simulations/bench_conv_grad_sample.py

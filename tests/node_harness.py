@@ -14,7 +14,7 @@ from fedkd.wire.types import ModelWeights
 
 def state_dir(cfg: RunConfig) -> str:
     """Where a simulation of ``cfg`` keeps its nodes' state (ledgers, local logs)."""
-    return str(simulated_state_dir(cfg))
+    return str(simulated_state_dir(cfg, token="test"))
 
 
 def node_config(cfg: RunConfig, pid: int, **section: Any) -> NodeConfig:

@@ -248,15 +248,27 @@ def _load_idx_source(name: str, data_dir: Path | None) -> SourceDataset:
         path = paths[key]
         assert path is not None
         arr = read_idx(path)
+        if arr.ndim != 3 or arr.shape[1:] != (28, 28):
+            raise ValueError(f"{path}: images must be N × 28 × 28, got shape {arr.shape}")
         return (arr.astype(np.float32) / 255.0)[:, None, :, :]
 
-    def labels(key: str) -> np.ndarray:
+    def labels(key: str, count: int) -> np.ndarray:
         path = paths[key]
         assert path is not None
-        return read_idx(path).astype(np.int64)
+        arr = read_idx(path).astype(np.int64)
+        if arr.shape != (count,):
+            raise ValueError(f"{path}: {arr.shape} labels for {count} images")
+        bad = np.flatnonzero((arr < 0) | (arr >= 10))
+        if bad.size:
+            raise ValueError(
+                f"{path}: label {arr[bad[0]]} at record {bad[0]} is outside 0…9 "
+                f"({bad.size} such labels); the file is damaged, fetch it again"
+            )
+        return arr
 
-    train = LabelledArrays(images("train-images"), labels("train-labels"))
-    test = LabelledArrays(images("test-images"), labels("test-labels"))
+    train_x, test_x = images("train-images"), images("test-images")
+    train = LabelledArrays(train_x, labels("train-labels", len(train_x)))
+    test = LabelledArrays(test_x, labels("test-labels", len(test_x)))
     return SourceDataset(name=name, num_classes=10, input_shape=(1, 28, 28), train=train, test=test)
 
 

@@ -1,38 +1,44 @@
 """Run the fedkd ServerApp and ClientApp on Flower's simulation engine, in this process.
 
-``flwr run .`` drives the same apps through a local SuperLink; this entry point exists so
-``fedkd simulate`` / ``fedkd compare`` can pass a resolved config without touching the
-tracked pyproject.toml and without a SuperLink process per run.  The run config reaches
-the ServerApp and every ClientApp through Flower's own ``Run.override_config`` and the
-app directory, exactly as under ``flwr run``.
+``flwr run .`` drives the module-level apps through a local SuperLink; this entry point
+builds the same apps around a resolved config instead (``fedkd simulate``, the Python
+API), so nothing depends on a checkout's pyproject.toml.  The server's side gets the run
+config; each simulated node gets its own node config (data provider, model, privacy
+policy, state directory), which the server never sees, as each node's operator would
+have written it.
 
-The simulated nodes' own configurations (data provider, model, privacy policy, state
-directory) are not part of the run config, which the server sees: this module writes one
-node config file per simulated node, as each node's operator would, and points the
-ClientApps at them through the environment (:data:`NODE_CONFIGS_ENV`).
+Everything this sets up for a run (environment variables for Flower and Ray, the
+``flwr`` logger's level, the SIGINT handler) is put back when the run ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
-import shutil
-from collections.abc import Mapping
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from fedkd.config import ConfigValue, RunConfig
+from fedkd.config import ConfigValue, RunConfig, parse_run_config
+from fedkd.interrupt import RunFailed, RunInterrupted
+from fedkd.run_directory import RunDirectory
 
 if TYPE_CHECKING:
+    from flwr.app import Context
     from flwr.clientapp import ClientApp
+    from flwr.serverapp import ServerApp
 
     from fedkd.node.config import NodeConfig
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
-NODE_CONFIGS_ENV = "FEDKD_SIMULATED_NODE_CONFIGS"
-"""Folder of ``node-<index>.json`` node configs; set for the ClientApps of a simulation."""
+log = logging.getLogger("fedkd.simulation")
 
 FLOWER_ENV = {
     "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
@@ -44,35 +50,48 @@ FLOWER_ENV = {
     "RAY_DEDUP_LOGS": "0",
     "TQDM_DISABLE": "1",
 }
+INTERRUPTED_EXIT = 130
+
+ClientAppFactory = Callable[
+    [Callable[["Context"], "NodeConfig"], Callable[["Context"], RunConfig]], "ClientApp"
+]
+"""Builds a ClientApp from where it takes its node and run configs (tests inject faults)."""
 
 
-def configure_environment() -> None:
-    """Offline, quiet Flower: no runtime installs, no telemetry, no update checks."""
-    for key, value in FLOWER_ENV.items():
-        os.environ.setdefault(key, value)
-    # Ray workers import the apps by module path; they need the project on sys.path.
-    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
-    if str(PROJECT_DIR) not in paths:
-        os.environ["PYTHONPATH"] = os.pathsep.join([str(PROJECT_DIR), *filter(None, paths)])
+@dataclass(frozen=True)
+class SimulatedNodes:
+    """Each simulated node's own config, by the partition id Flower gives its node.
+
+    A picklable callable: Ray ships the ClientApp, and this with it, to its workers.
+    """
+
+    flats: tuple[dict[str, ConfigValue], ...]
+
+    def __call__(self, context: Context) -> NodeConfig:
+        from fedkd.node.config import parse_node_config
+
+        return parse_node_config(self.flats[int(context.node_config["partition-id"])])
 
 
-def fused_run_config(flat: dict[str, ConfigValue]) -> dict[str, ConfigValue]:
-    """pyproject's ``[tool.flwr.app.config]`` with ``flat`` on top, as Flower fuses them."""
-    from flwr.common.config import get_fused_config_from_dir
+@dataclass(frozen=True)
+class FixedRunConfig:
+    """The run config the simulation was started with (what ``flwr run`` would carry)."""
 
-    fused: dict[str, ConfigValue] = get_fused_config_from_dir(PROJECT_DIR, dict(flat))
-    return fused
+    flat: dict[str, ConfigValue]
+
+    def __call__(self, context: Context) -> RunConfig:
+        return parse_run_config(self.flat)
 
 
 def simulated_nodes(
-    cfg: RunConfig, run_dir: Path, node_sections: Mapping[str, Any] | None = None
+    cfg: RunConfig, token: str, node_sections: Mapping[str, Any] | None = None
 ) -> list[NodeConfig]:
     """Every simulated node's own configuration (``[node]`` tables applied)."""
     from fedkd.node.simulated import check_sections, simulated_node_config, simulated_state_dir
 
     sections = dict(node_sections or {})
     check_sections(sections, cfg.num_clients)
-    state_dir = str(simulated_state_dir(cfg))
+    state_dir = str(simulated_state_dir(cfg, token=token))
     return [
         simulated_node_config(cfg, pid, state_dir=state_dir, sections=sections)
         for pid in range(cfg.num_clients)
@@ -94,40 +113,70 @@ def run_simulation(
     node_sections: Mapping[str, Any] | None = None,
     num_cpus_per_client: float = 1.0,
     num_gpus_per_client: float = 0.0,
-    client_app: ClientApp | None = None,
+    client_app: ClientAppFactory | None = None,
+    stop: threading.Event | None = None,
 ) -> Path:
-    """Simulate ``cfg.num_clients`` SuperNodes; return the run directory.
+    """Simulate ``cfg.num_clients`` SuperNodes; return the complete run's directory.
 
     ``node_sections`` is the simulation file's ``[node]`` table (the nodes' own configs);
-    ``client_app`` replaces fedkd's ClientApp (tests use it to inject faulty clients).
+    ``client_app`` replaces fedkd's ClientApp (tests use it to inject faulty clients);
+    setting ``stop`` ends the run early (:class:`RunInterrupted`).  A run that does not
+    complete is moved to ``<output-dir>/incomplete/`` and the exception raised; the run
+    directory of a complete run appears whole or not at all.
     """
-    configure_environment()
-    run_dir = Path(cfg.output_dir).expanduser().resolve() / cfg.run_name
-    nodes = simulated_nodes(cfg, run_dir, node_sections)
     from fedkd.node.simulated import simulated_state_dir
 
-    fresh_dir = simulated_state_dir(cfg)
-    fresh_state = str(fresh_dir)
-    born_with_the_run = any(n.state_dir == fresh_state for n in nodes)
-    if cfg.privacy_registry and born_with_the_run:
-        raise ValueError(
-            "privacy-registry remembers node ledgers across runs, but simulated nodes get "
-            "fresh ledgers every run unless [node] state-dir names where they persist"
-        )
-    if born_with_the_run:
-        # Nodes born with the run are new hospitals each run: the server's record of them
-        # is born with it too (nodes that persist use the shared default registry).
-        cfg = dataclasses.replace(cfg, privacy_registry=str(fresh_dir / "server-registry.db"))
-    # Simulated nodes without a state-dir of their own are born with the run: they start
-    # with empty stores.  (Nodes with a state-dir keep theirs across runs.)
-    shutil.rmtree(fresh_dir, ignore_errors=True)
-    config_dir = write_node_configs(nodes, run_dir / "node-configs")
-    os.environ[NODE_CONFIGS_ENV] = str(config_dir)
+    output_dir = Path(cfg.output_dir).expanduser().resolve()
+    directory = RunDirectory.create(output_dir, cfg.run_name, overwrite=cfg.overwrite)
     try:
-        _run_flower_simulation(cfg, client_app, num_cpus_per_client, num_gpus_per_client)
-    finally:
-        os.environ.pop(NODE_CONFIGS_ENV, None)
-    # What the simulated nodes were (comparisons reuse a run only for identical nodes).
+        nodes = simulated_nodes(cfg, directory.token, node_sections)
+        fresh_dir = simulated_state_dir(cfg, token=directory.token)
+        born_with_the_run = any(n.state_dir == str(fresh_dir) for n in nodes)
+        if cfg.privacy_registry and born_with_the_run:
+            raise ValueError(
+                "privacy-registry remembers node ledgers across runs, but simulated nodes "
+                "get fresh ledgers every run unless [node] state-dir names where they persist"
+            )
+        if born_with_the_run:
+            # Nodes born with the run are new hospitals each run: the server's record of
+            # them is born with it too (nodes that persist use the shared default registry).
+            cfg = dataclasses.replace(cfg, privacy_registry=str(fresh_dir / "server-registry.db"))
+        write_node_configs(nodes, directory.staging / "node-configs")
+        with _flower_environment(), _stopped_by_sigint(stop) as stop_event:
+            _run_flower_simulation(
+                cfg,
+                directory,
+                nodes,
+                client_app,
+                num_cpus_per_client,
+                num_gpus_per_client,
+                stop_event,
+            )
+        _note_nodes(cfg, directory.staging, nodes)
+    except RunFailed as exc:
+        where = directory.set_aside()
+        raise RunFailed(f"{exc}{_node_log_hint(nodes)}; what the run had is in {where}") from exc
+    except BaseException:
+        if directory.staging.exists():
+            directory.set_aside()
+        raise
+    return directory.publish()
+
+
+def _node_log_hint(nodes: list[NodeConfig]) -> str:
+    """The last line of the first simulated node's own log (its operator can read it)."""
+    for node in nodes:
+        try:
+            lines = node.log_path.read_text().strip().splitlines()
+        except OSError:
+            continue
+        if lines:
+            return f"; {node.name}'s log ({node.log_path}) ends: {lines[-1]}"
+    return ""
+
+
+def _note_nodes(cfg: RunConfig, run_dir: Path, nodes: list[NodeConfig]) -> None:
+    """What the simulated nodes were, and what their operators read from their own logs."""
     flats = [node.to_flat() for node in nodes]
     (run_dir / "nodes.json").write_text(json.dumps(flats, indent=2, sort_keys=True))
     _note_reproducible_nodes(run_dir, nodes)
@@ -137,7 +186,6 @@ def run_simulation(
         # The operator of every simulated node reads their local logs from the shared disk
         # (local metrics never crossed the wire); the server process never opens them.
         merge_node_logs(cfg, run_dir, nodes)
-    return run_dir
 
 
 def _note_reproducible_nodes(run_dir: Path, nodes: list[NodeConfig]) -> None:
@@ -153,50 +201,127 @@ def _note_reproducible_nodes(run_dir: Path, nodes: list[NodeConfig]) -> None:
     summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True))
 
 
+@contextlib.contextmanager
+def _flower_environment() -> Iterator[None]:
+    """Offline, quiet Flower and Ray for the run; every variable restored afterwards.
+
+    Ray's workers import the ClientApp's modules: the working directory goes on their
+    PYTHONPATH, so plugins and fault-injecting apps defined beside a script import there.
+    """
+    import flwr.simulation  # noqa: F401  (Flower sets its logger's level on import)
+
+    saved = {key: os.environ.get(key) for key in [*FLOWER_ENV, "PYTHONPATH"]}
+    flwr_logger = logging.getLogger("flwr")
+    saved_level = flwr_logger.level
+    quiet = _DropDeprecationNotice()
+    try:
+        for key, value in FLOWER_ENV.items():
+            os.environ.setdefault(key, value)
+        paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+        os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([os.getcwd(), *paths]))
+        flwr_logger.setLevel(logging.WARNING)
+        flwr_logger.addFilter(quiet)
+        yield
+    finally:
+        flwr_logger.removeFilter(quiet)
+        flwr_logger.setLevel(saved_level)
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+class _DropDeprecationNotice(logging.Filter):
+    """Flower marks its Python simulation entry point deprecated in favour of ``flwr run``;
+    fedkd calls it on purpose (one process, a resolved config), so the notice is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "DEPRECATED" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _stopped_by_sigint(stop: threading.Event | None) -> Iterator[threading.Event]:
+    """The first SIGINT sets the run's stop event; a second one ends the process now.
+
+    Only the main thread can own a signal: elsewhere (a worker thread of a notebook's
+    kernel) the run can still be stopped through ``stop``.
+    """
+    event = stop or threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        if event.is_set():
+            print("\ninterrupted again: stopping now", file=sys.stderr, flush=True)
+            _shutdown_ray()
+            os._exit(INTERRUPTED_EXIT)
+        print(
+            "\ninterrupted: stopping the run (Ctrl-C again to stop at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+        event.set()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _shutdown_ray() -> None:
+    """Stop the Ray processes this run started (raylet, GCS, workers) by their ids."""
+    with contextlib.suppress(Exception):
+        import ray
+
+        ray.shutdown()
+
+
+def server_app_for(
+    cfg: RunConfig, directory: RunDirectory, stop: threading.Event | None
+) -> ServerApp:
+    """fedkd's ServerApp bound to ``cfg``, writing into ``directory``'s staging folder."""
+    from flwr.serverapp import Grid, ServerApp
+
+    from server.app import run_federation
+
+    built = ServerApp()
+
+    @built.main()
+    def main(grid: Grid, context: Context) -> None:
+        run_federation(grid, cfg, run_id=str(context.run_id), directory=directory, stop=stop)
+
+    return built
+
+
 def _run_flower_simulation(
     cfg: RunConfig,
-    client_app: ClientApp | None,
+    directory: RunDirectory,
+    nodes: list[NodeConfig],
+    client_app: ClientAppFactory | None,
     num_cpus_per_client: float,
     num_gpus_per_client: float,
+    stop: threading.Event,
 ) -> None:
-    from flwr.app import Context, RecordDict
-    from flwr.common.constant import RUN_ID_NUM_BYTES, SUPERLINK_NODE_ID, TASK_ID_NUM_BYTES
-    from flwr.server.superlink.linkstate.utils import generate_rand_int_from_bytes
-    from flwr.simulation.run_simulation import _run_simulation
-    from flwr.supercore.constant import NOOP_FEDERATION_ID
-    from flwr.supercore.run import Run
-    from flwr.supercore.task_identity import TaskIdentity
-    from flwr.supercore.telemetry import EventType
+    from flwr.simulation import run_simulation as flower_run_simulation
 
-    from client.app import app as default_client_app
-    from server.app import app as server_app
+    from client.app import client_app as fedkd_client_app
 
-    flat = cfg.to_flower()
-    # The ServerApp sees exactly what every ClientApp sees: pyproject defaults + overrides.
-    fused = fused_run_config(flat)
-    run = Run.create_empty(run_id=generate_rand_int_from_bytes(RUN_ID_NUM_BYTES))
-    run.primary_task_id = generate_rand_int_from_bytes(TASK_ID_NUM_BYTES)
-    run.override_config = dict(flat)
-    run.federation_id = NOOP_FEDERATION_ID
-    TaskIdentity.task_id = 1
-    TaskIdentity.run_id = run.run_id
-    TaskIdentity.node_id = SUPERLINK_NODE_ID
-    context = Context(
-        run_id=run.run_id, node_id=0, node_config={}, state=RecordDict(), run_config=fused
-    )
-    logging.getLogger("flwr").setLevel(logging.WARNING)
-    _run_simulation(
+    node_of = SimulatedNodes(tuple(node.to_flat() for node in nodes))
+    run_of = FixedRunConfig(cfg.to_flat())
+    build = client_app or fedkd_client_app
+    flower_run_simulation(
+        server_app=server_app_for(cfg, directory, stop),
+        client_app=build(node_of, run_of),
         num_supernodes=cfg.num_clients,
-        exit_event=EventType.PYTHON_API_RUN_SIMULATION_LEAVE,
-        client_app=client_app or default_client_app,
-        server_app=server_app,
         backend_config={
             "client_resources": {"num_cpus": num_cpus_per_client, "num_gpus": num_gpus_per_client},
             "init_args": {"logging_level": "ERROR", "log_to_driver": True},
         },
-        server_app_context=context,
-        app_dir=str(PROJECT_DIR),
-        run=run,
-        # As under `flwr run`: node contexts get pyproject's config fused with the overrides.
-        is_app=True,
     )
+    if stop.is_set():
+        # The ServerApp stopped between polls and wrote what it had; say so to the caller
+        # even if Flower swallowed the exception on its way out of the server thread.
+        raise RunInterrupted("interrupted (SIGINT)")

@@ -25,14 +25,15 @@ NodeSections = Mapping[str, Any]
 """A simulation config's ``[node]`` table: shared keys, and one sub-table per node index."""
 
 
-def simulated_state_dir(cfg: RunConfig) -> Path:
+def simulated_state_dir(cfg: RunConfig, *, token: str) -> Path:
     """Where a simulation's nodes keep their stores unless their ``[node]`` table says:
-    ``<output-dir>/node-state/<run-name>/`` — beside the run, never inside its folder.
+    ``<output-dir>/node-state/<run-name>-<token>/``, beside the run, never inside it.
 
-    Such nodes are new hospitals every run: a new run of the same name starts them afresh
-    (nodes given a ``state-dir`` of their own keep their stores across runs).
+    Such nodes are new hospitals every run: ``token`` is the run's own, so every run
+    starts them afresh and no run's ledgers are ever deleted or reused (nodes given a
+    ``state-dir`` of their own keep their stores across runs).
     """
-    return Path(cfg.output_dir).expanduser().resolve() / "node-state" / cfg.run_name
+    return Path(cfg.output_dir).expanduser().resolve() / "node-state" / f"{cfg.run_name}-{token}"
 
 
 def simulated_node_config(

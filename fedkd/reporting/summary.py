@@ -41,6 +41,8 @@ def summarise(
         "seed": cfg.seed,
         "num_clients": cfg.num_clients,
         "num_nodes_seen": num_nodes,
+        # Nodes with at least one accepted reply: the clients that actually took part.
+        "clients_taking_part": len({r["node_id"] for r in traffic if r["status"] == "ok"}),
         "rounds": cfg.num_server_rounds,
         "alma": _mean(local),
         "alma_median": statistics.median(local) if local else None,

@@ -10,12 +10,11 @@ import numpy as np
 from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 
-from client.app import _serve
+from client.app import NodeConfigOf, RunConfigOf, serve
 from fedkd.flower_glue.messages import pack, unpack
 from fedkd.wire.serde import knowledge_reply_from_bytes, knowledge_reply_to_bytes
 from fedkd.wire.types import TransferSetRef
 
-app = ClientApp()
 FAULTS = {1: "nan", 2: "shape", 3: "digest", 4: "garbage"}
 
 
@@ -44,16 +43,25 @@ def _replace(reply, **changes):  # type: ignore[no-untyped-def]
     return dataclasses.replace(reply, **changes)
 
 
-@app.train()
-def train(msg: Message, context: Context) -> Message:
-    honest = _serve(msg, context, train=True)
-    fault = FAULTS.get(int(context.node_config["partition-id"]))
-    payload = unpack(honest.content)
-    if fault is None or payload is None:
-        return honest
-    return Message(pack(_corrupt(payload, fault)), reply_to=msg)
+def faulty_app(node_of: NodeConfigOf, run_of: RunConfigOf) -> ClientApp:
+    """fedkd's ClientApp, except that partitions 1-4 corrupt their training replies."""
+    app = ClientApp()
 
+    @app.train()
+    def train(msg: Message, context: Context) -> Message:
+        honest = serve(msg, context, node_of(context), run_of(context), train=True)
+        fault = FAULTS.get(int(context.node_config["partition-id"]))
+        payload = unpack(honest.content)
+        if fault is None or payload is None:
+            return honest
+        return Message(pack(_corrupt(payload, fault)), reply_to=msg)
 
-@app.evaluate()
-def evaluate(msg: Message, context: Context) -> Message:
-    return _serve(msg, context, train=False)
+    @app.query()
+    def query(msg: Message, context: Context) -> Message:
+        return serve(msg, context, node_of(context), run_of(context), train=False)
+
+    @app.evaluate()
+    def evaluate(msg: Message, context: Context) -> Message:
+        return serve(msg, context, node_of(context), run_of(context), train=False)
+
+    return app

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from fedkd.api import RunResult
 from fedkd.config import parse_run_config
 from fedkd.flower_glue.simulation import run_simulation
-from fedkd.node import simulated_state_dir
 from fedkd.privacy.ledger import Ledger
 
 # The four heart hospitals, one DP round at a fixed σ: small enough to run twice in a test.
@@ -56,7 +56,7 @@ def test_dp_run_reports_epsilon_and_keeps_local_metrics_off_the_wire(tmp_path: P
     # ALMA comes from the nodes' own logs (simulation only), never from the wire.
     assert summary["alma"] is not None and 0.4 < summary["alma"] <= 1.0
     assert (run_dir / "epsilon.png").stat().st_size > 0
-    ledgers = sorted(simulated_state_dir(cfg).glob("node-*.ledger.db"))
+    ledgers = sorted(RunResult.load(run_dir).node_state_dirs[0].glob("node-*.ledger.db"))
     assert len(ledgers) == 4
     rows_0 = Ledger.open(ledgers[0]).rows()
     assert [r.round for r in rows_0] == [1, 2, 3]

@@ -24,7 +24,7 @@ EXPECTED_REASONS = {
 
 @pytest.mark.integration
 def test_bad_clients_are_excluded_and_the_rest_carry_on(tmp_path: Path) -> None:
-    from tests.integration.faulty_client import app as faulty_app
+    from tests.integration.faulty_client import faulty_app
 
     cfg = parse_run_config(
         {

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from fedkd.api import RunResult
 from fedkd.config import load_simulation_file, parse_run_config
 from fedkd.data.heart_export import HeartExport, export_heart_hospitals
 from fedkd.flower_glue.simulation import run_simulation
-from fedkd.node import simulated_state_dir
 from fedkd.node.client_node import UNAVAILABLE_REASON
 
 pytestmark = pytest.mark.integration
@@ -119,7 +119,8 @@ def test_csv_hospitals_reproduce_the_built_in_run_and_the_server_reads_no_privat
     assert summaries[0]["alma"] == pytest.approx(summaries[1]["alma"], abs=1e-6)
     # Each hospital's store is under its own name, beside the run (not inside its folder).
     assert not (csv_dir / "nodes").exists()
-    assert sorted(p.name for p in simulated_state_dir(cfg).glob("*.ledger.db")) == [
+    stores = RunResult.load(csv_dir).node_state_dirs[0]
+    assert sorted(p.name for p in stores.glob("*.ledger.db")) == [
         "cleveland.ledger.db",
         "hungary.ledger.db",
         "switzerland.ledger.db",
@@ -148,7 +149,7 @@ def test_a_hospital_with_a_broken_csv_stands_aside_and_the_run_goes_on(tmp_path:
     assert len(finals) == 3  # the other hospitals trained and were evaluated
     summary = json.loads((run_dir / "summary.json").read_text())
     assert 0.5 < summary["alma"] <= 1.0
-    log = (simulated_state_dir(cfg) / "switzerland.log").read_text()
+    log = (RunResult.load(run_dir).node_state_dirs[0] / "switzerland.log").read_text()
     assert "missing column 'chol' (declared in the schema)" in log
 
 

@@ -166,7 +166,7 @@ def test_cli_shows_and_exports_a_verified_ledger(tmp_path: Path) -> None:
     runner.invoke(app, ["ledger", "export", str(tmp_path / "node.db"), "--out", str(csv_out)])
     assert len(csv_out.read_text().splitlines()) == 3
     missing = runner.invoke(app, ["ledger", "show", str(tmp_path / "absent.db")])
-    assert missing.exit_code == 1 and "no ledger" in missing.output
+    assert missing.exit_code == 2 and "no ledger" in missing.output
 
 
 def test_cli_refuses_a_tampered_ledger(tmp_path: Path) -> None:

@@ -62,4 +62,4 @@ def test_cli_prints_the_registry(tmp_path: Path) -> None:
     assert shown.exit_code == 0, shown.output
     assert "1 observations" in shown.output and "0.5000" in shown.output
     missing = runner.invoke(app, ["ledger", "registry", str(tmp_path / "absent.db")])
-    assert missing.exit_code == 1 and "no registry" in missing.output
+    assert missing.exit_code == 2 and "no registry" in missing.output

@@ -1,0 +1,393 @@
+"""The Python API: run simulations and comparisons from a notebook or a script.
+
+    >>> import fedkd
+    >>> result = fedkd.simulate("simulations/demo.toml", strategy="mean", num_server_rounds=3)
+    >>> result.alma, result.run_dir
+    >>> table = fedkd.compare("simulations/demo.toml", ["local", "knfu"], seeds=[0, 1])
+
+Keyword overrides are run-config keys with ``_`` for ``-`` (``num_server_rounds=3``).
+Nothing here changes process-wide state that outlives the call.  Errors that are the
+caller's (config, data, paths) are ``ValueError`` or ``OSError`` raised before any
+simulation starts; an interrupted run raises :class:`fedkd.interrupt.RunInterrupted`
+after writing what it had to ``<output-dir>/incomplete/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fedkd.config import (
+    RUN_CONFIG_KEYS,
+    ConfigValue,
+    RunConfig,
+    load_simulation_file,
+    parse_run_config,
+)
+from fedkd.run_directory import INCOMPLETE_STATUS, check_free, is_complete
+
+if TYPE_CHECKING:
+    from fedkd.node.config import NodeConfig
+    from fedkd.reporting.compare import Stat
+
+ConfigSource = str | os.PathLike[str] | RunConfig | Mapping[str, Any]
+"""A simulation TOML file, a parsed :class:`RunConfig`, or a mapping of config keys."""
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One run's results, as written in its directory."""
+
+    run_dir: Path
+    config: RunConfig
+    summary: dict[str, Any]
+    metrics: tuple[dict[str, Any], ...]
+    """One row per client per round (``metrics.jsonl``)."""
+    nodes: tuple[dict[str, Any], ...] = ()
+    """The simulated nodes' own configs (``nodes.json``): data, model, state dir."""
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike[str]) -> RunResult:
+        """Read a run directory (complete, or set aside as incomplete)."""
+        path = Path(run_dir)
+        lines = (path / "metrics.jsonl").read_text().splitlines()
+        nodes_file = path / "nodes.json"
+        return cls(
+            run_dir=path,
+            config=parse_run_config(json.loads((path / "config.json").read_text())),
+            summary=json.loads((path / "summary.json").read_text()),
+            metrics=tuple(json.loads(line) for line in lines if line),
+            nodes=tuple(json.loads(nodes_file.read_text())) if nodes_file.exists() else (),
+        )
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.summary.get("status") != INCOMPLETE_STATUS)
+
+    @property
+    def alma(self) -> float | None:
+        """Mean local accuracy at the final round (client-reported; see the median)."""
+        value = self.summary.get("alma")
+        return None if value is None else float(value)
+
+    @property
+    def global_acc(self) -> float | None:
+        value = self.summary.get("global_acc")
+        return None if value is None else float(value)
+
+    @property
+    def node_state_dirs(self) -> tuple[Path, ...]:
+        """Where the simulated nodes kept their ledgers and logs (one per distinct dir)."""
+        return tuple(dict.fromkeys(Path(str(n["state-dir"])) for n in self.nodes))
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Several strategies over the same seeds, partitions and nodes."""
+
+    out_dir: Path
+    runs: dict[str, tuple[RunResult, ...]]
+    """Strategy (as given, variant parameters included) → one result per seed."""
+    stats: dict[str, dict[str, Stat]]
+    """Strategy → metric → mean ± std over seeds."""
+    table: str
+    """The Markdown table written to ``comparison.md``."""
+
+
+def load_config(
+    config: ConfigSource, overrides: Mapping[str, Any] | None = None
+) -> tuple[RunConfig, dict[str, Any]]:
+    """The run config and the simulated nodes' ``[node]`` table from any config source."""
+    flat = {_key(k): v for k, v in (overrides or {}).items()}
+    if isinstance(config, RunConfig):
+        return parse_run_config({**config.to_flat(), **flat}), {}
+    if isinstance(config, Mapping):
+        table = dict(config)
+        nodes = table.pop("node", {})
+        return parse_run_config({**table, **flat}), dict(nodes)
+    path = Path(config)
+    if not path.is_file():
+        raise FileNotFoundError(f"no simulation config at {path}")
+    return load_simulation_file(path, flat)
+
+
+def _key(name: str) -> str:
+    """``num_server_rounds`` → ``num-server-rounds`` (the config checks that it exists)."""
+    return name.replace("_", "-")
+
+
+def preflight(cfg: RunConfig) -> None:
+    """What can be checked before a simulation starts: the output folder can be written,
+    the public data can be had (dataset known, files there and whole, labels in range,
+    the transfer set fits), and the partition settings fit the dataset."""
+    from fedkd.data.public import load_public_data
+
+    check_output_dir(Path(cfg.output_dir))
+    public = load_public_data(cfg.public_spec)
+    if cfg.partitioner == "pathological" and cfg.classes_per_client > public.num_classes:
+        raise ValueError(
+            f"classes-per-client must be <= {public.num_classes} (the classes of "
+            f"{public.name}), got {cfg.classes_per_client}"
+        )
+    if cfg.min_local_test > len(public.test):
+        raise ValueError(
+            f"min-local-test must be <= {len(public.test)} (the public test records of "
+            f"{public.name} a node can be topped up from), got {cfg.min_local_test}"
+        )
+
+
+def check_output_dir(output_dir: Path) -> None:
+    """``output_dir`` exists (created if need be) and a run can be written into it."""
+    import tempfile
+
+    path = output_dir.expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise OSError(f"output-dir {path} cannot be written: {reason}") from None
+
+
+def simulate(
+    config: ConfigSource,
+    /,
+    *,
+    nodes: Mapping[str, Any] | None = None,
+    stop: threading.Event | None = None,
+    **overrides: ConfigValue,
+) -> RunResult:
+    """Run one federated simulation; return its results.
+
+    ``nodes`` replaces the config file's ``[node]`` table (the simulated nodes' own
+    configs); ``stop``, when set from another thread, ends the run early.  The run is
+    written to ``<output-dir>/<run-name>`` when complete; an existing run there is
+    replaced only with ``overwrite=True``.
+    """
+    from fedkd.flower_glue.simulation import run_simulation
+
+    cfg, sections = load_config(config, overrides)
+    preflight(cfg)
+    check_free(Path(cfg.output_dir).expanduser().resolve(), cfg.run_name, overwrite=cfg.overwrite)
+    run_dir = run_simulation(cfg, node_sections=nodes if nodes is not None else sections, stop=stop)
+    return RunResult.load(run_dir)
+
+
+def compare(
+    config: ConfigSource,
+    strategies: Sequence[str] | str,
+    seeds: Iterable[int] | str = (0,),
+    *,
+    name: str | None = None,
+    reuse: bool = False,
+    nodes: Mapping[str, Any] | None = None,
+    stop: threading.Event | None = None,
+    **overrides: ConfigValue,
+) -> Comparison:
+    """Run every strategy on every seed, on identical partitions; write a comparison.
+
+    A strategy may carry variant parameters after ``+`` (``knfu+top-m=3``, or a run
+    config key such as ``knfu+payload-dtype=int8``).  With ``reuse``, complete runs whose
+    config and nodes are identical are kept instead of run again.  Every run's config is
+    checked before the first one starts.
+    """
+    base, sections = load_config(config, overrides)
+    sections = dict(nodes) if nodes is not None else sections
+    names = _strategy_list(strategies)
+    seed_list = _seed_list(seeds)
+    title = name or base.run_name
+    out = Path(base.output_dir).expanduser().resolve() / title
+    planned = _plan(base, title, out, names, seed_list, overrides, config)
+    preflight(base)
+    to_run = []
+    for key, cfg in planned.items():
+        if not (reuse and _finished_with(out / cfg.run_name, cfg, sections)):
+            check_free(out, cfg.run_name, overwrite=cfg.overwrite)
+            to_run.append(key)
+    from fedkd.flower_glue.simulation import run_simulation
+
+    for key in to_run:
+        cfg = planned[key]
+        _rule(f"{key[0]} · seed {key[1]}")
+        run_simulation(dataclasses.replace(cfg, overwrite=True), node_sections=sections, stop=stop)
+    runs = {
+        s: tuple(RunResult.load(out / planned[(s, seed)].run_name) for seed in seed_list)
+        for s in names
+    }
+    return _write_comparison(out, title, runs, base, seed_list)
+
+
+def _plan(
+    base: RunConfig,
+    title: str,
+    out: Path,
+    names: list[str],
+    seeds: list[int],
+    overrides: Mapping[str, Any],
+    config: ConfigSource,
+) -> dict[tuple[str, int], RunConfig]:
+    """Every run's config, parsed (and so checked) before the first run starts."""
+    if "/" in title or title in (".", ".."):
+        raise ValueError(f"comparison name {title!r} must be one folder name (no '/')")
+    planned = {}
+    for seed in seeds:
+        for strategy in names:
+            variant = variant_overrides(strategy)
+            cfg, _ = load_config(
+                config,
+                {
+                    **overrides,
+                    **variant,
+                    "strategy": strategy.split("+")[0],
+                    "seed": seed,
+                    "output-dir": str(out),
+                    "run-name": f"{strategy}-seed{seed}",
+                },
+            )
+            planned[(strategy, seed)] = cfg
+    return planned
+
+
+def variant_overrides(token: str) -> dict[str, ConfigValue]:
+    """``knfu+top-m=3+dp-target-epsilon=1`` → ``{"knfu-top-m": 3, "dp-target-epsilon": 1}``.
+
+    A parameter named like a run-config key (``dp``, ``dp-target-epsilon``, ``lr``…) sets
+    that key; any other is the strategy's own (``top-m`` → ``knfu-top-m``).
+    """
+    from fedkd.config import parse_override
+
+    name, *params = token.split("+")
+    overrides: dict[str, ConfigValue] = {}
+    for param in params:
+        key, value = parse_override(param)
+        if not param.partition("=")[1]:
+            raise ValueError(f"variant parameter {param!r} in {token!r} is not key=value")
+        overrides[key if key in RUN_CONFIG_KEYS else f"{name}-{key}"] = value
+    return overrides
+
+
+def _strategy_list(strategies: Sequence[str] | str) -> list[str]:
+    given = strategies.split(",") if isinstance(strategies, str) else list(strategies)
+    names = [s.strip() for s in given if s.strip()]
+    if not names:
+        raise ValueError("no strategies given: name at least one, e.g. local,mean,knfu")
+    if len(set(names)) != len(names):
+        raise ValueError(f"strategies {names} name one strategy twice")
+    return names
+
+
+def _seed_list(seeds: Iterable[int] | str) -> list[int]:
+    given = seeds.split(",") if isinstance(seeds, str) else list(seeds)
+    out = []
+    for seed in given:
+        text = str(seed).strip()
+        if not text:
+            continue
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"seed {text!r} is not a whole number (e.g. --seeds 0,1,2)") from None
+        if value < 0:
+            raise ValueError(f"seed {value} must be >= 0")
+        out.append(value)
+    if not out:
+        raise ValueError("no seeds given, e.g. 0,1,2")
+    if len(set(out)) != len(out):
+        raise ValueError(f"seeds {out} repeat a seed")
+    return out
+
+
+def _finished_with(run_dir: Path, cfg: RunConfig, sections: Mapping[str, Any]) -> bool:
+    """Whether ``run_dir`` holds a complete run of exactly ``cfg`` and these nodes."""
+    from fedkd.flower_glue.simulation import simulated_nodes
+    from fedkd.fusion import param_owner
+
+    if not is_complete(run_dir):
+        return False
+    try:
+        done = parse_run_config(json.loads((run_dir / "config.json").read_text()))
+        done_nodes = json.loads((run_dir / "nodes.json").read_text())
+    except (OSError, ValueError):
+        return False
+
+    # Parameters of strategies other than the run's own cannot change its result, nor
+    # can whether the run was allowed to replace an earlier one.
+    def relevant(flat: dict[str, Any]) -> dict[str, Any]:
+        return {
+            k: v
+            for k, v in flat.items()
+            if k != "overwrite" and ((owner := param_owner(k)) is None or owner[0] == cfg.strategy)
+        }
+
+    wanted = [n.to_flat() for n in simulated_nodes(cfg, "reuse-check", sections)]
+    return _same_nodes(done_nodes, wanted) and relevant(done.to_flat()) == relevant(cfg.to_flat())
+
+
+def _same_nodes(done: list[dict[str, Any]], wanted: list[dict[str, Any]]) -> bool:
+    """Equal node configs, except the per-run state dir of nodes born with their run."""
+
+    def comparable(node: Mapping[str, Any]) -> dict[str, Any]:
+        flat = dict(node)
+        if "/node-state/" in str(flat.get("state-dir", "")):
+            flat.pop("state-dir")
+        return flat
+
+    wanted_json = json.loads(json.dumps(wanted))
+    return [comparable(n) for n in done] == [comparable(n) for n in wanted_json]
+
+
+def _write_comparison(
+    out: Path,
+    title: str,
+    runs: dict[str, tuple[RunResult, ...]],
+    base: RunConfig,
+    seeds: list[int],
+) -> Comparison:
+    from fedkd.reporting.compare import aggregate, markdown_table, plot_comparison
+
+    summaries = {s: [r.summary for r in results] for s, results in runs.items()}
+    stats = aggregate(summaries)
+    payload = {
+        "name": title,
+        "dataset": base.dataset,
+        "partitioner": base.partitioner,
+        "dirichlet_alpha": base.dirichlet_alpha,
+        "num_clients": base.num_clients,
+        "rounds": base.num_server_rounds,
+        "seeds": seeds,
+        "strategies": {
+            s: {k: dataclasses.asdict(v) for k, v in m.items()} for s, m in stats.items()
+        },
+        "runs": summaries,
+    }
+    _write_atomically(out / "comparison.json", json.dumps(payload, indent=2, sort_keys=True))
+    table = markdown_table(stats, title=f"{title}: {base.dataset}, {base.num_clients} clients")
+    _write_atomically(out / "comparison.md", table)
+    plot_comparison(stats, out / "comparison.png", title=title)
+    return Comparison(out_dir=out, runs=runs, stats=stats, table=table)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def _rule(text: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).rule(text)
+
+
+def node_configs(result: RunResult) -> list[NodeConfig]:
+    """The simulated nodes of ``result`` as :class:`NodeConfig` objects."""
+    from fedkd.node.config import parse_node_config
+
+    return [parse_node_config(flat) for flat in result.nodes]

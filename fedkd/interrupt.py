@@ -1,0 +1,24 @@
+"""Stopping a run on request (Ctrl-C) without losing what it has.
+
+The simulation driver owns the signal; the ServerApp's round loop only looks at a
+:class:`threading.Event` between polls, so it stops within one poll interval and writes
+what it has.  Nothing here touches process-wide state.
+"""
+
+from __future__ import annotations
+
+import threading
+
+
+class RunInterrupted(Exception):
+    """The run was asked to stop (SIGINT) before it finished."""
+
+
+class RunFailed(Exception):
+    """A round failed as a whole; the run ended with what it had."""
+
+
+def check(stop: threading.Event | None) -> None:
+    """Raise :class:`RunInterrupted` if ``stop`` is set."""
+    if stop is not None and stop.is_set():
+        raise RunInterrupted("interrupted (SIGINT)")
