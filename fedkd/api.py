@@ -36,8 +36,12 @@ if TYPE_CHECKING:
     from fedkd.node.config import NodeConfig
     from fedkd.reporting.compare import Stat
 
+_BORN_WITH_THE_RUN = "/node-state/"
+"""Part of every path a simulation chose for nodes born with their run."""
+
 ConfigSource = str | os.PathLike[str] | RunConfig | Mapping[str, Any]
-"""A simulation TOML file, a parsed :class:`RunConfig`, or a mapping of config keys."""
+"""A simulation TOML file, a parsed :class:`RunConfig`, or a mapping of config keys
+(kebab-case as in the files, or snake_case as keyword arguments)."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ def load_config(
     if isinstance(config, RunConfig):
         return parse_run_config({**config.to_flat(), **flat}), {}
     if isinstance(config, Mapping):
-        table = dict(config)
+        table = {_key(k): v for k, v in config.items()}
         nodes = table.pop("node", {})
         return parse_run_config({**table, **flat}), dict(nodes)
     path = Path(config)
@@ -318,10 +322,11 @@ def _finished_with(run_dir: Path, cfg: RunConfig, sections: Mapping[str, Any]) -
         return False
 
     # Parameters of strategies other than the run's own cannot change its result, nor
-    # can whether the run was allowed to replace an earlier one.
+    # can whether the run was allowed to replace an earlier one, nor the registry of
+    # nodes born with the run (a per-run file the simulation chose).
     def relevant(flat: dict[str, Any]) -> dict[str, Any]:
         return {
-            k: v
+            k: "" if k == "privacy-registry" and _BORN_WITH_THE_RUN in str(v) else v
             for k, v in flat.items()
             if k != "overwrite" and ((owner := param_owner(k)) is None or owner[0] == cfg.strategy)
         }
@@ -335,7 +340,7 @@ def _same_nodes(done: list[dict[str, Any]], wanted: list[dict[str, Any]]) -> boo
 
     def comparable(node: Mapping[str, Any]) -> dict[str, Any]:
         flat = dict(node)
-        if "/node-state/" in str(flat.get("state-dir", "")):
+        if _BORN_WITH_THE_RUN in str(flat.get("state-dir", "")):
             flat.pop("state-dir")
         return flat
 

@@ -457,7 +457,10 @@ def load_simulation_file(
     policy; see :mod:`fedkd.node.simulated`): it never reaches the server.
     """
     with path.open("rb") as fh:
-        doc = tomllib.load(fh)
+        try:
+            doc = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path} is not valid TOML: {exc}") from None
     table = dict(doc.get("tool", {}).get("flwr", {}).get("app", {}).get("config", doc))
     nodes = table.pop("node", {})
     if not isinstance(nodes, dict):

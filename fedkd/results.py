@@ -92,8 +92,9 @@ class RunRecorder:
         row.distill_loss = _finite(report.distill_loss)
         row.seconds.update({f"eval-{k}": v for k, v in report.phase_seconds.items()})
         # Training happens after evaluation in a message, so its loss belongs to this round.
-        next_row = self._row(report.evaluated_round + 1, node_id)
-        next_row.train_loss = _finite(report.train_loss)
+        if report.evaluated_round < self.cfg.num_server_rounds:
+            next_row = self._row(report.evaluated_round + 1, node_id)
+            next_row.train_loss = _finite(report.train_loss)
 
     def clients_taking_part(self) -> int:
         """Nodes with at least one accepted training reply."""

@@ -31,14 +31,13 @@ from fedkd.run_directory import RunDirectory
 
 log = logging.getLogger("fedkd.server")
 app = ServerApp()
-NODE_WAIT_S = 60.0
 POLL_S = 0.1
 STARTUP_ROUNDS = (0, 1)
 """The handshake and the first training round: where a node starts its app, loads its
 data and builds its model, so they also get the ``startup-timeout`` allowance."""
 
 
-class NodeCountError(RuntimeError):
+class NodeCountError(RunFailed):
     """The online nodes do not match ``num-clients``."""
 
 
@@ -48,6 +47,10 @@ def main(grid: Grid, context: Context) -> None:
     directory = RunDirectory.create(Path(cfg.output_dir), cfg.run_name, overwrite=cfg.overwrite)
     try:
         run_federation(grid, cfg, run_id=str(context.run_id), directory=directory)
+    except NodeCountError as exc:
+        directory.set_aside()
+        log.error("%s", exc)  # the user's setting, not a fault: one line, no traceback
+        return
     except BaseException:
         where = directory.set_aside()
         log.error("run %s did not complete; what it has is in %s", cfg.run_name, where)
@@ -207,7 +210,8 @@ def run_federation(
     recorder = RunRecorder(cfg, directory.staging)
     nodes: list[int] = []
     try:
-        nodes = wait_for_nodes(grid, cfg.num_clients, NODE_WAIT_S, stop)
+        # Nodes connect as they start: they get the start-up allowance to come online.
+        nodes = wait_for_nodes(grid, cfg.num_clients, cfg.startup_timeout, stop)
         hello(grid, coordinator, nodes, stop)
         _rounds(grid, cfg, coordinator, recorder, nodes, stop)
     except (RunInterrupted, NodeCountError) as exc:

@@ -203,14 +203,16 @@ def _note_reproducible_nodes(run_dir: Path, nodes: list[NodeConfig]) -> None:
 
 @contextlib.contextmanager
 def _flower_environment() -> Iterator[None]:
-    """Offline, quiet Flower and Ray for the run; every variable restored afterwards.
+    """Offline, quiet Flower and Ray for the run; the environment restored afterwards.
 
     Ray's workers import the ClientApp's modules: the working directory goes on their
     PYTHONPATH, so plugins and fault-injecting apps defined beside a script import there.
     """
     import flwr.simulation  # noqa: F401  (Flower sets its logger's level on import)
 
-    saved = {key: os.environ.get(key) for key in [*FLOWER_ENV, "PYTHONPATH"]}
+    # Ray's start-up sets variables of its own (PYTHONBREAKPOINT, RAY_USAGE_STATS_ENABLED…):
+    # the whole environment is put back, not only what fedkd set.
+    saved = dict(os.environ)
     flwr_logger = logging.getLogger("flwr")
     saved_level = flwr_logger.level
     quiet = _DropDeprecationNotice()
@@ -225,11 +227,11 @@ def _flower_environment() -> Iterator[None]:
     finally:
         flwr_logger.removeFilter(quiet)
         flwr_logger.setLevel(saved_level)
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
+        for key in set(os.environ) - set(saved):
+            del os.environ[key]
+        for key, value in saved.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
 
 
 class _DropDeprecationNotice(logging.Filter):
