@@ -12,7 +12,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv demo test lint typecheck pytest proto proto-check bench clean
+.PHONY: venv demo test lint typecheck pytest proto proto-check bench clean flwr-run
 
 venv: $(STAMP)
 
@@ -25,7 +25,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m fedkd.cli compare simulations/demo.toml --strategies local,mean,knfu,fedavg --seeds 0,1,2 --name demo
+	$(PY) -m fedkd.cli compare simulations/demo.toml --strategies local,mean,knfu,fedavg --seeds 0,1,2 --name demo --reuse --overwrite
+
+# The same apps through Flower's own `flwr run` and a local SuperLink (offline: no runtime
+# dependency installation; the SuperNode count lives in the federation config, not the app).
+FLWR_NODES ?= 10
+flwr-run: $(STAMP)
+	FLWR_HOME=$(CURDIR)/.flwr flwr run . --stream \
+	  --federation-config "num-supernodes=$(FLWR_NODES) client-resources-num-cpus=1" \
+	  --run-config "num-clients=$(FLWR_NODES) $(RUN_CONFIG)"
 
 test: $(STAMP) lint typecheck pytest
 

@@ -33,7 +33,7 @@ def test_an_existing_run_is_refused_before_anything_is_written(tmp_path: Path) -
     first = RunDirectory.create(tmp_path, "r", overwrite=False)
     _write_run(first, "complete", "first")
     first.publish()
-    with pytest.raises(RunExistsError, match="already holds a run.*--overwrite"):
+    with pytest.raises(RunExistsError, match=r"already holds a run.*--overwrite"):
         RunDirectory.create(tmp_path, "r", overwrite=False)
     assert read_summary(tmp_path / "r") == {"status": "complete", "m": "first"}
 
