@@ -34,3 +34,24 @@ def test_a_plugin_strategy_registers_and_takes_its_parameters_from_config(
         np.testing.assert_allclose(strategy.fuse(FusionInput(p)).targets[1, 0], [0.9, 0.1])
     finally:
         FUSION_REGISTRY.pop("plugin-first", None)
+
+
+def test_the_example_plugin_strategy_is_the_normalised_geometric_mean(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[1] / "examples" / "plugin-package" / "src"
+    monkeypatch.syspath_prepend(str(source))
+    try:
+        import fedkd_plugin_example.geometric_mean  # noqa: F401
+
+        strategy = make_fusion("geometric-mean")
+        p = np.array([[[0.5, 0.5]], [[0.9, 0.1]]])
+        # sqrt(0.45) : sqrt(0.05) = 3 : 1
+        fused = strategy.fuse(FusionInput(p)).targets
+        np.testing.assert_allclose(fused[:, 0], [[0.75, 0.25], [0.75, 0.25]])
+        with pytest.raises(ValueError, match="floor must be in"):
+            make_fusion("geometric-mean", floor=0.0)
+    finally:
+        FUSION_REGISTRY.pop("geometric-mean", None)
