@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -368,15 +369,24 @@ def _write_comparison(
         "rounds": base.num_server_rounds,
         "seeds": seeds,
         "strategies": {
-            s: {k: dataclasses.asdict(v) for k, v in m.items()} for s, m in stats.items()
+            s: {k: _finite_fields(dataclasses.asdict(v)) for k, v in m.items()}
+            for s, m in stats.items()
         },
         "runs": summaries,
     }
-    _write_atomically(out / "comparison.json", json.dumps(payload, indent=2, sort_keys=True))
+    text = json.dumps(payload, indent=2, sort_keys=True, allow_nan=False)
+    _write_atomically(out / "comparison.json", text)
     table = markdown_table(stats, title=f"{title}: {base.dataset}, {base.num_clients} clients")
     _write_atomically(out / "comparison.md", table)
     plot_comparison(stats, out / "comparison.png", title=title)
     return Comparison(out_dir=out, runs=runs, stats=stats, table=table)
+
+
+def _finite_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """NaN (a metric no seed reported) as null: JSON has no NaN."""
+    return {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in fields.items()
+    }
 
 
 def _write_atomically(path: Path, text: str) -> None:
