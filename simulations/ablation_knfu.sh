@@ -20,7 +20,7 @@ VARIANTS+=",knfu+effectiveness=per-sample+beta=1+sample-beta=5"  # the most conf
 ALPHAS=("$@")
 [ ${#ALPHAS[@]} -gt 0 ] || ALPHAS=(0.1 0.5 1.0)
 for alpha in "${ALPHAS[@]}"; do
-  .venv/bin/python -m fedkd.cli compare simulations/mnist.toml --reuse \
+  .venv/bin/python -m fedkd.cli compare simulations/mnist.toml --reuse --overwrite \
     --strategies "$VARIANTS" --seeds 100,101,102 \
     --set knfu-effectiveness=distribution --set knfu-beta=10.0 \
     --set "dirichlet-alpha=$alpha" --set output-dir=runs/ablation --name "mnist-alpha$alpha"

@@ -12,18 +12,18 @@ what="${1:-all}"
 
 if [[ $what == digits || $what == all ]]; then
   for alpha in 0.1 0.5 1.0; do
-    "${FEDKD[@]}" compare simulations/digits.toml --reuse --strategies "$ALL" --seeds "$SEEDS" \
+    "${FEDKD[@]}" compare simulations/digits.toml --reuse --overwrite --strategies "$ALL" --seeds "$SEEDS" \
       --set "dirichlet-alpha=$alpha" --set output-dir=runs/bench --name "digits-alpha$alpha"
   done
 fi
 if [[ $what == heart || $what == all ]]; then
-  "${FEDKD[@]}" compare simulations/heart.toml --reuse --strategies "$ALL" --seeds "$SEEDS" \
+  "${FEDKD[@]}" compare simulations/heart.toml --reuse --overwrite --strategies "$ALL" --seeds "$SEEDS" \
     --set output-dir=runs/bench --name "heart-natural"
 fi
 if [[ $what == mnist || $what == all ]]; then
   "${FEDKD[@]}" data fetch mnist
   for alpha in 0.1 0.5 1.0; do
-    "${FEDKD[@]}" compare simulations/mnist.toml --reuse --strategies "$ALL" --seeds "$SEEDS" \
+    "${FEDKD[@]}" compare simulations/mnist.toml --reuse --overwrite --strategies "$ALL" --seeds "$SEEDS" \
       --set "dirichlet-alpha=$alpha" --set output-dir=runs/bench --name "mnist-alpha$alpha"
   done
 fi
@@ -34,8 +34,17 @@ if [[ $what == privacy || $what == all ]]; then
   # Privacy–utility: DP-SGD at ε ∈ {1, 3, 8} (δ = 1e-5, PRV) against no DP (ε = ∞).
   "${FEDKD[@]}" data fetch mnist
   DP="knfu+dp=true+dp-target-epsilon"
-  "${FEDKD[@]}" compare simulations/mnist.toml --reuse --seeds "$SEEDS" \
+  "${FEDKD[@]}" compare simulations/mnist.toml --reuse --overwrite --seeds "$SEEDS" \
     --strategies "$DP=1,$DP=3,$DP=8,knfu" --set dirichlet-alpha=0.5 --set output-dir=runs/privacy --name "mnist-alpha0.5"
+fi
+if [[ $what == precision || $what == all ]]; then
+  # Payload precision: int8 and fp16 soft labels against fp32 (knfu, 3 seeds).
+  "${FEDKD[@]}" data fetch mnist
+  for dataset in digits mnist; do
+    "${FEDKD[@]}" compare "simulations/$dataset.toml" --reuse --overwrite --seeds "$SEEDS" \
+      --strategies "knfu,knfu+payload-dtype=fp16,knfu+payload-dtype=int8" \
+      --set output-dir=runs/precision --name "$dataset"
+  done
 fi
 if [[ $what == dp-throughput || $what == all ]]; then
   .venv/bin/python simulations/bench_conv_grad_sample.py
@@ -44,5 +53,5 @@ if [[ $what == dp-throughput || $what == all ]]; then
   .venv/bin/python simulations/bench_dp_throughput.py --models cnn-m,cnn-s --batch 64 \
     --out simulations/results/dp_throughput_b64.json
 fi
-.venv/bin/python simulations/collect.py runs/bench runs/ablation runs/privacy > simulations/results/RESULTS.md
+.venv/bin/python simulations/collect.py runs/bench runs/ablation runs/privacy runs/precision > simulations/results/RESULTS.md
 echo "tables: simulations/results/RESULTS.md"

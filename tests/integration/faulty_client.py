@@ -6,14 +6,13 @@ honest code path produced, so everything the server sees went through the real s
 
 from __future__ import annotations
 
-import numpy as np
-from flwr.app import Context, Message
-from flwr.clientapp import ClientApp
+import functools
 
-from client.app import NodeConfigOf, RunConfigOf, serve
-from fedkd.flower_glue.messages import pack, unpack
+import numpy as np
+
 from fedkd.wire.serde import knowledge_reply_from_bytes, knowledge_reply_to_bytes
 from fedkd.wire.types import TransferSetRef
+from tests.integration.hostile_client import hostile_app
 
 FAULTS = {1: "nan", 2: "shape", 3: "digest", 4: "garbage"}
 
@@ -43,25 +42,7 @@ def _replace(reply, **changes):  # type: ignore[no-untyped-def]
     return dataclasses.replace(reply, **changes)
 
 
-def faulty_app(node_of: NodeConfigOf, run_of: RunConfigOf) -> ClientApp:
-    """fedkd's ClientApp, except that partitions 1-4 corrupt their training replies."""
-    app = ClientApp()
-
-    @app.train()
-    def train(msg: Message, context: Context) -> Message:
-        honest = serve(msg, context, node_of(context), run_of(context), train=True)
-        fault = FAULTS.get(int(context.node_config["partition-id"]))
-        payload = unpack(honest.content)
-        if fault is None or payload is None:
-            return honest
-        return Message(pack(_corrupt(payload, fault)), reply_to=msg)
-
-    @app.query()
-    def query(msg: Message, context: Context) -> Message:
-        return serve(msg, context, node_of(context), run_of(context), train=False)
-
-    @app.evaluate()
-    def evaluate(msg: Message, context: Context) -> Message:
-        return serve(msg, context, node_of(context), run_of(context), train=False)
-
-    return app
+faulty_app = functools.partial(
+    hostile_app, {pid: functools.partial(_corrupt, fault=fault) for pid, fault in FAULTS.items()}
+)
+"""fedkd's ClientApp, except that partitions 1-4 corrupt their training replies."""

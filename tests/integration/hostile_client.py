@@ -7,7 +7,7 @@ honest reply each node produced, so everything else about them went through the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
@@ -36,12 +36,8 @@ def hostile_app(
         payload = unpack(honest.content)
         if attack is None or payload is None:
             return honest
-        from tests.test_hostile_replies import SOFT_LABEL_ATTACKS, WEIGHT_ATTACKS
-
-        craft, _ = {**SOFT_LABEL_ATTACKS, **WEIGHT_ATTACKS}[attack]
-        crafted = craft(knowledge_reply_from_bytes(payload, max_bytes=1 << 30))
-        raw = crafted if isinstance(crafted, bytes) else knowledge_reply_to_bytes(crafted)
-        return Message(pack(raw), reply_to=msg)
+        corrupt = attack if callable(attack) else _named(attack)
+        return Message(pack(corrupt(payload)), reply_to=msg)
 
     @app.query()
     def query(msg: Message, context: Context) -> Message:
@@ -52,3 +48,15 @@ def hostile_app(
         return serve(msg, context, node_of(context), run_of(context), train=False)
 
     return app
+
+
+def _named(attack: str) -> Callable[[bytes], bytes]:
+    from tests.test_hostile_replies import SOFT_LABEL_ATTACKS, WEIGHT_ATTACKS
+
+    craft, _ = {**SOFT_LABEL_ATTACKS, **WEIGHT_ATTACKS}[attack]
+
+    def corrupt(payload: bytes) -> bytes:
+        crafted = craft(knowledge_reply_from_bytes(payload, max_bytes=1 << 30))
+        return crafted if isinstance(crafted, bytes) else knowledge_reply_to_bytes(crafted)
+
+    return corrupt

@@ -188,3 +188,25 @@ def test_ctrl_c_stops_the_run_within_seconds_and_keeps_everything(tmp_path: Path
     # Ray's processes, started in the command's session, are gone too.
     time.sleep(3)
     assert _descendants_alive(proc.pid) == []
+
+
+@pytest.mark.integration
+def test_a_run_in_which_no_reply_is_ever_accepted_fails_instead_of_reporting_chance(
+    tmp_path: Path,
+) -> None:
+    import functools
+
+    from fedkd.config import parse_run_config
+    from fedkd.flower_glue.simulation import run_simulation
+    from tests.integration.hostile_client import DROP, hostile_app
+
+    settings = {k.replace("_", "-"): v for k, v in TINY.items()}
+    cfg = parse_run_config({**settings, "output-dir": str(tmp_path)})
+    every_node_fails = functools.partial(hostile_app, dict.fromkeys(range(3), DROP))
+    with pytest.raises(RunFailed, match="no node's reply was accepted in any round"):
+        run_simulation(cfg, client_app=every_node_fails)
+    assert not (tmp_path / "tiny").exists()
+    (aside,) = (tmp_path / INCOMPLETE).iterdir()
+    summary = _strict_json(aside / "summary.json")
+    assert summary["status"] == "incomplete" and summary["clients_taking_part"] == 0
+    assert "Flower error" in summary["incomplete_reason"]
