@@ -53,8 +53,9 @@ proto: $(STAMP)
 proto-check: $(STAMP)
 	$(PY) proto/generate.py --check
 
+TABLE ?= all
 bench: $(STAMP)
-	bash simulations/bench.sh
+	bash simulations/bench.sh $(TABLE)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

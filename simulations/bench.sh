@@ -2,7 +2,8 @@
 # `make bench`: the strategy comparisons behind the README's result tables.
 # Reporting seeds are 0,1,2 (the knfu ablation uses 100-102: simulations/ablation_knfu.sh).
 # MNIST needs its IDX files: `fedkd data fetch mnist` (FEDKD_DATA, default ~/.cache/fedkd).
-# Usage: bash simulations/bench.sh [digits|heart|mnist|ablation|privacy|dp-throughput|all]
+# Usage: bash simulations/bench.sh [digits|heart|mnist|ablation|privacy|precision|dp-throughput|all]
+#        (make bench TABLE=precision)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FEDKD=(.venv/bin/python -m fedkd.cli)
