@@ -83,6 +83,7 @@ class RunConfig:
     swing_receive: bool = False
     privacy_registry: str = ""
     overwrite: bool = False
+    record_releases: bool = False
     extra: tuple[tuple[str, ConfigValue], ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fedkd.audit.releases import ReleaseLog
 from fedkd.config import RunConfig
 from fedkd.data.transfer import TransferSet
 from fedkd.fusion import Contribution, Instruction, Knowledge, make_fusion
@@ -110,8 +111,11 @@ class Coordinator:
         transfer: TransferSet,
         num_classes: int,
         registry: NodeRegistry | None = None,
+        releases: ReleaseLog | None = None,
     ) -> None:
         self.cfg = cfg
+        self.releases = releases
+        """Every soft-label release received, when the run records them (the audit)."""
         self.run_id = run_id
         self.transfer = transfer
         self.ref = TransferSetRef(
@@ -376,6 +380,12 @@ class Coordinator:
             if self.instruction(round_, node_id).release is not ReleaseKind.NOTHING
             and reply.status.code is StatusCode.OK
         }
+        if self.releases is not None:
+            for node_id, contribution in contributions.items():
+                if contribution.soft_labels is not None:
+                    anchors = self.instruction(round_, node_id).anchor_indices
+                    name = self.name_of(node_id)
+                    self.releases.record(name, round_, anchors, contribution.soft_labels)
         if not contributions:
             if not valid:
                 log.warning("round %d: no valid replies; nothing to aggregate", round_)

@@ -20,6 +20,7 @@ from flwr.app import Context, Message, MessageType
 from flwr.serverapp import Grid, ServerApp
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from fedkd.audit.releases import ReleaseLog
 from fedkd.config import RunConfig, parse_run_config
 from fedkd.coordinator import Coordinator, Delivery, RoundOutcome
 from fedkd.data.public import load_public_data
@@ -200,12 +201,14 @@ def run_federation(
     # saw of them, so a node that lost its ledger between runs is refused, not restarted.
     registry_path = cfg.registry_path
     registry = NodeRegistry.open(registry_path) if registry_path is not None else None
+    releases = ReleaseLog() if cfg.record_releases else None
     coordinator = Coordinator(
         cfg,
         run_id=run_id,
         transfer=public.transfer,
         num_classes=public.num_classes,
         registry=registry,
+        releases=releases,
     )
     recorder = RunRecorder(cfg, directory.staging)
     nodes: list[int] = []
@@ -227,6 +230,8 @@ def run_federation(
         reason = "no node's reply was accepted in any round (" + recorder.first_reason() + ")"
         recorder.finish(num_nodes=len(nodes), extra=_extra(coordinator), incomplete=reason)
         raise RunFailed(reason)
+    if releases is not None:
+        releases.save(directory.staging / "releases")
     summary = recorder.finish(num_nodes=len(nodes), extra=_extra(coordinator))
     log.info("run %s done: ALMA %s", cfg.run_name, summary["alma"])
     return directory.staging

@@ -34,7 +34,7 @@ from fedkd.node import round_work
 from fedkd.node.budget import budget_refusal
 from fedkd.node.config import NodeConfig
 from fedkd.node.local_log import NodeLog
-from fedkd.node.model import init_model, load_state, model_state
+from fedkd.node.model import init_model, load_state, model_state, save_model
 from fedkd.node.records import record_reply
 from fedkd.node.redaction import redact_report, reported_record_count
 from fedkd.privacy.accounting import BudgetSpentError, DPSteps, History, compose
@@ -203,6 +203,7 @@ class ClientNode:
             node_index=self.config.partition_id,
             architecture=self.architecture,
             reproducible=self.config.reproducible_dp,
+            noise_off=self.config.audit_control_noise_off,
         )
         seconds: dict[str, float] = {}
         tick = time.perf_counter()
@@ -244,7 +245,10 @@ class ClientNode:
             weights=weights,
             eval=redact_report(report, dp=privacy.dp),
         )
-        return self._record(ledger, reply, privacy, loaded, taken=taken), model_state(model)
+        new_state = model_state(model)
+        if self.config.keep_model:
+            save_model(self.config.model_path, self.architecture, new_state)
+        return self._record(ledger, reply, privacy, loaded, taken=taken), new_state
 
     # --- the units a message goes through -------------------------------------------------
 

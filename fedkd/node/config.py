@@ -54,6 +54,12 @@ class NodeConfig:
     """Seed DP and swing randomness from the run seed instead of fresh OS entropy, so a
     simulation can be replayed; ε is then not valid against anyone who knows the seed.
     Node-local only (no run config can turn it on) and only for simulated data."""
+    keep_model: bool = False
+    """Write the node's model to ``<state-dir>/<name>.model.npz`` after every message (the
+    last one is the final model): the hospital keeps what it trained."""
+    audit_control_noise_off: bool = False
+    """Sabotage for validating an audit (its positive control): DP-SGD runs without noise
+    while every claim and ledger row still states the nominal noise.  Never for use."""
     policy: PrivacyPolicy = field(default_factory=PrivacyPolicy)
 
     def __post_init__(self) -> None:
@@ -68,6 +74,10 @@ class NodeConfig:
     @property
     def state_path(self) -> Path:
         return Path(self.state_dir).expanduser()
+
+    @property
+    def model_path(self) -> Path:
+        return self.state_path / f"{self.name}.model.npz"
 
     @property
     def ledger_path(self) -> Path:
@@ -93,6 +103,8 @@ class NodeConfig:
             "state-dir": self.state_dir,
             "device": self.device,
             "reproducible-dp": self.reproducible_dp,
+            "keep-model": self.keep_model,
+            "audit-control-noise-off": self.audit_control_noise_off,
         }
         flat.update({f"{DATA_PREFIX}{k}": v for k, v in self.data_options})
         for f in dataclasses.fields(PrivacyPolicy):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import zlib
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,3 +37,29 @@ def load_state(model: nn.Module, state: ModelWeights) -> None:
     """Load ``state`` into ``model``; a missing key, extra key or shape mismatch raises."""
     tensors = {k: torch.from_numpy(np.asarray(v)) for k, v in state.items()}
     model.load_state_dict(tensors, strict=True)
+
+
+MODEL_KEY_PREFIX = "state/"
+
+
+def save_model(path: Path, architecture: str, state: ModelWeights) -> Path:
+    """Write a node's model (architecture name and weights) atomically, as ``.npz``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial.npz")
+    arrays: dict[str, np.ndarray] = {f"{MODEL_KEY_PREFIX}{k}": v for k, v in state.items()}
+    arrays["architecture"] = np.array(architecture)
+    np.savez(partial, **arrays)  # type: ignore[arg-type]
+    os.replace(partial, path)
+    return path
+
+
+def load_model(path: Path, *, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """A node's kept model (see :func:`save_model`), ready for inference on the CPU."""
+    with np.load(path, allow_pickle=False) as f:
+        architecture = str(f["architecture"])
+        state = {
+            k[len(MODEL_KEY_PREFIX) :]: f[k] for k in f.files if k.startswith(MODEL_KEY_PREFIX)
+        }
+    model = build_model(architecture, ModelSpec(input_shape=input_shape, num_classes=num_classes))
+    load_state(model, state)
+    return model.eval()

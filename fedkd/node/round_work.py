@@ -16,6 +16,7 @@ anchors) is seeded per (run seed, node index, round, phase), so a run without DP
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from dataclasses import dataclass, replace
 
@@ -55,6 +56,8 @@ class RoundWork:
     node_index: int
     architecture: str
     reproducible: bool = False
+    noise_off: bool = False
+    """The audit's positive control only (NodeConfig.audit_control_noise_off)."""
 
     def seed(self, round_: int, phase: str) -> int:
         """A replayable seed for work whose randomness protects nothing."""
@@ -135,20 +138,29 @@ def train(work: RoundWork, round_: int, plan: PrivacyPlan | None) -> tuple[float
         return loss, None
     if work.run.local_epochs == 0:
         return float("nan"), None
+    # The positive control of an audit: noise all but removed, the claim left as it was.
+    actual_noise = NO_NOISE if work.noise_off else plan.noise_multiplier
     result = train_private(
         work.model,
         records.x,
         records.y,
         epochs=work.run.local_epochs,
         cfg=work.run.optimiser,
-        noise_multiplier=plan.noise_multiplier,
+        noise_multiplier=actual_noise,
         max_grad_norm=work.privacy.max_grad_norm,
         grad_sample_mode=work.run.dp_grad_sample_mode or None,
         max_physical_batch_size=work.run.dp_physical_batch_size,
         seed=work.private_seed(round_, "train"),
         nominal_records=plan.mechanism_records or None,
     )
-    return result.loss, result.spent
+    spent = result.spent
+    if work.noise_off:
+        spent = dataclasses.replace(spent, noise_multiplier=plan.noise_multiplier)
+    return result.loss, spent
+
+
+NO_NOISE = 1e-12
+"""σ of the sabotaged mechanism (DP-SGD refuses σ = 0)."""
 
 
 def release(

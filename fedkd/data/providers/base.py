@@ -8,6 +8,7 @@ node and returns a :class:`PrivateData`; anything wrong with them raises
 
 from __future__ import annotations
 
+import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from typing import ClassVar, TypeVar
@@ -34,6 +35,9 @@ class PrivateDataProvider(ABC):
     """Reads a node's private records.  Subclasses are frozen dataclasses of options."""
 
     name: ClassVar[str]
+    wraps_provider: ClassVar[bool] = False
+    """True for a wrapper (``base`` + ``base_options``): options it does not declare go to
+    its base provider."""
 
     @abstractmethod
     def load(self, public: PublicData) -> PrivateData:
@@ -66,5 +70,11 @@ def make_provider(name: str, options: Mapping[str, Param]) -> PrivateDataProvide
         raise ValueError(f"unknown data provider {name!r}; known: {sorted(PROVIDER_REGISTRY)}")
     cls = PROVIDER_REGISTRY[name]
     params = {key.replace("-", "_"): value for key, value in options.items()}
+    if cls.wraps_provider:
+        # A wrapper takes its own options; every other one is its base provider's.
+        own = {f.name for f in dataclasses.fields(cls)} - {"base_options"}  # type: ignore[arg-type]
+        passed = {k.replace("_", "-"): v for k, v in params.items() if k not in own}
+        params = {k: v for k, v in params.items() if k in own}
+        params["base_options"] = tuple(sorted(passed.items()))  # type: ignore[assignment]
     factory: Callable[..., PrivateDataProvider] = cls
     return factory(**dataclass_params(f"data provider {name}", cls, params))

@@ -1,0 +1,153 @@
+"""Canaries: records whose secret is their input pattern and label, inserted into one
+target client's private data, with never-inserted references drawn the same way.
+
+Two kinds (Carlini et al. 2019's secret sharer, adapted to classification):
+
+* ``ood`` — out-of-distribution inputs (uniform noise over the data's range) with a
+  uniformly random label;
+* ``mislabelled`` — in-distribution inputs (one of the target's own training records plus
+  a small noise pattern, so every canary is a distinct input) with a label other than the
+  record's.
+
+Per kind there are ``candidates`` canaries, each inserted independently with probability
+½ (the one-run bound's coin, recorded here), and ``references`` more that are never
+inserted.  Inserted canaries are repeated ``repeats`` times.  Everything is drawn from
+one seeded generator: the audit, not the run, owns this randomness.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+KINDS = ("ood", "mislabelled")
+MISLABELLED_NOISE = 0.1
+"""Noise added to a base record, as a fraction of the data's range."""
+
+
+@dataclass(frozen=True)
+class CanarySet:
+    """Canary inputs and labels with their kind, role and inclusion coin."""
+
+    x: np.ndarray
+    y: np.ndarray
+    kind: np.ndarray
+    """Index into :data:`KINDS`."""
+    candidate: np.ndarray
+    """True for the ½-inclusion candidates, False for never-inserted references."""
+    coin: np.ndarray
+    """The ½-inclusion draw of each candidate (False for references): the membership the
+    attacks are scored against."""
+    inserted: np.ndarray
+    """What went into the target's data: ``coin``, or nothing in a negative control."""
+    repeats: int
+    seed: int
+
+    def __post_init__(self) -> None:
+        n = len(self.x)
+        for name in ("y", "kind", "candidate", "coin", "inserted"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"canary {name} has {len(getattr(self, name))} rows for {n}")
+        if np.any(self.coin & ~self.candidate) or np.any(self.inserted & ~self.coin):
+            raise ValueError("only candidates whose coin came up IN can be inserted")
+        if self.repeats < 1:
+            raise ValueError(f"repeats must be >= 1, got {self.repeats}")
+
+    def of_kind(self, kind: str) -> np.ndarray:
+        return np.asarray(self.kind == KINDS.index(kind))
+
+    def inserted_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """What goes into the target's training data: each inserted canary ``repeats``×."""
+        idx = np.repeat(np.flatnonzero(self.inserted), self.repeats)
+        return self.x[idx], self.y[idx]
+
+    def save(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(
+            path,
+            x=self.x,
+            y=self.y,
+            kind=self.kind,
+            candidate=self.candidate,
+            coin=self.coin,
+            inserted=self.inserted,
+            repeats=np.array(self.repeats),
+            seed=np.array(self.seed),
+        )
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> CanarySet:
+        with np.load(path, allow_pickle=False) as f:
+            return cls(
+                x=f["x"].astype(np.float32),
+                y=f["y"].astype(np.int64),
+                kind=f["kind"].astype(np.int64),
+                candidate=f["candidate"].astype(bool),
+                coin=f["coin"].astype(bool),
+                inserted=f["inserted"].astype(bool),
+                repeats=int(f["repeats"]),
+                seed=int(f["seed"]),
+            )
+
+
+def draw_canaries(
+    *,
+    kinds: Iterable[str],
+    candidates: int,
+    references: int,
+    repeats: int,
+    num_classes: int,
+    base_x: np.ndarray,
+    base_y: np.ndarray,
+    seed: int,
+    insert: bool = True,
+) -> CanarySet:
+    """``candidates`` + ``references`` canaries of every kind in ``kinds``.
+
+    ``base_x``/``base_y`` are the target's training records: they fix the input shape and
+    range, and the mislabelled kind starts from them.  ``insert=False`` draws the same
+    canaries and coins but inserts none (the negative control).
+    """
+    rng = np.random.default_rng([seed, 0xCA7A])
+    lo, hi = float(base_x.min()), float(base_x.max())
+    xs, ys, ks, cands = [], [], [], []
+    for kind in kinds:
+        if kind not in KINDS:
+            raise ValueError(f"unknown canary kind {kind!r}; known: {list(KINDS)}")
+        n = candidates + references
+        if kind == "ood":
+            x = rng.uniform(lo, hi, size=(n, *base_x.shape[1:])).astype(np.float32)
+            y = rng.integers(0, num_classes, size=n)
+        else:
+            pick = rng.integers(0, len(base_x), size=n)
+            noise = rng.normal(0.0, MISLABELLED_NOISE * (hi - lo), size=(n, *base_x.shape[1:]))
+            x = np.clip(base_x[pick] + noise, lo, hi).astype(np.float32)
+            shift = rng.integers(1, num_classes, size=n)
+            y = (base_y[pick] + shift) % num_classes
+        xs.append(x)
+        ys.append(y.astype(np.int64))
+        ks.append(np.full(n, KINDS.index(kind)))
+        cands.append(np.r_[np.ones(candidates, bool), np.zeros(references, bool)])
+    candidate = np.concatenate(cands)
+    coin = candidate & (rng.random(len(candidate)) < 0.5)
+    return CanarySet(
+        x=np.concatenate(xs),
+        y=np.concatenate(ys),
+        kind=np.concatenate(ks),
+        candidate=candidate,
+        coin=coin,
+        inserted=coin & insert,
+        repeats=repeats,
+        seed=seed,
+    )
+
+
+def row_digests(x: np.ndarray) -> set[str]:
+    """A digest per input row (float32 bytes), to show canaries collide with nothing."""
+    rows = np.ascontiguousarray(np.asarray(x, np.float32).reshape(len(x), -1))
+    return {hashlib.sha256(row.tobytes()).hexdigest() for row in rows}

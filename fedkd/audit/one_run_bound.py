@@ -1,0 +1,114 @@
+"""One-run ε lower bound (Steinke, Nasr, Jagielski, "Privacy Auditing with One (1)
+Training Run", NeurIPS 2023, arXiv 2305.08846).
+
+Each of ``m`` canaries is included in the training data independently with probability
+½.  The auditor scores every canary, guesses IN for the ``k₊`` highest scores and OUT for
+the ``k₋`` lowest, abstains on the rest, and counts ``v`` correct of ``r = k₊ + k₋``
+guesses.  Under (ε, δ)-DP the number of correct guesses is stochastically dominated by
+
+    Binomial(r, q),  q = e^ε / (1 + e^ε)
+
+plus a δ term (their Theorem 3.1 / Appendix D): the p-value of observing ``v`` or more is
+
+    p(ε) = P[Binomial(r, q) ≥ v] + 2·m·δ · max_{i=1..v} (1/i)·P[v − i ≤ Binomial(r, q) < v]
+
+The bound is the largest ε whose p-value is still below ``alpha``: the mechanism is not
+(ε, δ)-DP for that ε, at confidence 1 − alpha.  Its *ceiling* — what ``r`` guesses could
+show at best — is the bound for ``v = r``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+SEARCH_STEPS = 40
+
+
+def p_value(*, m: int, r: int, v: int, epsilon: float, delta: float) -> float:
+    """Probability of ``v`` or more correct of ``r`` guesses under (ε, δ)-DP (App. D)."""
+    if not 0 <= v <= r <= m:
+        raise ValueError(f"need 0 <= v <= r <= m, got v={v}, r={r}, m={m}")
+    if epsilon < 0 or not 0 <= delta <= 1:
+        raise ValueError(f"need epsilon >= 0 and delta in [0, 1], got {epsilon}, {delta}")
+    q = 1.0 / (1.0 + math.exp(-epsilon))
+    beta = float(stats.binom.sf(v - 1, r, q))
+    if delta == 0 or v == 0:
+        return min(1.0, beta)
+    # below[i-1] = P[v − i ≤ Binomial(r, q) < v] for i = 1 … v, all at once.
+    pmf = stats.binom.pmf(np.arange(v), r, q)
+    below = np.cumsum(pmf[::-1])
+    alpha_term = float(np.max(below / np.arange(1, v + 1)))
+    return min(1.0, beta + alpha_term * delta * 2 * m)
+
+
+def epsilon_lower_bound(*, m: int, r: int, v: int, delta: float, alpha: float) -> float:
+    """The largest ε with ``p_value(ε) < alpha`` (0 when even ε = 0 cannot be rejected)."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if p_value(m=m, r=r, v=v, epsilon=0.0, delta=delta) >= alpha:
+        return 0.0
+    low, high = 0.0, 1.0
+    while p_value(m=m, r=r, v=v, epsilon=high, delta=delta) < alpha:
+        low, high = high, 2 * high
+        if high > 1e3:
+            return math.inf
+    for _ in range(SEARCH_STEPS):
+        middle = (low + high) / 2
+        if p_value(m=m, r=r, v=v, epsilon=middle, delta=delta) < alpha:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+@dataclass(frozen=True)
+class OneRunBound:
+    """The bound, the guesses it came from, and what it could have been at best."""
+
+    epsilon: float
+    ceiling: float
+    m: int
+    guesses: int
+    correct: int
+    alpha: float
+    delta: float
+    method: str = "one-run (Steinke, Nasr, Jagielski 2023)"
+
+
+def one_run_bound(
+    scores: np.ndarray,
+    included: np.ndarray,
+    *,
+    delta: float,
+    alpha: float,
+    guess_fractions: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5),
+) -> OneRunBound:
+    """The bound from one run's canary ``scores`` (higher: more likely IN).
+
+    The auditor tries guessing the top and bottom ``f·m`` canaries for each ``f`` in
+    ``guess_fractions``; trying several is paid for with a Bonferroni correction
+    (``alpha / len(guess_fractions)``), so the reported bound holds at confidence
+    ``1 − alpha``.
+    """
+    scores, included = np.asarray(scores, float), np.asarray(included, bool)
+    if scores.shape != included.shape or scores.ndim != 1:
+        raise ValueError("scores and included must be 1-D and of one length")
+    m = len(scores)
+    level = alpha / len(guess_fractions)
+    order = np.argsort(-scores, kind="stable")
+    tried = []
+    for fraction in guess_fractions:
+        k = max(1, int(fraction * m / 2))
+        top, bottom = order[:k], order[m - k :]
+        r = 2 * k
+        v = int(included[top].sum() + (~included[bottom]).sum())
+        epsilon = epsilon_lower_bound(m=m, r=r, v=v, delta=delta, alpha=level)
+        ceiling = epsilon_lower_bound(m=m, r=r, v=r, delta=delta, alpha=level)
+        tried.append((epsilon, r, v, ceiling))
+    epsilon, r, v, _ = max(tried)
+    ceiling = max(c for *_, c in tried)
+    return OneRunBound(epsilon, ceiling, m, r, v, alpha, delta)

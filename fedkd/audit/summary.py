@@ -1,0 +1,58 @@
+"""``audit.md``: the threat model, then one table per configuration, views as rows."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_summary(record: dict[str, Any]) -> str:
+    lines = ["# Privacy audit", "", *record["threat_model"].splitlines(), ""]
+    canaries = record["canaries"]
+    lines.append(
+        f"Canaries: {', '.join(canaries['kinds'])}; {canaries['candidates_per_kind']} "
+        f"candidates per kind (each inserted with probability ½; {canaries['inserted']} "
+        f"inserted), {canaries['references_per_kind']} never-inserted references per kind, "
+        f"repeated {canaries['repeats']}×. Unit of privacy: {record['unit_of_privacy']}."
+    )
+    if record.get("control"):
+        lines.append(f"**Control run: {record['control']}.**")
+    lines.append("")
+    for name, c in record["configurations"].items():
+        claimed = "∞ (no DP)" if c["eps_claimed"] is None else f"{c['eps_claimed']:.3f}"
+        lines += [
+            f"## {name}: ALMA {_num(c['alma'])}, global {_num(c['global_acc'])}, "
+            f"claimed ε {claimed}, δ {c['delta']}",
+            "",
+            "| view | kind | exposure bits (95% CI) | references | above | MIA AUC | "
+            "TPR@1%FPR | TPR@0.1%FPR | ε lower bound (ceiling) |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for view, v in c["views"].items():
+            bound = f"{_num(v['eps_lower_bound'])} ({_num(v['eps_lower_bound_ceiling'])})"
+            for kind, e in v["exposure"].items():
+                mia = v["mia"][kind]
+                ci = e["exposure_ci95"]
+                ref = e["reference_exposure_ci95"]
+                lines.append(
+                    f"| {view} | {kind} | {_num(e['exposure_mean_bits'], 2)} "
+                    f"({_num(ci[0], 2)}–{_num(ci[1], 2)}) | {_num(ref[0], 2)}–{_num(ref[1], 2)} "
+                    f"| {'yes' if e['above_references'] else 'no'} | {_num(mia['auc'])} | "
+                    f"{_num(mia['tpr_at_1pct_fpr'])} | {_num(mia['tpr_at_01pct_fpr'])} | {bound} |"
+                )
+        lines.append("")
+    broken = record.get("broken_guarantees") or {}
+    for name, views in broken.items():
+        lines.append(
+            f"**BROKEN GUARANTEE: {name}: the ε lower bound of view(s) {', '.join(views)} "
+            "exceeds the claimed ε.**"
+        )
+    lines.append(
+        "Bounds: one-run (Steinke, Nasr, Jagielski 2023) at 95% confidence jointly over the "
+        "three views (Bonferroni), ceilings = the bound if every guess were right. A black-box "
+        "bound far below the claimed ε is expected, not a failure of DP."
+    )
+    return "\n".join(lines) + "\n"
