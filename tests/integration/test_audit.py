@@ -1,0 +1,69 @@
+"""The audit can be trusted only if it sees a deliberately broken mechanism and sees
+nothing where nothing was inserted: its positive and negative controls, end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from fedkd.audit.run import AuditSettings, audit
+from fedkd.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+DIGITS = ROOT / "simulations" / "digits.toml"
+
+
+def _strict(path: Path) -> Any:
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} in {path}")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+@pytest.mark.integration
+def test_the_negative_control_finds_nothing(tmp_path: Path) -> None:
+    outcome = audit(
+        DIGITS,
+        ["plain"],
+        AuditSettings(candidates=500, control="negative"),
+        tmp_path / "audit",
+        overrides={"num-server-rounds": 3, "output-dir": str(tmp_path)},
+    )
+    record = _strict(outcome.json_path)
+    assert record["threat_model"].startswith("Threat model.")
+    assert record["canaries"]["inserted"] == 0
+    views = record["configurations"]["plain"]["views"]
+    assert set(views) == {"server", "peer", "model-holder"}
+    for view in views.values():
+        assert view["eps_lower_bound"] == 0.0  # the interval [0, ceiling] includes 0
+        assert view["eps_lower_bound_ceiling"] > 4
+        for kind, mia in view["mia"].items():
+            assert 0.45 <= mia["auc"] <= 0.55, (kind, mia)
+            assert not view["exposure"][kind]["above_references"]
+    assert "| server | ood |" in outcome.markdown_path.read_text()
+
+
+@pytest.mark.integration
+def test_the_positive_control_breaks_the_claim_and_exits_non_zero(tmp_path: Path) -> None:
+    """DP noise silently off while the run claims ε ≈ 1: the audit must say so."""
+    result = CliRunner().invoke(
+        app,
+        [
+            "audit", str(DIGITS), "--control", "positive", "--candidates", "500",
+            "--compare", "dp+dp-target-epsilon=1", "--name", "positive",
+            "--set", f"output-dir={tmp_path}", "--set", "num-server-rounds=5",
+            "--set", "local-epochs=8", "--set", "dp-max-grad-norm=20",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 3, result.output
+    assert "BROKEN PRIVACY GUARANTEE" in result.output
+    record = _strict(tmp_path / "positive" / "audit.json")
+    config = record["configurations"]["dp+dp-target-epsilon=1"]
+    assert config["eps_claimed"] is not None and config["eps_claimed"] <= 1.0
+    holder = config["views"]["model-holder"]
+    assert holder["eps_lower_bound"] > config["eps_claimed"]
+    assert record["broken_guarantees"] == {"dp+dp-target-epsilon=1": ["model-holder"]}
