@@ -2,7 +2,7 @@
 # `make bench`: the strategy comparisons behind the README's result tables.
 # Reporting seeds are 0,1,2 (the knfu ablation uses 100-102: simulations/ablation_knfu.sh).
 # MNIST needs its IDX files: `fedkd data fetch mnist` (FEDKD_DATA, default ~/.cache/fedkd).
-# Usage: bash simulations/bench.sh [digits|heart|mnist|ablation|privacy|precision|dp-throughput|all]
+# Usage: bash simulations/bench.sh [digits|heart|mnist|ablation|privacy|precision|audit|dp-throughput|all]
 #        (make bench TABLE=precision)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +46,9 @@ if [[ $what == precision || $what == all ]]; then
       --strategies "knfu,knfu+payload-dtype=fp16,knfu+payload-dtype=int8" \
       --set output-dir=runs/precision --name "$dataset"
   done
+fi
+if [[ $what == audit || $what == all ]]; then
+  bash simulations/audit_mnist.sh
 fi
 if [[ $what == dp-throughput || $what == all ]]; then
   .venv/bin/python simulations/bench_conv_grad_sample.py
