@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 
 from fedkd.audit.canaries import KINDS, CanarySet, draw_canaries
-from fedkd.audit.exposure import Exposure, exposure
+from fedkd.audit.exposure import (
+    Exposure,
+    MeanWithInterval,
+    exposure,
+    mean_interval,
+    rank_exposure,
+    reference_rank_exposure,
+)
 from fedkd.audit.membership import AttackResult, threshold_attack
 from fedkd.audit.one_run_bound import OneRunBound, one_run_bound
 from fedkd.audit.presets import preset_overrides
@@ -75,6 +82,10 @@ class ViewResult:
     exposure: dict[str, Exposure]
     mia: dict[str, AttackResult]
     bound: OneRunBound | None
+    pooled_exposure: MeanWithInterval
+    """Rank exposure of every inserted canary (each against its own kind's references)."""
+    pooled_reference: MeanWithInterval
+    pooled_mia: AttackResult
 
 
 @dataclass
@@ -316,6 +327,7 @@ def _view_result(
     scores: CanaryScores, canaries: CanarySet, delta: float, level: float
 ) -> ViewResult:
     exposures, attacks = {}, {}
+    pooled, pooled_refs = [], []
     for kind in sorted({KINDS[k] for k in np.unique(canaries.kind)}):
         of_kind = canaries.of_kind(kind)
         # Scored against the coins: in a negative control nothing was inserted, and the
@@ -331,11 +343,20 @@ def _view_result(
                 reference_log_perplexity=scores.log_perplexity[references],
             )
             attacks[kind] = threshold_attack(scores.score[inserted], scores.score[out])
+            pooled.append(rank_exposure(scores.score[inserted], scores.score[references]))
+            pooled_refs.append(reference_rank_exposure(scores.score[references]))
     candidates = canaries.candidate
     bound = one_run_bound(
         scores.score[candidates], canaries.coin[candidates], delta=delta, alpha=level
     )
-    return ViewResult(exposure=exposures, mia=attacks, bound=bound)
+    return ViewResult(
+        exposure=exposures,
+        mia=attacks,
+        bound=bound,
+        pooled_exposure=mean_interval(np.concatenate(pooled)),
+        pooled_reference=mean_interval(np.concatenate(pooled_refs)),
+        pooled_mia=threshold_attack(scores.score[canaries.coin], scores.score[~canaries.coin]),
+    )
 
 
 def audit_record(
@@ -371,7 +392,18 @@ def _configuration_record(r: ConfigurationResult) -> dict[str, Any]:
         views[view] = {
             "view": view,
             "holds": View(view).holds,
-            "exposure": {
+            "alma": r.alma,
+            "global_acc": r.global_acc,
+            "exposure_mean_bits": v.pooled_exposure.mean,
+            "exposure_ci95": [v.pooled_exposure.low, v.pooled_exposure.high],
+            "reference_exposure_ci95": [v.pooled_reference.low, v.pooled_reference.high],
+            "exposure_above_references": v.pooled_exposure.low > v.pooled_reference.high,
+            "mia_auc": v.pooled_mia.auc,
+            "tpr_at_1pct_fpr": v.pooled_mia.tpr_at_1pct_fpr,
+            "tpr_at_0.1pct_fpr": v.pooled_mia.tpr_at_01pct_fpr,
+            "canaries_in": v.pooled_mia.members,
+            "canaries_out": v.pooled_mia.non_members,
+            "by_kind": {
                 kind: {
                     "exposure_mean_bits": e.rank.mean,
                     "exposure_ci95": [e.rank.low, e.rank.high],
@@ -381,10 +413,12 @@ def _configuration_record(r: ConfigurationResult) -> dict[str, Any]:
                     "reference_exposure_ci95": [e.reference_rank.low, e.reference_rank.high],
                     "max_rank_bits": e.max_rank_bits,
                     "above_references": e.above_references,
+                    "mia_auc": v.mia[kind].auc,
+                    "tpr_at_1pct_fpr": v.mia[kind].tpr_at_1pct_fpr,
+                    "tpr_at_0.1pct_fpr": v.mia[kind].tpr_at_01pct_fpr,
                 }
                 for kind, e in v.exposure.items()
             },
-            "mia": {kind: dataclasses.asdict(a) for kind, a in v.mia.items()},
             "eps_lower_bound": v.bound.epsilon if v.bound else None,
             "eps_lower_bound_ceiling": v.bound.ceiling if v.bound else None,
             "eps_lower_bound_method": v.bound.method if v.bound else None,

@@ -33,15 +33,17 @@ def markdown_summary(record: dict[str, Any]) -> str:
         ]
         for view, v in c["views"].items():
             bound = f"{_num(v['eps_lower_bound'])} ({_num(v['eps_lower_bound_ceiling'])})"
-            for kind, e in v["exposure"].items():
-                mia = v["mia"][kind]
+            rows = [("all", v), *v["by_kind"].items()]
+            for kind, e in rows:
                 ci = e["exposure_ci95"]
                 ref = e["reference_exposure_ci95"]
+                above = e.get("exposure_above_references", e.get("above_references"))
                 lines.append(
                     f"| {view} | {kind} | {_num(e['exposure_mean_bits'], 2)} "
                     f"({_num(ci[0], 2)}–{_num(ci[1], 2)}) | {_num(ref[0], 2)}–{_num(ref[1], 2)} "
-                    f"| {'yes' if e['above_references'] else 'no'} | {_num(mia['auc'])} | "
-                    f"{_num(mia['tpr_at_1pct_fpr'])} | {_num(mia['tpr_at_01pct_fpr'])} | {bound} |"
+                    f"| {'yes' if above else 'no'} | {_num(e['mia_auc'])} | "
+                    f"{_num(e['tpr_at_1pct_fpr'])} | {_num(e['tpr_at_0.1pct_fpr'])} | "
+                    f"{bound if kind == 'all' else ''} |"
                 )
         lines.append("")
     broken = record.get("broken_guarantees") or {}

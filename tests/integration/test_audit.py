@@ -41,9 +41,11 @@ def test_the_negative_control_finds_nothing(tmp_path: Path) -> None:
     for view in views.values():
         assert view["eps_lower_bound"] == 0.0  # the interval [0, ceiling] includes 0
         assert view["eps_lower_bound_ceiling"] > 4
-        for kind, mia in view["mia"].items():
-            assert 0.45 <= mia["auc"] <= 0.55, (kind, mia)
-            assert not view["exposure"][kind]["above_references"]
+        assert 0.45 <= view["mia_auc"] <= 0.55
+        assert not view["exposure_above_references"]
+        for kind, detail in view["by_kind"].items():
+            assert 0.45 <= detail["mia_auc"] <= 0.55, (kind, detail)
+            assert not detail["above_references"]
     assert "| server | ood |" in outcome.markdown_path.read_text()
 
 
