@@ -185,6 +185,10 @@ def audit_command(
     control: Annotated[
         str, typer.Option(help="negative (insert nothing) or positive (DP noise off)")
     ] = "",
+    shadows: Annotated[
+        int, typer.Option(help="Shadow runs for LiRA and Clopper-Pearson (0: neither)")
+    ] = 0,
+    report: Annotated[bool, typer.Option(help="Also write a self-contained report.html")] = False,
     overwrite: OverwriteOption = False,
 ) -> None:
     """Audit privacy: insert canaries into one node's data, run the configurations on
@@ -204,6 +208,7 @@ def audit_command(
         repeats=repeats,
         seed=audit_seed,
         control=control,
+        shadows=shadows,
     )
     configurations = [c.strip() for c in compare_.split(",") if c.strip()]
     base, _ = load_config(config, overrides)
@@ -215,9 +220,12 @@ def audit_command(
         out,
         overrides=overrides,
         progress=lambda line: errors.rule(line),
+        report=report,
     )
     typer.echo(outcome.markdown_path.read_text())
     console.print(f"[green]audit written to[/] {outcome.json_path}")
+    if outcome.report_path is not None:
+        console.print(f"[green]report:[/] {outcome.report_path}")
     if outcome.broken:
         errors.print(
             f"[bold red]BROKEN PRIVACY GUARANTEE[/]: an ε lower bound exceeds the claimed ε "

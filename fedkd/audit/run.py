@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from fedkd.audit.canaries import KINDS, CanarySet, draw_canaries
+from fedkd.audit.clopper_pearson import ClopperPearsonBound
 from fedkd.audit.exposure import (
     Exposure,
     MeanWithInterval,
@@ -34,6 +35,7 @@ from fedkd.audit.membership import AttackResult, threshold_attack
 from fedkd.audit.one_run_bound import OneRunBound, one_run_bound
 from fedkd.audit.presets import preset_overrides
 from fedkd.audit.releases import load_releases
+from fedkd.audit.shadow_attack import LiraResult, thinned_roc
 from fedkd.audit.threat_model import UNIT_OF_PRIVACY, View, threat_model_text
 from fedkd.audit.views import CanaryScores, held_model, score, surrogate_from_releases
 from fedkd.config import RunConfig
@@ -60,6 +62,8 @@ class AuditSettings:
     control: str = ""
     """``negative`` (no canary inserted) or ``positive`` (the target's DP noise silently
     switched off); empty for an ordinary audit."""
+    shadows: int = 0
+    """Shadow runs for LiRA and the Clopper–Pearson bound (0: neither)."""
 
     def __post_init__(self) -> None:
         if self.target == self.peer:
@@ -70,6 +74,8 @@ class AuditSettings:
             raise ValueError(f"candidates must be >= 10 per kind, got {self.candidates}")
         if self.repeats < 1:
             raise ValueError(f"repeats must be >= 1, got {self.repeats}")
+        if self.shadows < 0 or 0 < self.shadows < 2:
+            raise ValueError(f"shadows must be 0 (none) or >= 2, got {self.shadows}")
         if self.control not in ("", "negative", "positive"):
             raise ValueError(f"control must be negative or positive, got {self.control!r}")
         for kind in self.kinds:
@@ -86,6 +92,13 @@ class ViewResult:
     """Rank exposure of every inserted canary (each against its own kind's references)."""
     pooled_reference: MeanWithInterval
     pooled_mia: AttackResult
+    phi: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    """The audited run's logit confidence of every canary in this view."""
+    exposure_samples: dict[str, list[float]] = field(repr=False, default_factory=dict)
+    roc: dict[str, list[float]] = field(repr=False, default_factory=dict)
+    """The threshold attack's ROC (``fpr``, ``tpr``), thinned."""
+    lira: LiraResult | None = None
+    clopper_pearson: ClopperPearsonBound | None = None
 
 
 @dataclass
@@ -138,6 +151,9 @@ def audit_configurations(
         run_dir = _simulate(cfg, sections, canaries.path, settings)
         progress(f"{name}: attacking")
         result = _attack(name, cfg, run_dir, canaries.set, settings)
+        if settings.shadows:
+            progress(f"{name}: {settings.shadows} shadow runs")
+            _shadow_attacks(result, cfg, run_dir, canaries.set, settings, out, progress)
         result.seconds = time.perf_counter() - started
         results.append(result)
     return results, canaries.set
@@ -148,6 +164,7 @@ class AuditOutcome:
     record: dict[str, Any]
     json_path: Path
     markdown_path: Path
+    report_path: Path | None = None
 
     @property
     def broken(self) -> dict[str, list[str]]:
@@ -163,6 +180,7 @@ def audit(
     *,
     overrides: Mapping[str, Any] | None = None,
     progress: Callable[[str], None] = lambda line: None,
+    report: bool = False,
 ) -> AuditOutcome:
     """Everything ``fedkd audit`` does: run, attack, write ``audit.json`` and ``audit.md``."""
     from fedkd.api import load_config
@@ -174,7 +192,17 @@ def audit(
     )
     record = audit_record(results, settings, canaries)
     json_path, md_path = write_audit(out, record)
-    return AuditOutcome(record, json_path, md_path)
+    html_path = write_report(out, record) if report else None
+    return AuditOutcome(record, json_path, md_path, html_path)
+
+
+def write_report(out: Path, record: dict[str, Any]) -> Path:
+    """``report.html``: the self-contained page for a privacy officer."""
+    from fedkd.audit.report import render_report
+
+    path = out / "report.html"
+    path.write_text(render_report(record), encoding="utf-8")
+    return path
 
 
 @dataclass(frozen=True)
@@ -349,14 +377,63 @@ def _view_result(
     bound = one_run_bound(
         scores.score[candidates], canaries.coin[candidates], delta=delta, alpha=level
     )
+    inserted_exposure, reference_exposure = np.concatenate(pooled), np.concatenate(pooled_refs)
     return ViewResult(
         exposure=exposures,
         mia=attacks,
         bound=bound,
-        pooled_exposure=mean_interval(np.concatenate(pooled)),
-        pooled_reference=mean_interval(np.concatenate(pooled_refs)),
+        pooled_exposure=mean_interval(inserted_exposure),
+        pooled_reference=mean_interval(reference_exposure),
         pooled_mia=threshold_attack(scores.score[canaries.coin], scores.score[~canaries.coin]),
+        phi=scores.score,
+        exposure_samples={
+            "inserted": [round(float(v), 3) for v in inserted_exposure],
+            "references": [round(float(v), 3) for v in reference_exposure],
+        },
+        roc=thinned_roc(canaries.coin, scores.score),
     )
+
+
+def _shadow_attacks(
+    result: ConfigurationResult,
+    cfg: RunConfig,
+    run_dir: Path,
+    canaries: CanarySet,
+    settings: AuditSettings,
+    out: Path,
+    progress: Callable[[str], None],
+) -> None:
+    """LiRA and Clopper–Pearson from shadow runs of this configuration, per view."""
+    from fedkd.audit.shadow_attack import clopper_pearson_over_shadows, lira, shadow_phi
+    from fedkd.audit.shadows import run_shadows, shadow_coins
+    from fedkd.data.public import load_public_data
+    from fedkd.node.config import parse_node_config
+
+    nodes = [parse_node_config(flat) for flat in json.loads((run_dir / "nodes.json").read_text())]
+    coins = shadow_coins(canaries, settings.shadows, seed=settings.seed)
+    runs = run_shadows(
+        cfg, nodes, canaries, coins, target=settings.target, peer=settings.peer,
+        folder=out / "shadows" / result.name.replace("+", "-"), progress=progress,
+    )  # fmt: skip
+    public = load_public_data(cfg.public_spec)
+    candidates = canaries.candidate
+    for view in View:
+        phis = shadow_phi(
+            runs, view, canaries, cfg, target=settings.target, peer=settings.peer,
+            transfer_x=public.transfer.x, num_classes=public.num_classes, seed=settings.seed,
+        )  # fmt: skip
+        current = result.views[view.value]
+        result.views[view.value] = dataclasses.replace(
+            current,
+            lira=lira(
+                current.phi[candidates], phis[:, candidates], coins[:, candidates],
+                canaries.coin[candidates],
+            ),
+            clopper_pearson=clopper_pearson_over_shadows(
+                phis[:, candidates], coins[:, candidates], delta=result.delta or 1e-5,
+                confidence=1 - settings.alpha,
+            ),
+        )  # fmt: skip
 
 
 def audit_record(
@@ -427,6 +504,10 @@ def _configuration_record(r: ConfigurationResult) -> dict[str, Any]:
             "correct_guesses": v.bound.correct if v.bound else None,
             "eps_claimed": r.eps_claimed,
             "delta": r.delta,
+            "exposure_samples": v.exposure_samples,
+            "roc_threshold": v.roc,
+            "lira": _lira_record(v.lira),
+            "clopper_pearson": dataclasses.asdict(v.clopper_pearson) if v.clopper_pearson else None,
         }
     return {
         "run_dir": str(r.run_dir),
@@ -436,6 +517,18 @@ def _configuration_record(r: ConfigurationResult) -> dict[str, Any]:
         "delta": r.delta,
         "seconds": r.seconds,
         "views": views,
+    }
+
+
+def _lira_record(result: LiraResult | None) -> dict[str, Any] | None:
+    if result is None:
+        return None
+    return {
+        "shadows": result.shadows,
+        "global_variance": result.global_variance,
+        "online": dataclasses.asdict(result.online),
+        "offline": dataclasses.asdict(result.offline),
+        "roc_online": {"fpr": result.roc_fpr, "tpr": result.roc_tpr},
     }
 
 
