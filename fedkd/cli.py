@@ -235,6 +235,37 @@ def audit_command(
         raise typer.Exit(3)
 
 
+@app.command("report")
+@user_errors
+def report_command(
+    run_dir: Annotated[
+        Path | None, typer.Argument(help="A run folder (the coordinating site's report)")
+    ] = None,
+    node: Annotated[
+        Path | None, typer.Option(help="A node's state dir: its own report, from its ledgers")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Write here (default: beside the data)")] = None,
+) -> None:
+    """Write a privacy model card (privacy-report.md and .json) for a run, or for a node
+    from its own verified ledgers without asking the server."""
+    from fedkd.reporting.privacy_card import node_card, run_card, write_card
+
+    if (run_dir is None) == (node is None):
+        raise typer.BadParameter("give a RUN_DIR or --node STATE_DIR (one of them)")
+    if node is not None:
+        if not node.is_dir():
+            raise FileNotFoundError(f"no node state dir at {node}")
+        card, where = node_card(node), out or node
+    else:
+        assert run_dir is not None
+        if not (run_dir / "summary.json").is_file():
+            raise FileNotFoundError(f"{run_dir} is not a run folder (no summary.json)")
+        card, where = run_card(run_dir), out or run_dir
+    json_path, md_path = write_card(card, where)
+    typer.echo(md_path.read_text())
+    console.print(f"[green]privacy report:[/] {md_path} and {json_path.name}")
+
+
 @data_app.command("fetch")
 @user_errors
 def data_fetch(

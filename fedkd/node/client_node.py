@@ -41,6 +41,7 @@ from fedkd.privacy.accounting import BudgetSpentError, DPSteps, History, compose
 from fedkd.privacy.guard import (
     PrivacyPlan,
     TrainingPlan,
+    fields_sent,
     plan_for,
     reporting_plan,
     spend_after,
@@ -100,7 +101,11 @@ class ClientNode:
         self.config = config
         self.run = run
         self.node_id = node_id
-        self.log = NodeLog(eval_path=config.eval_log_path, log_path=config.log_path)
+        self.log = NodeLog(
+            eval_path=config.eval_log_path,
+            log_path=config.log_path,
+            sent_path=config.sent_log_path,
+        )
 
     @property
     def public_spec(self) -> PublicDataSpec:
@@ -146,7 +151,16 @@ class ClientNode:
         except _Refused as refused:
             reply = self._refusal(request, refused.code, refused.reason)
             new_state = state
-        return self._bytes(replace(reply, node_name=self.config.name)), new_state
+        named = replace(reply, node_name=self.config.name)
+        payload = self._bytes(named)
+        self.log.sent(
+            run_id=request.run_id,
+            round_=request.round,
+            status=named.status.code.value,
+            fields=fields_sent(named),
+            size=len(payload),
+        )
+        return payload, new_state
 
     def _hello(self, request: KnowledgeRequest) -> KnowledgeReply:
         """Round 0: who the node is and where its ledger stands; no data is touched."""

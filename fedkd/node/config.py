@@ -76,6 +76,11 @@ class NodeConfig:
         return Path(self.state_dir).expanduser()
 
     @property
+    def sent_log_path(self) -> Path:
+        """What left the node, reply by reply: fields and bytes (never the values)."""
+        return self.state_path / f"{self.name}.sent.jsonl"
+
+    @property
     def model_path(self) -> Path:
         return self.state_path / f"{self.name}.model.npz"
 

@@ -21,9 +21,27 @@ log = logging.getLogger("fedkd.node")
 class NodeLog:
     """Appends to ``eval_path`` (JSON lines of :class:`EvalReport`) and ``log_path`` (text)."""
 
-    def __init__(self, *, eval_path: Path, log_path: Path) -> None:
+    def __init__(self, *, eval_path: Path, log_path: Path, sent_path: Path | None = None) -> None:
         self.eval_path = eval_path
         self.log_path = log_path
+        self.sent_path = sent_path
+
+    def sent(
+        self, *, run_id: str, round_: int, status: str, fields: tuple[str, ...], size: int
+    ) -> None:
+        """Keep what one reply carried out of the node: its fields and its size in bytes."""
+        if self.sent_path is None:
+            return
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        line = {"at": stamp, "run_id": run_id, "round": round_, "status": status,
+                "fields": list(fields), "bytes": size}  # fmt: skip
+        self._append(self.sent_path, json.dumps(line, sort_keys=True))
+
+    def sent_records(self) -> list[dict[str, object]]:
+        if self.sent_path is None or not self.sent_path.exists():
+            return []
+        lines = self.sent_path.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.strip()]
 
     def evaluation(self, report: EvalReport) -> None:
         """Keep one round's full evaluation."""
