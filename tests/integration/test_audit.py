@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from fedkd.audit.run import AuditSettings, audit
 from fedkd.cli import app
+from tests.browser import render
 
 ROOT = Path(__file__).resolve().parents[2]
 DIGITS = ROOT / "simulations" / "digits.toml"
@@ -29,9 +30,10 @@ def test_the_negative_control_finds_nothing(tmp_path: Path) -> None:
     outcome = audit(
         DIGITS,
         ["plain"],
-        AuditSettings(candidates=500, control="negative"),
+        AuditSettings(candidates=500, control="negative", shadows=4),
         tmp_path / "audit",
         overrides={"num-server-rounds": 3, "output-dir": str(tmp_path)},
+        report=True,
     )
     record = _strict(outcome.json_path)
     assert record["threat_model"].startswith("Threat model.")
@@ -46,7 +48,16 @@ def test_the_negative_control_finds_nothing(tmp_path: Path) -> None:
         for kind, detail in view["by_kind"].items():
             assert 0.45 <= detail["mia_auc"] <= 0.55, (kind, detail)
             assert not detail["above_references"]
+        # LiRA's shadows inserted the canaries; the audited run did not.
+        lira = view["lira"]
+        assert lira["shadows"] == 4 and lira["global_variance"] is True
+        assert 0.4 <= lira["online"]["auc"] <= 0.6
     assert "| server | ood |" in outcome.markdown_path.read_text()
+    # The report renders in a real browser with no console errors.
+    assert outcome.report_path is not None
+    shown = render(outcome.report_path, tmp_path / "browser")
+    assert shown.console == [] and "What was found." in shown.dom
+    assert shown.dom.count("data:image/png;base64,") == 2
 
 
 @pytest.mark.integration
