@@ -45,7 +45,7 @@ def markdown_summary(record: dict[str, Any]) -> str:
                     f"{_num(e['tpr_at_1pct_fpr'])} | {_num(e['tpr_at_0.1pct_fpr'])} | "
                     f"{bound if kind == 'all' else ''} |"
                 )
-        lines.append("")
+        lines += _shadow_lines(record)
     broken = record.get("broken_guarantees") or {}
     for name, views in broken.items():
         lines.append(
@@ -58,3 +58,34 @@ def markdown_summary(record: dict[str, Any]) -> str:
         "bound far below the claimed ε is expected, not a failure of DP."
     )
     return "\n".join(lines) + "\n"
+
+
+def _shadow_lines(record: dict[str, Any]) -> list[str]:
+    """LiRA and Clopper–Pearson per configuration and view, when shadows were run."""
+    rows = []
+    for name, c in record["configurations"].items():
+        for view, v in c["views"].items():
+            lira, cp = v.get("lira"), v.get("clopper_pearson")
+            if not lira:
+                continue
+            cp_cell = "—" if not cp else (
+                f"{_num(cp['epsilon'])} (ceiling {_num(cp['ceiling'])}, "
+                f"{cp['runs_in']} + {cp['runs_out']} runs)"
+            )  # fmt: skip
+            rows.append(
+                f"| {name} | {view} | {lira['shadows']} | {_num(lira['online']['auc'])} | "
+                f"{_num(lira['online']['tpr_at_1pct_fpr'])} | "
+                f"{_num(lira['online']['tpr_at_01pct_fpr'])} | {_num(lira['offline']['auc'])} | "
+                f"{'global' if lira['global_variance'] else 'per canary'} | {cp_cell} |"
+            )
+    if not rows:
+        return [""]
+    return [
+        "## LiRA over shadow runs (candidates only)",
+        "",
+        "| configuration | view | shadows | online AUC | TPR@1%FPR | TPR@0.1%FPR | offline AUC "
+        "| variance | Clopper–Pearson ε |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]
