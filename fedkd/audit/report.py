@@ -21,6 +21,13 @@ VIEW_WORDS = {
 }
 
 
+def ordered(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """Configurations in the order the audit ran them (JSON sorts its keys)."""
+    configurations = record["configurations"]
+    order = record.get("configuration_order") or list(configurations)
+    return [(name, configurations[name]) for name in order]
+
+
 def _fmt(value: Any, digits: int = 3) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "—"
@@ -77,7 +84,7 @@ def _exposure_figure(name: str, config: dict[str, Any]) -> str:
         ax.set_title(f"{view}")
         ax.set_xlabel("exposure (bits)")
         ax.legend(fontsize=7)
-    figure.suptitle(f"{name}: canary exposure")
+    figure.suptitle(f"{name}: canary exposure", y=1.04)
     return _png(figure)
 
 
@@ -116,20 +123,25 @@ def _strongest(config: dict[str, Any]) -> tuple[str, float]:
     return view, aucs[view]
 
 
+def _copies(repeats: int) -> str:
+    return "" if repeats == 1 else f" ({repeats} copies of each)"
+
+
 def _summary(record: dict[str, Any]) -> str:
     canaries = record["canaries"]
     parts = [
         "<section id='summary'><h2>Summary</h2>",
         f"<p><strong>What was attacked.</strong> One hospital's private training data. To "
         f"measure leakage, {canaries['inserted']} artificial records (“canaries”) were "
-        f"planted in it, and {canaries['references_per_kind'] * len(canaries['kinds'])} "
+        f"planted in it{_copies(canaries['repeats'])}, and "
+        f"{canaries['references_per_kind'] * len(canaries['kinds'])} "
         "similar records were kept out for comparison. If an attacker can tell planted "
         "records from the others, it could do the same to real patients' records.</p>",
         "<p><strong>By whom.</strong> Three attackers, each using only what it would hold "
         "in a real deployment: " + "; ".join(html.escape(w) for w in VIEW_WORDS.values()) + ".</p>",
         "<p><strong>What was found.</strong></p><ul>",
     ]
-    for name, config in record["configurations"].items():
+    for name, config in ordered(record):
         view, auc = _strongest(config)
         parts.append(
             f"<li><strong>{html.escape(name)}</strong> (accuracy {_fmt(config['alma'], 3)}): "
@@ -182,7 +194,7 @@ def _table(record: dict[str, Any]) -> str:
         "<th>Clopper–Pearson ε (ceiling, runs)</th></tr>"
     )
     rows = []
-    for name, c in record["configurations"].items():
+    for name, c in ordered(record):
         for view, v in c["views"].items():
             cells = [
                 html.escape(name),
@@ -213,7 +225,7 @@ img { max-width: 100%; }
 def render_report(record: dict[str, Any]) -> str:
     """The whole page as one string."""
     figures = []
-    for name, config in record["configurations"].items():
+    for name, config in ordered(record):
         figures.append(
             f"<h3>{html.escape(name)}</h3>"
             f"<img alt='ROC curves for {html.escape(name)}' src='{_roc_figure(name, config)}'>"

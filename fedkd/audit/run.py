@@ -457,6 +457,7 @@ def audit_record(
                 "repeats": settings.repeats,
             },
             "configurations": {r.name: _configuration_record(r) for r in results},
+            "configuration_order": [r.name for r in results],
             "broken_guarantees": {r.name: r.broken for r in results if r.broken},
         }
     )  # fmt: skip

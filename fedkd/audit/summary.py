@@ -21,7 +21,9 @@ def markdown_summary(record: dict[str, Any]) -> str:
     if record.get("control"):
         lines.append(f"**Control run: {record['control']}.**")
     lines.append("")
-    for name, c in record["configurations"].items():
+    from fedkd.audit.report import ordered
+
+    for name, c in ordered(record):
         claimed = "∞ (no DP)" if c["eps_claimed"] is None else f"{c['eps_claimed']:.3f}"
         lines += [
             f"## {name}: ALMA {_num(c['alma'])}, global {_num(c['global_acc'])}, "
@@ -62,8 +64,10 @@ def markdown_summary(record: dict[str, Any]) -> str:
 
 def _shadow_lines(record: dict[str, Any]) -> list[str]:
     """LiRA and Clopper–Pearson per configuration and view, when shadows were run."""
+    from fedkd.audit.report import ordered
+
     rows = []
-    for name, c in record["configurations"].items():
+    for name, c in ordered(record):
         for view, v in c["views"].items():
             lira, cp = v.get("lira"), v.get("clopper_pearson")
             if not lira:
