@@ -26,6 +26,10 @@ ledger_app = typer.Typer(help="A node's privacy ledger.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 node_app = typer.Typer(help="A node's own configuration and data.", no_args_is_help=True)
 app.add_typer(node_app, name="node")
+certs_app = typer.Typer(
+    help="Certificates and keys for a deployment (no openssl needed).", no_args_is_help=True
+)
+app.add_typer(certs_app, name="certs")
 console = Console()
 errors = Console(stderr=True)
 USER_ERROR_EXIT = 2
@@ -264,6 +268,83 @@ def report_command(
     json_path, md_path = write_card(card, where)
     typer.echo(md_path.read_text())
     console.print(f"[green]privacy report:[/] {md_path} and {json_path.name}")
+
+
+PASSPHRASE_ENV = "FEDKD_CA_PASSPHRASE"
+PassphraseFile = Annotated[
+    Path | None,
+    typer.Option(help=f"File holding the CA passphrase (else ${PASSPHRASE_ENV}, else asked)"),
+]
+ForceOption = Annotated[bool, typer.Option(help="Replace existing keys (the old ones are lost)")]
+
+
+def _passphrase(path: Path | None, *, confirm: bool) -> bytes:
+    import os
+
+    if path is not None:
+        return path.read_text().strip().encode()
+    if os.environ.get(PASSPHRASE_ENV):
+        return os.environ[PASSPHRASE_ENV].encode()
+    return str(typer.prompt("CA passphrase", hide_input=True, confirmation_prompt=confirm)).encode()
+
+
+@certs_app.command("ca")
+@user_errors
+def certs_ca(
+    out: Annotated[Path, typer.Option(help="Folder for ca.crt and ca.key")],
+    passphrase_file: PassphraseFile = None,
+    days: Annotated[int, typer.Option(help="Validity in days")] = 3650,
+    force: ForceOption = False,
+) -> None:
+    """The coordinating site's CA: ca.crt, and ca.key encrypted with a passphrase."""
+    from fedkd.deploy.certs import make_ca
+
+    issued = make_ca(
+        out, passphrase=_passphrase(passphrase_file, confirm=True), days=days, force=force
+    )
+    console.print(f"CA {issued.certificate} (key {issued.private_key}, 0600, encrypted)")
+    console.print(f"expires {issued.not_after:%Y-%m-%d %H:%M} UTC")
+
+
+@certs_app.command("server")
+@user_errors
+def certs_server(
+    ca: Annotated[Path, typer.Option(help="Folder with ca.crt and ca.key")],
+    out: Annotated[Path, typer.Option(help="Folder for server.pem and server.key")],
+    san: Annotated[
+        list[str] | None, typer.Option(help="Name or address the SuperLink is reached at")
+    ] = None,
+    passphrase_file: PassphraseFile = None,
+    days: Annotated[int, typer.Option(help="Validity in days")] = 825,
+    force: ForceOption = False,
+) -> None:
+    """The SuperLink's certificate, signed by the CA (localhost, 127.0.0.1, ::1 by default)."""
+    from fedkd.deploy.certs import DEFAULT_SANS, make_server_cert
+
+    sans = tuple(san) if san else DEFAULT_SANS
+    issued = make_server_cert(
+        ca, out, passphrase=_passphrase(passphrase_file, confirm=False), sans=sans, days=days,
+        force=force,
+    )  # fmt: skip
+    console.print(f"SuperLink certificate {issued.certificate} for {', '.join(sans)}")
+    console.print(f"key {issued.private_key} (0600); expires {issued.not_after:%Y-%m-%d} UTC")
+
+
+@certs_app.command("node")
+@user_errors
+def certs_node(
+    name: Annotated[str, typer.Argument(help="The hospital's node name (its identity)")],
+    out: Annotated[Path, typer.Option(help="Folder for the node's keys")],
+    force: ForceOption = False,
+) -> None:
+    """At the hospital: the node's SuperNode-authentication and reply-signing key pairs.
+    Only the two .pub files leave the hospital."""
+    from fedkd.deploy.certs import make_node_keys
+
+    auth, sign = make_node_keys(out, name, force=force)
+    console.print(f"SuperNode authentication: {auth.private_key} (0600), {auth.public_key}")
+    console.print(f"reply signing: {sign.private_key} (0600), {sign.public_key}")
+    console.print(f"send only {auth.public_key} and {sign.public_key} to the coordinating site")
 
 
 @data_app.command("fetch")

@@ -1,0 +1,1 @@
+"""Deployment on Flower's SuperLink and SuperNodes: certificates, node identities, keys."""
