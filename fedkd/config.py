@@ -84,6 +84,7 @@ class RunConfig:
     privacy_registry: str = ""
     overwrite: bool = False
     record_releases: bool = False
+    node_keys: str = ""
     extra: tuple[tuple[str, ConfigValue], ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from fedkd.audit.releases import ReleaseLog
 from fedkd.config import RunConfig
@@ -25,6 +27,7 @@ from fedkd.privacy.accounting import epsilon as epsilon_of
 from fedkd.privacy.node_registry import NodeRegistry
 from fedkd.wire.errors import PayloadError
 from fedkd.wire.serde import knowledge_reply_from_bytes, knowledge_request_to_bytes
+from fedkd.wire.signing import verify_reply
 from fedkd.wire.types import (
     EvalReport,
     FusedKnowledge,
@@ -112,8 +115,12 @@ class Coordinator:
         num_classes: int,
         registry: NodeRegistry | None = None,
         releases: ReleaseLog | None = None,
+        signing_keys: Mapping[str, Ed25519PublicKey] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.signing_keys = signing_keys
+        """Registered node name → Ed25519 key: when set, only replies signed by the key
+        of the name they carry are read at all (a deployment)."""
         self.releases = releases
         """Every soft-label release received, when the run records them (the audit)."""
         self.run_id = run_id
@@ -136,6 +143,7 @@ class Coordinator:
         self._earlier_heads = registry.heads() if registry else {}
         self._earlier_epsilons = registry.epsilons() if registry else {}
         self.names: dict[int, str] = {}  # Flower node id → the node's own name
+        self._signers: dict[int, str] = {}  # Flower node id → name on its last signed reply
         self.ledger_heads: dict[int, str] = {}
         self.epsilon_recorded: dict[int, float] = {}
         # Each node's DP releases as this server recorded them (σ, q, steps per reply).
@@ -211,15 +219,36 @@ class Coordinator:
             if delivery.payload is None:
                 continue
             try:
-                reply = knowledge_reply_from_bytes(
-                    delivery.payload, max_bytes=self.cfg.max_payload_bytes
-                )
+                body = self._authenticated(delivery.node_id, delivery.payload)
+                reply = knowledge_reply_from_bytes(body, max_bytes=self.cfg.max_payload_bytes)
+                self._check_signer(delivery.node_id, reply)
             except PayloadError as exc:
                 log.warning("handshake: node %d: %s", delivery.node_id, exc.reason)
                 continue
             if reply.node_name and reply.run_id == self.run_id and reply.round == 0:
                 self._learn_name(delivery.node_id, reply.node_name)
         return dict(self.names)
+
+    def _authenticated(self, node_id: int, payload: bytes) -> bytes:
+        """The reply bytes once the signature checks out (as they are without signatures).
+
+        The envelope's name must also be the one this Flower node id gave before: a node
+        signing with its own key under another node's id is another node.
+        """
+        if self.signing_keys is None:
+            return payload
+        verified = verify_reply(payload, self.signing_keys, max_bytes=self.cfg.max_payload_bytes)
+        known = self.names.get(node_id)
+        if known is not None and known != verified.node_name:
+            raise PayloadError(f"signed by {verified.node_name!r}, but node {node_id} is {known!r}")
+        self._signers[node_id] = verified.node_name
+        return verified.reply
+
+    def _check_signer(self, node_id: int, reply: KnowledgeReply) -> None:
+        """The signed envelope and the reply inside it must name the same node."""
+        signer = self._signers.get(node_id)
+        if self.signing_keys is not None and reply.node_name != signer:
+            raise PayloadError(f"signed by {signer!r}, but the reply names {reply.node_name!r}")
 
     def _learn_name(self, node_id: int, name: str) -> None:
         if node_id in self.names:
@@ -264,9 +293,9 @@ class Coordinator:
             return None
         node.bytes_up = len(delivery.payload)
         try:
-            reply = knowledge_reply_from_bytes(
-                delivery.payload, max_bytes=self.cfg.max_payload_bytes
-            )
+            body = self._authenticated(delivery.node_id, delivery.payload)
+            reply = knowledge_reply_from_bytes(body, max_bytes=self.cfg.max_payload_bytes)
+            self._check_signer(delivery.node_id, reply)
             if reply.status.code in _CLIENT_FAILURES:
                 node.status = reply.status.code.value
                 node.reason = f"client reports: {reply.status.reason}"

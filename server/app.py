@@ -24,6 +24,7 @@ from fedkd.audit.releases import ReleaseLog
 from fedkd.config import RunConfig, parse_run_config
 from fedkd.coordinator import Coordinator, Delivery, RoundOutcome
 from fedkd.data.public import load_public_data
+from fedkd.deploy.keyring import signing_keys
 from fedkd.flower_glue.messages import flower_size, pack, unpack
 from fedkd.interrupt import RunFailed, RunInterrupted, check
 from fedkd.privacy.node_registry import NodeRegistry
@@ -209,6 +210,7 @@ def run_federation(
         num_classes=public.num_classes,
         registry=registry,
         releases=releases,
+        signing_keys=signing_keys(Path(cfg.node_keys)) if cfg.node_keys else None,
     )
     recorder = RunRecorder(cfg, directory.staging)
     nodes: list[int] = []

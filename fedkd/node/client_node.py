@@ -22,8 +22,11 @@ from __future__ import annotations
 import functools
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import numpy as np
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from fedkd.config import RunConfig
 from fedkd.data.private import PrivateData
@@ -50,6 +53,7 @@ from fedkd.privacy.ledger import GENESIS, Ledger, LedgerError
 from fedkd.privacy.policy import EffectivePrivacy, PolicyRefusal, PrivacyRequest, resolve_privacy
 from fedkd.wire.errors import PayloadError
 from fedkd.wire.serde import knowledge_reply_to_bytes, knowledge_request_from_bytes
+from fedkd.wire.signing import sign_reply
 from fedkd.wire.types import (
     KnowledgeReply,
     KnowledgeRequest,
@@ -153,6 +157,9 @@ class ClientNode:
             new_state = state
         named = replace(reply, node_name=self.config.name)
         payload = self._bytes(named)
+        if self.config.signing_key:
+            key = signing_key(Path(self.config.signing_key).expanduser())
+            payload = sign_reply(payload, node_name=self.config.name, key=key)
         self.log.sent(
             run_id=request.run_id,
             round_=request.round,
@@ -347,6 +354,15 @@ class ClientNode:
     @staticmethod
     def _bytes(reply: KnowledgeReply) -> bytes:
         return knowledge_reply_to_bytes(reply)
+
+
+@functools.lru_cache(maxsize=4)
+def signing_key(path: Path) -> Ed25519PrivateKey:
+    """The node's reply-signing key (read once per process)."""
+    key = serialization.load_pem_private_key(path.read_bytes(), None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} is not an Ed25519 private key (fedkd certs node makes one)")
+    return key
 
 
 @functools.lru_cache(maxsize=8)

@@ -54,6 +54,9 @@ class NodeConfig:
     """Seed DP and swing randomness from the run seed instead of fresh OS entropy, so a
     simulation can be replayed; ε is then not valid against anyone who knows the seed.
     Node-local only (no run config can turn it on) and only for simulated data."""
+    signing_key: str = ""
+    """The node's Ed25519 private key (``fedkd certs node``): every reply is signed with it,
+    as a deployment that verifies signatures requires."""
     keep_model: bool = False
     """Write the node's model to ``<state-dir>/<name>.model.npz`` after every message (the
     last one is the final model): the hospital keeps what it trained."""
@@ -108,6 +111,7 @@ class NodeConfig:
             "state-dir": self.state_dir,
             "device": self.device,
             "reproducible-dp": self.reproducible_dp,
+            "signing-key": self.signing_key,
             "keep-model": self.keep_model,
             "audit-control-noise-off": self.audit_control_noise_off,
         }
