@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,7 +23,9 @@ from fedkd.config import parse_run_config
 from fedkd.coordinator import Coordinator, Delivery
 from fedkd.data.federated import build_federated_data
 from fedkd.wire.serde import knowledge_reply_from_bytes, knowledge_reply_to_bytes
+from fedkd.wire.signing import sign_reply
 from fedkd.wire.types import KnowledgeReply, Status, StatusCode, WireDType
+from fedkd.wire.v1 import signed_pb2
 from tests.node_harness import serve
 
 CAP = 1 << 30
@@ -174,3 +177,57 @@ def test_at_least_half_of_the_mutants_reached_fusion() -> None:
     share = sum(REACHED) / len(REACHED)
     print(f"\nfuzz: {len(REACHED)} mutants, {share:.0%} reached fusion")
     assert share >= 0.5
+
+
+# --- signed replies (a deployment) ----------------------------------------------------------
+
+SIGNERS = {f"node-{n}": ed25519.Ed25519PrivateKey.generate() for n in range(3)}
+REGISTERED = {name: key.public_key() for name, key in SIGNERS.items()}
+
+
+def _signed(payload: bytes, node: int) -> bytes:
+    return sign_reply(payload, node_name=f"node-{node}", key=SIGNERS[f"node-{node}"])
+
+
+def _signed_coordinator() -> Coordinator:
+    data = build_federated_data(CFG.data_spec)
+    coord = Coordinator(
+        CFG, run_id="fuzz", transfer=data.transfer, num_classes=C, signing_keys=REGISTERED
+    )
+    for n in range(3):
+        coord.request_for(n, 1)
+    return coord
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(mutation=mutations, resign=st.booleans())
+def test_resigned_mutants_reach_validation_and_are_never_accepted_when_invalid(
+    honest: dict[int, bytes], mutation: tuple[Any, ...], resign: bool
+) -> None:
+    """A valid signature gets a reply read, never accepted: re-signed mutants are judged
+    by the same predicate as unsigned ones; mutants under the original signature never
+    verify (unless the mutation changed nothing)."""
+    original = knowledge_reply_from_bytes(honest[2], max_bytes=CAP)
+    try:
+        payload = knowledge_reply_to_bytes(mutate(original, mutation))
+    except (ValueError, OverflowError):
+        return
+    seen = knowledge_reply_from_bytes(payload, max_bytes=CAP)
+    if resign:
+        envelope = _signed(payload, 2)
+    else:  # the honest reply's signature, the mutant's bytes
+        message = signed_pb2.SignedReply()
+        message.ParseFromString(_signed(honest[2], 2))
+        message.reply = payload
+        envelope = message.SerializeToString()
+    deliveries = [Delivery(n, _signed(honest[n], n)) for n in range(2)]
+    outcome = _signed_coordinator().ingest(1, [*deliveries, Delivery(2, envelope)], {})
+    accepted = outcome.nodes[2].status == "ok"
+    unchanged = payload == honest[2]
+    expected = acceptable(seen) and seen.node_name == "node-2" and (resign or unchanged)
+    assert accepted == expected, (mutation, resign, outcome.nodes[2].reason)
+    assert outcome.nodes[0].status == outcome.nodes[1].status == "ok"
+    if not resign and not unchanged:
+        assert "does not verify" in outcome.nodes[2].reason
