@@ -284,7 +284,9 @@ class Coordinator:
             for node_id, reason in self._aggregate(round_, valid).items():
                 outcome.nodes[node_id].status, outcome.nodes[node_id].reason = "invalid", reason
         for node_id, reason in outcome.excluded.items():
-            log.warning("round %d: node %d excluded: %s", round_, node_id, reason)
+            log.warning(
+                "round %d: node %s (%d) excluded: %s", round_, self.name_of(node_id), node_id, reason
+            )
         return outcome
 
     def _accept(self, round_: int, delivery: Delivery, node: NodeRound) -> KnowledgeReply | None:
