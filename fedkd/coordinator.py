@@ -285,7 +285,11 @@ class Coordinator:
                 outcome.nodes[node_id].status, outcome.nodes[node_id].reason = "invalid", reason
         for node_id, reason in outcome.excluded.items():
             log.warning(
-                "round %d: node %s (%d) excluded: %s", round_, self.name_of(node_id), node_id, reason
+                "round %d: node %s (%d) excluded: %s",
+                round_,
+                self.name_of(node_id),
+                node_id,
+                reason,
             )
         return outcome
 
