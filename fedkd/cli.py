@@ -26,6 +26,11 @@ ledger_app = typer.Typer(help="A node's privacy ledger.", no_args_is_help=True)
 app.add_typer(ledger_app, name="ledger")
 node_app = typer.Typer(help="A node's own configuration and data.", no_args_is_help=True)
 app.add_typer(node_app, name="node")
+deploy_app = typer.Typer(
+    help="The coordinating site's register of hospitals (names and public keys).",
+    no_args_is_help=True,
+)
+app.add_typer(deploy_app, name="deploy")
 certs_app = typer.Typer(
     help="Certificates and keys for a deployment (no openssl needed).", no_args_is_help=True
 )
@@ -345,6 +350,68 @@ def certs_node(
     console.print(f"SuperNode authentication: {auth.private_key} (0600), {auth.public_key}")
     console.print(f"reply signing: {sign.private_key} (0600), {sign.public_key}")
     console.print(f"send only {auth.public_key} and {sign.public_key} to the coordinating site")
+
+
+RegisterFile = Annotated[
+    Path, typer.Option("--register", help="The node register (TOML) the ServerApp reads")
+]
+
+
+@deploy_app.command("register")
+@user_errors
+def deploy_register(
+    name: Annotated[str, typer.Argument(help="The hospital's node name: its identity")],
+    auth_pub: Annotated[Path, typer.Option(help="<name>.auth.pub from the hospital")],
+    sign_pub: Annotated[Path, typer.Option(help="<name>.sign.pub from the hospital")],
+    register_file: RegisterFile = Path("site/nodes.toml"),
+    superlink: Annotated[
+        str | None, typer.Option(help="Also register the key with this SuperLink connection")
+    ] = None,
+) -> None:
+    """Register a hospital under its name with its two public keys (and, with
+    --superlink, its authentication key with Flower's SuperLink)."""
+    import subprocess
+
+    from fedkd.deploy.keyring import register
+
+    register(register_file, name, auth=auth_pub, sign=sign_pub)
+    console.print(f"{name} registered in {register_file}")
+    if superlink:
+        done = subprocess.run(
+            ["flwr", "supernode", "register", str(auth_pub), superlink, "--name", name],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise OSError(f"flwr supernode register failed: {done.stdout} {done.stderr}".strip())
+        console.print(done.stdout.strip(), markup=False)
+
+
+@deploy_app.command("rotate")
+@user_errors
+def deploy_rotate(
+    name: Annotated[str, typer.Argument(help="The registered node name (kept)")],
+    sign_pub: Annotated[Path | None, typer.Option(help="The new signing key")] = None,
+    auth_pub: Annotated[Path | None, typer.Option(help="The new authentication key")] = None,
+    register_file: RegisterFile = Path("site/nodes.toml"),
+) -> None:
+    """Replace a hospital's key(s); its name, budget and ledger head stay."""
+    from fedkd.deploy.keyring import rotate
+
+    rotate(register_file, name, sign=sign_pub, auth=auth_pub)
+    console.print(f"{name}: keys rotated in {register_file}")
+
+
+@deploy_app.command("revoke")
+@user_errors
+def deploy_revoke(
+    name: Annotated[str, typer.Argument(help="The registered node name")],
+    register_file: RegisterFile = Path("site/nodes.toml"),
+) -> None:
+    """Remove a hospital's signing key: its replies are refused from now on."""
+    from fedkd.deploy.keyring import revoke
+
+    revoke(register_file, name)
+    console.print(f"{name}: signing key revoked in {register_file}")
 
 
 @data_app.command("fetch")

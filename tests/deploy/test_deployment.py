@@ -62,3 +62,17 @@ def test_three_hospitals_two_rounds_one_killed(tmp_path: Path) -> None:
     assert len(finals) == 2 and all(0.5 <= r["local_accuracy"] <= 1.0 for r in finals)
     log = (tmp_path / "run.log").read_text()
     assert "node switzerland" in log and "excluded" in log
+
+
+@pytest.mark.integration
+def test_an_unregistered_node_is_refused(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path)
+    try:
+        cluster.prepare(("hungary",))
+        cluster.start_superlink()
+        node = cluster.start_node("hungary")  # its key was never registered
+        code = node.wait(timeout=60)
+    finally:
+        cluster.stop_all()
+    assert code != 0
+    assert "Failed to activate SuperNode" in (tmp_path / "node-hungary.log").read_text()

@@ -43,3 +43,22 @@ def test_wrong_key_types_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="EC"):
         register(tmp_path / "nodes.toml", "hungary", auth=sign, sign=sign)
     assert read_register(tmp_path / "nodes.toml") == {}
+
+
+def test_the_cli_registers_and_revokes_by_name(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from fedkd.cli import app
+
+    auth, sign = _keys(tmp_path / "keys", "va-long-beach")
+    register_file = tmp_path / "site" / "nodes.toml"
+    runner = CliRunner()
+    args = ["--auth-pub", str(auth), "--sign-pub", str(sign), "--register", str(register_file)]
+    assert runner.invoke(app, ["deploy", "register", "va-long-beach", *args]).exit_code == 0
+    assert "va-long-beach" in signing_keys(register_file)
+    twice = runner.invoke(app, ["deploy", "register", "va-long-beach", *args])
+    assert twice.exit_code == 2 and "registered already" in twice.output
+    revoked = runner.invoke(
+        app, ["deploy", "revoke", "va-long-beach", "--register", str(register_file)]
+    )
+    assert revoked.exit_code == 0 and signing_keys(register_file) == {}
