@@ -13,8 +13,14 @@ from fedkd.wire.types import ModelWeights
 
 
 def state_dir(cfg: RunConfig) -> str:
-    """Where a simulation of ``cfg`` keeps its nodes' state (ledgers, local logs)."""
-    return str(simulated_state_dir(cfg, token="test"))
+    """Where a simulation of ``cfg`` keeps its nodes' state (ledgers, local logs, answered
+    rounds): one folder per test, so no test sees another's ledgers or cached replies."""
+    import hashlib
+    import os
+
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
+    token = "test-" + hashlib.sha256(test.encode()).hexdigest()[:10]
+    return str(simulated_state_dir(cfg, token=token))
 
 
 def node_config(cfg: RunConfig, pid: int, **section: Any) -> NodeConfig:

@@ -20,6 +20,7 @@ out as arrays; public and private data are cached per process.
 from __future__ import annotations
 
 import functools
+import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -40,6 +41,7 @@ from fedkd.node.local_log import NodeLog
 from fedkd.node.model import init_model, load_state, model_state, save_model
 from fedkd.node.records import record_reply
 from fedkd.node.redaction import redact_report, reported_record_count
+from fedkd.node.reply_cache import ReplyCache
 from fedkd.privacy.accounting import BudgetSpentError, DPSteps, History, compose
 from fedkd.privacy.guard import (
     PrivacyPlan,
@@ -105,6 +107,10 @@ class ClientNode:
         self.config = config
         self.run = run
         self.node_id = node_id
+        self.replies = ReplyCache(
+            config.state_path / f"{config.name}.replies",
+            context=json.dumps(run.to_flat(), sort_keys=True, default=str),
+        )
         self.log = NodeLog(
             eval_path=config.eval_log_path,
             log_path=config.log_path,
@@ -147,6 +153,16 @@ class ClientNode:
         except PayloadError as exc:
             ref = TransferSetRef(digest="", num_samples=0, num_classes=0)
             return self._bytes(_refusal(0, "", ref, StatusCode.INVALID_REQUEST, exc.reason)), state
+        cached = None if request.round == HELLO_ROUND else self.replies.get(
+            request.run_id, request.round
+        )  # fmt: skip
+        if cached is not None:
+            # Asked again for a round it answered: the same bytes, no second training.
+            self.log.note(
+                f"node {self.config.name}: round {request.round} of run {request.run_id} "
+                "asked again; resent the reply already given"
+            )
+            return cached, state
         try:
             if request.round == HELLO_ROUND:
                 reply, new_state = self._hello(request), state
@@ -167,6 +183,8 @@ class ClientNode:
             fields=fields_sent(named),
             size=len(payload),
         )
+        if request.round != HELLO_ROUND and named.status.code in _ANSWERED:
+            self.replies.put(request.run_id, request.round, payload)
         return payload, new_state
 
     def _hello(self, request: KnowledgeRequest) -> KnowledgeReply:
@@ -354,6 +372,10 @@ class ClientNode:
     @staticmethod
     def _bytes(reply: KnowledgeReply) -> bytes:
         return knowledge_reply_to_bytes(reply)
+
+
+_ANSWERED = (StatusCode.OK, StatusCode.SKIPPED)
+"""Replies that did the round's work (refusals are not kept: the cause may be fixed)."""
 
 
 @functools.lru_cache(maxsize=4)

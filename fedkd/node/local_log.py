@@ -53,6 +53,12 @@ class NodeLog:
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         self._append(self.log_path, f"{stamp} {message}")
 
+    def note(self, message: str) -> None:
+        """Keep (and log at INFO) something the node's operator should be able to read."""
+        log.info("%s", message)
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        self._append(self.log_path, f"{stamp} {message}")
+
     def evaluations(self) -> list[EvalReport]:
         if not self.eval_path.exists():
             return []

@@ -46,9 +46,10 @@ def _release(cfg: RunConfig, **section: Any) -> KnowledgeReply:
     return knowledge_reply_from_bytes(raw, max_bytes=1 << 30)
 
 
-def _runs(extra: dict[str, Any], **section: Any) -> Iterator[KnowledgeReply]:
+def _runs(extra: dict[str, Any], tag: str = "", **section: Any) -> Iterator[KnowledgeReply]:
+    # Distinct run names: a node resends its reply to a round it already answered.
     for name in ("first", "second"):
-        yield _release(parse_run_config({**BASE, **extra, "run-name": name}), **section)
+        yield _release(parse_run_config({**BASE, **extra, "run-name": name + tag}), **section)
 
 
 def _labels(reply: KnowledgeReply) -> np.ndarray:
@@ -70,7 +71,7 @@ def test_patched_entropy_replays_and_fresh_entropy_does_not(
     fresh = list(_runs(extra))
     assert not np.array_equal(_labels(fresh[0]), _labels(fresh[1]))
     monkeypatch.setattr(entropy, "fresh_seed", lambda: 0x5EC2E7)
-    patched = list(_runs(extra))
+    patched = list(_runs(extra, tag="-patched"))
     np.testing.assert_array_equal(_labels(patched[0]), _labels(patched[1]))
 
 
