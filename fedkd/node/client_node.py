@@ -115,6 +115,7 @@ class ClientNode:
             eval_path=config.eval_log_path,
             log_path=config.log_path,
             sent_path=config.sent_log_path,
+            runs_path=config.runs_log_path,
         )
 
     @property
@@ -190,6 +191,17 @@ class ClientNode:
     def _hello(self, request: KnowledgeRequest) -> KnowledgeReply:
         """Round 0: who the node is and where its ledger stands; no data is touched."""
         head = self._open_ledger(request).head()
+        self.log.joined(
+            run_id=request.run_id,
+            settings={
+                "strategy": self.run.strategy,
+                "rounds": self.run.num_server_rounds,
+                "dp": self.run.dp,
+                "dp_target_epsilon": self.run.dp_target_epsilon,
+                "transfer_digest": request.transfer_set.digest,
+                "ledger_head": head,
+            },
+        )
         return replace(
             self._refusal(request, StatusCode.OK, ""),
             privacy=PrivacySpend(ledger_head=head),

@@ -79,6 +79,11 @@ class NodeConfig:
         return Path(self.state_dir).expanduser()
 
     @property
+    def runs_log_path(self) -> Path:
+        """Every run the node took part in, one line each."""
+        return self.state_path / f"{self.name}.runs.jsonl"
+
+    @property
     def sent_log_path(self) -> Path:
         """What left the node, reply by reply: fields and bytes (never the values)."""
         return self.state_path / f"{self.name}.sent.jsonl"

@@ -21,10 +21,18 @@ log = logging.getLogger("fedkd.node")
 class NodeLog:
     """Appends to ``eval_path`` (JSON lines of :class:`EvalReport`) and ``log_path`` (text)."""
 
-    def __init__(self, *, eval_path: Path, log_path: Path, sent_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        eval_path: Path,
+        log_path: Path,
+        sent_path: Path | None = None,
+        runs_path: Path | None = None,
+    ) -> None:
         self.eval_path = eval_path
         self.log_path = log_path
         self.sent_path = sent_path
+        self.runs_path = runs_path
 
     def sent(
         self, *, run_id: str, round_: int, status: str, fields: tuple[str, ...], size: int
@@ -52,6 +60,14 @@ class NodeLog:
         log.error("%s", message)
         stamp = datetime.now(UTC).isoformat(timespec="seconds")
         self._append(self.log_path, f"{stamp} {message}")
+
+    def joined(self, *, run_id: str, settings: dict[str, object]) -> None:
+        """Keep one line per run the node took part in: when, which run, what it asked."""
+        if self.runs_path is None:
+            return
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        line = {"at": stamp, "run_id": run_id, **settings}
+        self._append(self.runs_path, json.dumps(line, sort_keys=True, default=str))
 
     def note(self, message: str) -> None:
         """Keep (and log at INFO) something the node's operator should be able to read."""
