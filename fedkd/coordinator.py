@@ -25,6 +25,7 @@ from fedkd.fusion import Contribution, Instruction, Knowledge, make_fusion
 from fedkd.privacy.accounting import PRV_EPS_ERROR, DPSteps, History, compose
 from fedkd.privacy.accounting import epsilon as epsilon_of
 from fedkd.privacy.node_registry import NodeRegistry
+from fedkd.version_check import incompatibility
 from fedkd.wire.errors import PayloadError
 from fedkd.wire.serde import knowledge_reply_from_bytes, knowledge_request_to_bytes
 from fedkd.wire.signing import verify_reply
@@ -306,6 +307,9 @@ class Coordinator:
                 node.status = reply.status.code.value
                 node.reason = f"client reports: {reply.status.reason}"
                 return None
+            unsupported = incompatibility(reply.software_version, who="node")
+            if unsupported:
+                raise PayloadError(unsupported)
             validate_reply(reply, self._expectation(round_, delivery.node_id))
         except PayloadError as exc:
             node.status, node.reason = "invalid", exc.reason

@@ -53,6 +53,7 @@ from fedkd.privacy.guard import (
 )
 from fedkd.privacy.ledger import GENESIS, Ledger, LedgerError
 from fedkd.privacy.policy import EffectivePrivacy, PolicyRefusal, PrivacyRequest, resolve_privacy
+from fedkd.version_check import incompatibility
 from fedkd.wire.errors import PayloadError
 from fedkd.wire.serde import knowledge_reply_to_bytes, knowledge_request_from_bytes
 from fedkd.wire.signing import sign_reply
@@ -154,6 +155,11 @@ class ClientNode:
         except PayloadError as exc:
             ref = TransferSetRef(digest="", num_samples=0, num_classes=0)
             return self._bytes(_refusal(0, "", ref, StatusCode.INVALID_REQUEST, exc.reason)), state
+        unsupported = incompatibility(request.software_version, who="server")
+        if unsupported:
+            self.log.problem(f"node {self.config.name} refused run {request.run_id}: {unsupported}")
+            refusal = self._refusal(request, StatusCode.POLICY_REFUSED, unsupported)
+            return self._bytes(replace(refusal, node_name=self.config.name)), state
         cached = None if request.round == HELLO_ROUND else self.replies.get(
             request.run_id, request.round
         )  # fmt: skip

@@ -267,6 +267,7 @@ def knowledge_request_to_proto(request: KnowledgeRequest) -> knowledge_pb2.Knowl
         reply_dtype=_DTYPE_TO_PROTO[request.reply_dtype],
         ledger_head=request.ledger_head,
         release=_RELEASE_TO_PROTO[request.release],
+        software_version=request.software_version,
         **_anchors_to_proto(request.anchor_indices, request.transfer_set),
     )
     if request.fused is not None:
@@ -300,6 +301,7 @@ def knowledge_request_from_proto(message: knowledge_pb2.KnowledgeRequest) -> Kno
         ),
         ledger_head=message.ledger_head,
         release=_RELEASE_FROM_PROTO[message.release],
+        software_version=message.software_version,
     )
 
 
@@ -310,6 +312,7 @@ def knowledge_reply_to_proto(reply: KnowledgeReply) -> knowledge_pb2.KnowledgeRe
         round=reply.round,
         node_id=reply.node_id,
         node_name=reply.node_name,
+        software_version=reply.software_version,
         transfer_set=transfer_set_to_proto(reply.transfer_set),
         num_examples=reply.num_examples,
         privacy=privacy_spend_to_proto(reply.privacy),
@@ -344,6 +347,7 @@ def knowledge_reply_from_proto(message: knowledge_pb2.KnowledgeReply) -> Knowled
         weights=weights_from_proto(message.weights) if message.HasField("weights") else None,
         eval=eval_report_from_proto(message.eval) if message.HasField("eval") else None,
         node_name=message.node_name,
+        software_version=message.software_version,
     )
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fedkd import __version__
+
 
 class WireDType(enum.Enum):
     """How a tensor travels: plain float32, float16, or int8 codes with a scale."""
@@ -119,6 +121,7 @@ class KnowledgeRequest:
     global_weights: ModelWeights | None = None
     ledger_head: str = ""
     release: ReleaseKind = ReleaseKind.SOFT_LABELS
+    software_version: str = __version__
 
 
 @dataclass(frozen=True)
@@ -137,3 +140,4 @@ class KnowledgeReply:
     weights: ModelWeights | None = None
     eval: EvalReport | None = None
     node_name: str = ""
+    software_version: str = __version__

@@ -49,7 +49,7 @@ class Status(_message.Message):
     def __init__(self, code: _Optional[_Union[Status.Code, str]] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class KnowledgeRequest(_message.Message):
-    __slots__ = ("schema_version", "run_id", "round", "transfer_set", "anchor_indices", "fused", "reply_dtype", "global_weights", "all_anchors", "ledger_head", "release")
+    __slots__ = ("schema_version", "run_id", "round", "transfer_set", "anchor_indices", "fused", "reply_dtype", "global_weights", "all_anchors", "ledger_head", "release", "software_version")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +61,7 @@ class KnowledgeRequest(_message.Message):
     ALL_ANCHORS_FIELD_NUMBER: _ClassVar[int]
     LEDGER_HEAD_FIELD_NUMBER: _ClassVar[int]
     RELEASE_FIELD_NUMBER: _ClassVar[int]
+    SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
     schema_version: int
     run_id: str
     round: int
@@ -72,10 +73,11 @@ class KnowledgeRequest(_message.Message):
     all_anchors: bool
     ledger_head: str
     release: ReleaseKind
-    def __init__(self, schema_version: _Optional[int] = ..., run_id: _Optional[str] = ..., round: _Optional[int] = ..., transfer_set: _Optional[_Union[_tensor_pb2.TransferSetRef, _Mapping]] = ..., anchor_indices: _Optional[_Iterable[int]] = ..., fused: _Optional[_Union[FusedKnowledge, _Mapping]] = ..., reply_dtype: _Optional[_Union[_tensor_pb2.DType, str]] = ..., global_weights: _Optional[_Union[_tensor_pb2.ModelWeights, _Mapping]] = ..., all_anchors: _Optional[bool] = ..., ledger_head: _Optional[str] = ..., release: _Optional[_Union[ReleaseKind, str]] = ...) -> None: ...
+    software_version: str
+    def __init__(self, schema_version: _Optional[int] = ..., run_id: _Optional[str] = ..., round: _Optional[int] = ..., transfer_set: _Optional[_Union[_tensor_pb2.TransferSetRef, _Mapping]] = ..., anchor_indices: _Optional[_Iterable[int]] = ..., fused: _Optional[_Union[FusedKnowledge, _Mapping]] = ..., reply_dtype: _Optional[_Union[_tensor_pb2.DType, str]] = ..., global_weights: _Optional[_Union[_tensor_pb2.ModelWeights, _Mapping]] = ..., all_anchors: _Optional[bool] = ..., ledger_head: _Optional[str] = ..., release: _Optional[_Union[ReleaseKind, str]] = ..., software_version: _Optional[str] = ...) -> None: ...
 
 class KnowledgeReply(_message.Message):
-    __slots__ = ("schema_version", "run_id", "round", "node_id", "transfer_set", "soft_labels", "num_examples", "privacy", "status", "weights", "eval", "node_name")
+    __slots__ = ("schema_version", "run_id", "round", "node_id", "transfer_set", "soft_labels", "num_examples", "privacy", "status", "weights", "eval", "node_name", "software_version")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
@@ -88,6 +90,7 @@ class KnowledgeReply(_message.Message):
     WEIGHTS_FIELD_NUMBER: _ClassVar[int]
     EVAL_FIELD_NUMBER: _ClassVar[int]
     NODE_NAME_FIELD_NUMBER: _ClassVar[int]
+    SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
     schema_version: int
     run_id: str
     round: int
@@ -100,7 +103,8 @@ class KnowledgeReply(_message.Message):
     weights: _tensor_pb2.ModelWeights
     eval: EvalReport
     node_name: str
-    def __init__(self, schema_version: _Optional[int] = ..., run_id: _Optional[str] = ..., round: _Optional[int] = ..., node_id: _Optional[int] = ..., transfer_set: _Optional[_Union[_tensor_pb2.TransferSetRef, _Mapping]] = ..., soft_labels: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., num_examples: _Optional[int] = ..., privacy: _Optional[_Union[_privacy_pb2.PrivacySpend, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., weights: _Optional[_Union[_tensor_pb2.ModelWeights, _Mapping]] = ..., eval: _Optional[_Union[EvalReport, _Mapping]] = ..., node_name: _Optional[str] = ...) -> None: ...
+    software_version: str
+    def __init__(self, schema_version: _Optional[int] = ..., run_id: _Optional[str] = ..., round: _Optional[int] = ..., node_id: _Optional[int] = ..., transfer_set: _Optional[_Union[_tensor_pb2.TransferSetRef, _Mapping]] = ..., soft_labels: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., num_examples: _Optional[int] = ..., privacy: _Optional[_Union[_privacy_pb2.PrivacySpend, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., weights: _Optional[_Union[_tensor_pb2.ModelWeights, _Mapping]] = ..., eval: _Optional[_Union[EvalReport, _Mapping]] = ..., node_name: _Optional[str] = ..., software_version: _Optional[str] = ...) -> None: ...
 
 class EvalReport(_message.Message):
     __slots__ = ("evaluated_round", "partition_id", "local_accuracy", "local_loss", "local_test_examples", "global_accuracy", "global_loss", "train_loss", "distill_loss", "phase_seconds", "model")
