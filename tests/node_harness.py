@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fedkd.config import RunConfig
-from fedkd.node import ClientNode, NodeConfig, simulated_node_config, simulated_state_dir
+from fedkd.node import ClientNode, NodeConfig, simulated_node_config
 from fedkd.node.client_node import privacy_request
 from fedkd.privacy.guard import PrivacyPlan, TrainingPlan, plan_for
 from fedkd.privacy.policy import resolve_privacy
@@ -14,13 +15,19 @@ from fedkd.wire.types import ModelWeights
 
 def state_dir(cfg: RunConfig) -> str:
     """Where a simulation of ``cfg`` keeps its nodes' state (ledgers, local logs, answered
-    rounds): one folder per test, so no test sees another's ledgers or cached replies."""
+    rounds): one folder per test, under this test session's own temporary folder, so no
+    test sees another's — or an earlier session's — ledgers or cached replies."""
     import hashlib
     import os
+    import tempfile
 
     test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
-    token = "test-" + hashlib.sha256(test.encode()).hexdigest()[:10]
-    return str(simulated_state_dir(cfg, token=token))
+    token = hashlib.sha256(test.encode()).hexdigest()[:10]
+    # One root per test session, inherited by the processes a test spawns.
+    root = os.environ.setdefault(
+        "FEDKD_TEST_NODE_STATE", tempfile.mkdtemp(prefix="fedkd-node-harness-")
+    )
+    return str(Path(root) / f"{cfg.run_name}-{token}")
 
 
 def node_config(cfg: RunConfig, pid: int, **section: Any) -> NodeConfig:

@@ -29,6 +29,7 @@ import numpy as np
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from fedkd import __version__
 from fedkd.config import RunConfig
 from fedkd.data.private import PrivateData
 from fedkd.data.providers import DataValidationError, PrivateDataProvider, make_provider
@@ -110,7 +111,7 @@ class ClientNode:
         self.node_id = node_id
         self.replies = ReplyCache(
             config.state_path / f"{config.name}.replies",
-            context=json.dumps(run.to_flat(), sort_keys=True, default=str),
+            context=__version__ + json.dumps(run.to_flat(), sort_keys=True, default=str),
         )
         self.log = NodeLog(
             eval_path=config.eval_log_path,
