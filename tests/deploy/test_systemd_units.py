@@ -1,0 +1,54 @@
+"""The shipped systemd units run as a non-root user with resource limits and hardening,
+and start Flower with TLS, authentication and no runtime dependency installation."""
+
+from __future__ import annotations
+
+import configparser
+from pathlib import Path
+
+import pytest
+
+UNITS = Path(__file__).resolve().parents[2] / "fedkd" / "deploy" / "systemd"
+
+
+def _unit(name: str) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(strict=False, interpolation=None)
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string((UNITS / name).read_text().replace("\\\n", " "))
+    return parser
+
+
+@pytest.mark.parametrize("name", ["fedkd-superlink.service", "fedkd-supernode@.service"])
+def test_units_are_non_root_limited_and_hardened(name: str) -> None:
+    service = _unit(name)["Service"]
+    assert service["User"] == "fedkd" and service["User"] != "root"
+    for limit in ("MemoryMax", "CPUQuota", "TasksMax", "LimitNOFILE"):
+        assert service.get(limit), limit
+    for hardening in ("NoNewPrivileges", "ProtectHome", "PrivateTmp"):
+        assert service[hardening] == "yes", hardening
+    assert service["ProtectSystem"] == "strict" and service["UMask"] == "0077"
+    assert "--insecure" not in service["ExecStart"]
+
+
+def test_the_superlink_requires_tls_and_node_authentication() -> None:
+    start = _unit("fedkd-superlink.service")["Service"]["ExecStart"]
+    for flag in (
+        "--ssl-certfile",
+        "--ssl-keyfile",
+        "--ssl-ca-certfile",
+        "--enable-supernode-auth",
+        "--disable-runtime-dependency-installation",
+    ):
+        assert flag in start, flag  # fmt: skip
+
+
+def test_a_supernode_authenticates_and_reads_its_own_config() -> None:
+    start = _unit("fedkd-supernode@.service")["Service"]["ExecStart"]
+    assert "--root-certificates" in start and "--auth-supernode-private-key" in start
+    assert "/etc/fedkd/keys/%i.auth" in start
+    assert "config='/etc/fedkd/%i.node.toml'" in start
+    # Several Environment= lines (configparser keeps only the last): read them as text.
+    lines = (UNITS / "fedkd-supernode@.service").read_text().splitlines()
+    environment = {line.split("=", 1)[1] for line in lines if line.startswith("Environment=")}
+    assert "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1" in environment
+    assert "FLWR_TELEMETRY_ENABLED=0" in environment
