@@ -38,9 +38,10 @@ def rank_exposure(scores: np.ndarray, references: np.ndarray) -> np.ndarray:
 def reference_rank_exposure(references: np.ndarray) -> np.ndarray:
     """Each reference's rank exposure against the others (leave-one-out)."""
     refs = np.asarray(references, float)
-    out = np.empty(len(refs))
-    for i in range(len(refs)):
-        out[i] = rank_exposure(refs[i : i + 1], np.delete(refs, i))[0]
+    ordered = np.sort(refs)
+    # Others scoring ≥ r: all references scoring ≥ r, less the reference itself.
+    others_at_least = len(refs) - np.searchsorted(ordered, refs, side="left") - 1
+    out: np.ndarray = np.log2(len(refs)) - np.log2(1 + others_at_least)
     return out
 
 
