@@ -12,7 +12,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv demo test lint typecheck pytest proto proto-check bench clean flwr-run
+.PHONY: venv demo test lint typecheck pytest proto proto-check bench clean flwr-run lock wheelhouse
 
 venv: $(STAMP)
 
@@ -56,6 +56,53 @@ proto-check: $(STAMP)
 TABLE ?= all
 bench: $(STAMP)
 	bash simulations/bench.sh $(TABLE)
+
+# Offline install at a hospital's node host (no internet there).  `make lock` pins every
+# runtime dependency of fedkd, with hashes, for Linux x86_64 (glibc >= 2.28), CPython 3.11 and
+# torch's CPU wheel; `make wheelhouse` (on a machine with registry access) downloads exactly
+# those files, checked against the hashes, and adds fedkd's own wheel.  At the node:
+#   python3 -m venv /opt/fedkd/venv
+#   cd wheelhouse && sha256sum -c SHA256SUMS
+#   /opt/fedkd/venv/bin/pip install --no-index --find-links . --require-hashes -r node.lock
+#   /opt/fedkd/venv/bin/pip install --no-index --no-deps fedkd-*.whl
+# Here torch's CPU index is unreachable: `make lock TORCH_SOURCE="--find-links DIR"` with the
+# CPU wheel in DIR gives the same pin and hash.
+UV ?= uv
+LOCK := deploy/node.lock
+NODE_PYTHON ?= 3.11
+NODE_PLATFORM ?= x86_64-manylinux_2_28
+PYPI_INDEX ?= https://pypi.org/simple
+TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+TORCH_SOURCE ?= --extra-index-url $(TORCH_CPU_INDEX)
+LOCK_COMMAND = echo '$(TORCH_SPEC)+cpu' | $(UV) pip compile pyproject.toml --constraint - \
+  --generate-hashes --no-header --python-version $(NODE_PYTHON) \
+  --python-platform $(NODE_PLATFORM) --index-url $(PYPI_INDEX) $(TORCH_SOURCE) \
+  --index-strategy unsafe-best-match
+lock: $(STAMP)
+	command -v $(UV) >/dev/null || $(PY) -m pip install --quiet uv
+	mkdir -p $(dir $(LOCK))
+	{ echo "# fedkd node host (SuperNode + ClientApp): Linux x86_64 glibc>=2.28, CPython $(NODE_PYTHON), CPU torch."; \
+	  echo "# Regenerate with: make lock   (torch from TORCH_SOURCE, by default --extra-index-url $(TORCH_CPU_INDEX))"; \
+	  echo "# which ran: $(LOCK_COMMAND)"; \
+	  echo "# Install offline with pip install --no-index --find-links WHEELHOUSE --require-hashes -r node.lock"; \
+	  $(LOCK_COMMAND); } > $(LOCK).tmp
+	mv $(LOCK).tmp $(LOCK)
+
+WHEELHOUSE ?= wheelhouse
+NODE_ABI := cp$(subst .,,$(NODE_PYTHON))
+# Every manylinux tag a glibc 2.28 x86_64 host accepts (pip does not expand them itself).
+NODE_PIP_PLATFORMS := $(foreach v,$(shell seq 5 28),--platform manylinux_2_$(v)_x86_64) \
+  --platform manylinux2014_x86_64 --platform manylinux2010_x86_64 --platform manylinux1_x86_64
+PIP_TORCH_SOURCE ?= --extra-index-url $(TORCH_CPU_INDEX)
+wheelhouse: $(STAMP)
+	rm -rf $(WHEELHOUSE) && mkdir -p $(WHEELHOUSE)
+	$(PY) -m pip download --require-hashes --no-deps -r $(LOCK) -d $(WHEELHOUSE) \
+	  --only-binary=:all: --implementation cp --python-version $(NODE_PYTHON) \
+	  --abi $(NODE_ABI) --abi abi3 --abi none $(NODE_PIP_PLATFORMS) $(PIP_TORCH_SOURCE)
+	$(PY) -m pip wheel --no-deps . -w $(WHEELHOUSE)
+	cp $(LOCK) $(WHEELHOUSE)/node.lock
+	cd $(WHEELHOUSE) && sha256sum *.whl node.lock > SHA256SUMS
+	du -sh $(WHEELHOUSE)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

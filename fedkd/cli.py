@@ -414,6 +414,43 @@ def deploy_revoke(
     console.print(f"{name}: signing key revoked in {register_file}")
 
 
+@deploy_app.command("prune")
+@user_errors
+def deploy_prune(
+    database: Annotated[Path, typer.Option(help="The SuperLink's --database file (SQLite)")],
+    keep_hours: Annotated[
+        float, typer.Option(help="Keep the payloads of runs finished less than this long ago")
+    ],
+    dry_run: Annotated[bool, typer.Option(help="Report what would go; change nothing")] = False,
+) -> None:
+    """Delete the messages and objects of runs that finished more than --keep-hours ago
+    from the SuperLink's database, then VACUUM (safe beside a running SuperLink)."""
+    from datetime import timedelta
+
+    from fedkd.deploy.retention import prune_superlink
+
+    report = prune_superlink(database, keep=timedelta(hours=keep_hours), dry_run=dry_run)
+    tables = ", ".join(f"{t} {n}" for t, n in report.rows_removed.items() if n) or "nothing"
+    verb = "would remove" if report.dry_run else "removed"
+    console.print(
+        f"{verb} the payloads of {len(report.runs_pruned)} run(s) finished before "
+        f"{report.cutoff:%Y-%m-%d %H:%M} UTC: {tables} "
+        f"({report.payload_bytes_removed / 2**20:.1f} MiB of payload); kept {report.runs_recent} "
+        f"recent and {report.runs_unfinished} unfinished run(s)",
+        markup=False,
+        highlight=False,
+    )
+    if not report.dry_run:
+        console.print(
+            f"{database}: {report.bytes_before / 2**20:.1f} MiB -> "
+            f"{report.bytes_after / 2**20:.1f} MiB"
+            f"{' after VACUUM' if report.vacuumed else ''} in {report.seconds:.1f} s"
+            f"{'' if report.checkpointed else ' (log folded in at the next checkpoint)'}",
+            markup=False,
+            highlight=False,
+        )
+
+
 @data_app.command("fetch")
 @user_errors
 def data_fetch(
@@ -548,10 +585,21 @@ def ledger_show(path: LedgerPath) -> None:
 @user_errors
 def ledger_export(
     path: LedgerPath,
-    fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
+    fmt: Annotated[str, typer.Option("--format", help="csv, json or signed")] = "csv",
     out: Annotated[Path | None, typer.Option(help="Write here instead of stdout")] = None,
+    sign_key: Annotated[
+        Path | None,
+        typer.Option(help="The node's <name>.sign key: a signed backup (--format signed)"),
+    ] = None,
+    node: Annotated[
+        str | None, typer.Option(help="The node's name, signed into the backup")
+    ] = None,
 ) -> None:
-    """Export every verified row, with its hashes and the fields it sent."""
+    """Export every verified row, with its hashes and the fields it sent; with --sign-key
+    and --node, as a backup signed by the node that `fedkd ledger restore` reads."""
+    if fmt == "signed" or sign_key is not None or node is not None:
+        _ledger_export_signed(path, fmt, out=out, sign_key=sign_key, node=node)
+        return
     if fmt not in ("csv", "json"):
         raise typer.BadParameter(f"--format must be csv or json, got {fmt!r}")
     if out is not None and not out.parent.is_dir():
@@ -565,6 +613,66 @@ def ledger_export(
     else:
         out.write_text(text)
         console.print(f"{len(rows)} rows written to {out}")
+
+
+def _ledger_export_signed(
+    path: Path, fmt: str, *, out: Path | None, sign_key: Path | None, node: str | None
+) -> None:
+    """``fedkd ledger export --sign-key KEY --node NAME``: the signed JSON backup."""
+    import click
+
+    explicit = click.get_current_context().get_parameter_source("fmt")
+    if fmt != "signed" and explicit is not click.core.ParameterSource.DEFAULT:
+        raise typer.BadParameter(
+            f"--format {fmt} is not signed; --sign-key and --node write --format signed"
+        )
+    if sign_key is None or node is None:
+        raise typer.BadParameter(
+            "a signed export needs --sign-key (the node's <name>.sign) and --node (its name)"
+        )
+    if out is not None and not out.parent.is_dir():
+        raise FileNotFoundError(f"--out {out}: folder {out.parent} does not exist")
+    from fedkd.node.client_node import signing_key
+    from fedkd.privacy.ledger import GENESIS
+    from fedkd.privacy.ledger_export import signed_export
+
+    rows = _open_ledger(path)
+    document = signed_export(path, node_name=node, key=signing_key(sign_key))
+    if out is None:
+        typer.echo(document.decode(), nl=False)
+        return
+    # Through a partial file, so a backup cut short never replaces a complete one.
+    partial = out.with_name(out.name + ".partial")
+    partial.write_bytes(document)
+    partial.replace(out)
+    head = rows[-1].row_hash if rows else GENESIS
+    console.print(f"{len(rows)} rows of {node} signed and written to {out}", soft_wrap=True)
+    console.print(f"head {head}", soft_wrap=True)
+
+
+@ledger_app.command("restore")
+@user_errors
+def ledger_restore(
+    export: Annotated[Path, typer.Argument(help="A signed export (ledger export --sign-key)")],
+    public_key: Annotated[Path, typer.Option(help="The node's registered <name>.sign.pub")],
+    to: Annotated[Path, typer.Option(help="The node's ledger file (none, or no releases)")],
+    node: Annotated[str | None, typer.Option(help="Refuse any other node's export")] = None,
+) -> None:
+    """Restore a lost ledger from the node's signed export: the signature is checked
+    with the node's public key and the chain row by row; a ledger with releases is never
+    overwritten."""
+    from fedkd.deploy.keyring import load_sign_key
+    from fedkd.privacy.ledger import ReadOnlyLedger
+    from fedkd.privacy.ledger_export import restore_ledger
+
+    if not export.is_file():
+        raise FileNotFoundError(f"no export at {export}")
+    head = restore_ledger(
+        export.read_bytes(), public_key=load_sign_key(public_key), to_path=to, node_name=node
+    )
+    count = len(ReadOnlyLedger.read(to).rows())
+    console.print(f"{count} releases restored to {to}, chain verified", soft_wrap=True)
+    console.print(f"head {head}", soft_wrap=True)
 
 
 @ledger_app.command("registry")

@@ -8,6 +8,7 @@ can name code to execute beyond picking registered strategies and models by name
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import shlex
@@ -83,6 +84,7 @@ class RunConfig:
     swing_receive: bool = False
     privacy_registry: str = ""
     overwrite: bool = False
+    resume: bool = True
     record_releases: bool = False
     node_keys: str = ""
     extra: tuple[tuple[str, ConfigValue], ...] = field(default=(), repr=False)
@@ -307,6 +309,16 @@ class RunConfig:
         flat.update(dict(self.strategy_params))
         flat.update(dict(self.extra))
         return flat
+
+    def fingerprint(self) -> str:
+        """What makes two runs the same run: every key except how long to wait, whether
+        to replace or resume, and where the server's registry lives (simulations place it
+        in the run's own folder)."""
+        operational = {"overwrite", "resume", "reply-timeout", "startup-timeout"}
+        operational.add("privacy-registry")
+        kept = {k: v for k, v in self.to_flat().items() if k not in operational}
+        canonical = json.dumps(kept, sort_keys=True, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
     def to_flower(self) -> dict[str, ConfigValue]:
         """The keys Flower accepts: declared ones, strategy parameters packed in one."""

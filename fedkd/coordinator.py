@@ -64,6 +64,25 @@ _NOTHING = Instruction(ReleaseKind.NOTHING, np.zeros(0, dtype=np.uint32))
 
 
 @dataclass(frozen=True)
+class CoordinatorState:
+    """What the coordinator carries from one round to the next, by node name.
+
+    Flower node ids are transport addresses that change when a SuperNode restarts, so a
+    checkpoint keeps everything under the names the nodes gave; :meth:`Coordinator.resume`
+    maps it back onto the ids of the nodes that are online again.
+    """
+
+    run_id: str
+    completed_round: int
+    anchor_rng: dict[str, object]
+    shared: Knowledge | None
+    fused: dict[str, FusedKnowledge]
+    ledger_heads: dict[str, str]
+    epsilon_recorded: dict[str, float]
+    composed: dict[str, History]
+
+
+@dataclass(frozen=True)
 class Delivery:
     """What came back from one node: bytes, or why nothing usable did."""
 
@@ -150,6 +169,44 @@ class Coordinator:
         # Each node's DP releases as this server recorded them (σ, q, steps per reply).
         self.composed: dict[int, History] = {}
         self._rng = np.random.default_rng([cfg.seed, 0xA2C])
+        self.resumed_after = 0
+        """The round of the checkpoint this run carried on from (0: it started afresh)."""
+
+    # --- checkpoint -----------------------------------------------------------------------
+
+    def snapshot(self, completed_round: int) -> CoordinatorState:
+        """Everything the rounds after ``completed_round`` need, keyed by node name."""
+        named = self.name_of
+        return CoordinatorState(
+            run_id=self.run_id,
+            completed_round=completed_round,
+            anchor_rng=dict(self._rng.bit_generator.state),
+            shared=self._shared,
+            fused={named(n): f for n, f in self._fused.items()},
+            ledger_heads={named(n): h for n, h in self.ledger_heads.items()},
+            epsilon_recorded={named(n): e for n, e in self.epsilon_recorded.items()},
+            composed={named(n): h for n, h in self.composed.items()},
+        )
+
+    def resume(self, state: CoordinatorState) -> None:
+        """Carry on from ``state`` with the nodes named at this run's handshake.
+
+        Call after :meth:`hello`.  A node that does not come back keeps its record in
+        the registry; its pending targets are dropped.
+        """
+        if state.run_id != self.run_id:
+            raise ValueError(f"checkpoint of run {state.run_id}, not {self.run_id}")
+        self._rng.bit_generator.state = state.anchor_rng
+        self._shared = state.shared
+        for node_id, name in self.names.items():
+            if name in state.fused:
+                self._fused[node_id] = state.fused[name]
+            if name in state.ledger_heads:
+                self.ledger_heads[node_id] = state.ledger_heads[name]
+            if name in state.epsilon_recorded:
+                self.epsilon_recorded[node_id] = state.epsilon_recorded[name]
+            if name in state.composed:
+                self.composed[node_id] = state.composed[name]
 
     # --- requests -------------------------------------------------------------------------
 

@@ -62,6 +62,23 @@ class RunRecorder:
         self.rows: dict[tuple[int, int], _Row] = {}
         (run_dir / "config.json").write_text(json.dumps(cfg.to_flat(), indent=2, sort_keys=True))
 
+    def resume(
+        self, rows: list[dict[str, Any]], names: dict[int, str], ids: dict[str, int], elapsed: float
+    ) -> None:
+        """Take back a checkpoint's rows; a node back under a new Flower id (``ids``: name →
+        id now) keeps its earlier rows under the new id, so no round is split or doubled."""
+        self.started -= elapsed
+        for data in rows:
+            row = _Row(**data)
+            name = names.get(row.node_id)
+            if name is not None and name in ids:
+                row.node_id = ids[name]
+            self.rows[(row.round, row.node_id)] = row
+
+    def elapsed(self) -> float:
+        """Seconds this run has taken, across resumptions."""
+        return time.perf_counter() - self.started
+
     def _row(self, round_: int, node_id: int) -> _Row:
         return self.rows.setdefault((round_, node_id), _Row(round=round_, node_id=node_id))
 
@@ -129,7 +146,7 @@ class RunRecorder:
             self.cfg,
             self.ordered_rows(),
             num_nodes=num_nodes,
-            wall_s=time.perf_counter() - self.started,
+            wall_s=self.elapsed(),
         )
         summary.update(extra or {})
         summary["status"] = INCOMPLETE_STATUS if incomplete else COMPLETE_STATUS
@@ -179,6 +196,8 @@ def merge_node_logs(cfg: RunConfig, run_dir: Path, nodes: Sequence[NodeConfig]) 
             row["local_test_examples"] = local.local_test_examples
             row["distill_loss"] = _finite(local.distill_loss)
             row["seconds"].update({f"eval-{k}": v for k, v in local.phase_seconds.items()})
+            if local.evaluated_round >= cfg.num_server_rounds:
+                continue  # the final evaluation: no training follows it
             key = (local.evaluated_round + 1, node_id)
             rows.setdefault(key, asdict(_Row(key[0], node_id)))["train_loss"] = _finite(
                 local.train_loss

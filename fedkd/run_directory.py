@@ -3,25 +3,30 @@
 A run writes into a fresh staging folder (``<output-dir>/.staging/<run-name>-<token>``)
 and is moved into place with one ``rename`` when it is complete.  A run that is
 interrupted or fails is moved to ``<output-dir>/incomplete/<run-name>-<token>`` with
-``status: incomplete`` in its summary.  So ``<output-dir>/<run-name>`` only ever holds a
-complete run, of exactly the ``config.json`` beside it, and an existing one is replaced
-only when the run was started with ``overwrite``.
+``status: incomplete`` in its summary.  A run that checkpointed its rounds is resumed,
+token and all, when the same run (same config fingerprint) is started again.  So
+``<output-dir>/<run-name>`` only ever holds a complete run, of exactly the
+``config.json`` beside it, and an existing one is replaced only when the run was
+started with ``overwrite``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 STAGING = ".staging"
 INCOMPLETE = "incomplete"
+CHECKPOINT = "checkpoint.json"
+LOCK = ".lock"
 COMPLETE_STATUS = "complete"
 INCOMPLETE_STATUS = "incomplete"
 
@@ -54,6 +59,9 @@ class RunDirectory:
     run_name: str
     token: str
     overwrite: bool = False
+    resumed_from: Path | None = None
+    """The interrupted run's folder this run carries on, if it resumed one."""
+    _lock: list[int] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def create(cls, output_dir: Path, run_name: str, *, overwrite: bool) -> RunDirectory:
@@ -61,7 +69,43 @@ class RunDirectory:
         check_free(output_dir, run_name, overwrite=overwrite)
         made = cls(output_dir, run_name, run_token(), overwrite)
         made.staging.mkdir(parents=True)
+        made._hold()
         return made
+
+    @classmethod
+    def open(
+        cls, output_dir: Path, run_name: str, *, overwrite: bool, fingerprint: str | None
+    ) -> RunDirectory:
+        """Resume the newest interrupted run with this ``fingerprint``, else create one.
+
+        ``fingerprint=None`` never resumes.  An interrupted run is one set aside in
+        ``incomplete/``, or one whose process died in ``.staging/`` (no live process holds
+        its lock).
+        """
+        output_dir = output_dir.expanduser().resolve()
+        found = None if fingerprint is None else find_resumable(output_dir, run_name, fingerprint)
+        if found is None:
+            return cls.create(output_dir, run_name, overwrite=overwrite)
+        check_free(output_dir, run_name, overwrite=overwrite)
+        token = found.name[len(run_name) + 1 :]
+        made = cls(output_dir, run_name, token, overwrite, resumed_from=found)
+        if found != made.staging:
+            made.staging.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(found, made.staging)
+        made._hold()
+        return made
+
+    def _hold(self) -> None:
+        """Lock the staging folder for this process's lifetime (a dead process's lock is
+        released by the kernel, which is how a crashed run is told from a live one)."""
+        fd = os.open(self.staging / LOCK, os.O_CREAT | os.O_RDWR, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._lock.append(fd)
+
+    def release(self) -> None:
+        """Give up the staging folder's lock (done when the run ends)."""
+        while self._lock:
+            os.close(self._lock.pop())
 
     @property
     def target(self) -> Path:
@@ -82,8 +126,15 @@ class RunDirectory:
         if target.exists():
             # Two renames, so a reader sees either the old run or the new one, whole.
             os.replace(target, replaced)
+        # A complete run is not resumed: its checkpoint goes (the JSON first, as it names
+        # the arrays).
+        (self.staging / CHECKPOINT).unlink(missing_ok=True)
+        for arrays in self.staging.glob("checkpoint-*.npz"):
+            arrays.unlink()
         os.replace(self.staging, target)
         shutil.rmtree(replaced, ignore_errors=True)
+        self.release()
+        (target / LOCK).unlink(missing_ok=True)
         self._tidy()
         return target
 
@@ -91,6 +142,7 @@ class RunDirectory:
         """Move an interrupted or failed run to ``incomplete/``; return where it went."""
         self.incomplete.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.staging, self.incomplete)
+        self.release()
         self._tidy()
         return self.incomplete
 
@@ -98,6 +150,44 @@ class RunDirectory:
         """Remove the staging folder's parent once no run is staged in it."""
         with contextlib.suppress(OSError):
             self.staging.parent.rmdir()
+
+
+def find_resumable(output_dir: Path, run_name: str, fingerprint: str) -> Path | None:
+    """The newest interrupted run of ``run_name`` whose checkpoint has ``fingerprint``."""
+    candidates: list[tuple[int, str, Path]] = []
+    for parent in (output_dir / INCOMPLETE, output_dir / STAGING):
+        for folder in parent.glob(f"{run_name}-*"):
+            token = folder.name[len(run_name) + 1 :]
+            if not _is_token(token) or not folder.is_dir() or _held(folder):
+                continue
+            try:
+                checkpoint = json.loads((folder / CHECKPOINT).read_text())
+            except (OSError, ValueError):
+                continue
+            if checkpoint.get("fingerprint") == fingerprint:
+                candidates.append((int(checkpoint.get("completed_round", 0)), token, folder))
+    return max(candidates)[2] if candidates else None
+
+
+def _is_token(token: str) -> bool:
+    """Whether ``token`` is a :func:`run_token` (so ``a-b`` is not taken for run ``a``)."""
+    stamp, _, tail = token.partition("-")
+    return len(stamp) == 16 and stamp.endswith("Z") and len(tail) == 8 and "." not in tail
+
+
+def _held(folder: Path) -> bool:
+    """Whether a live process holds ``folder``'s lock (a run still going)."""
+    try:
+        fd = os.open(folder / LOCK, os.O_RDWR)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def read_summary(run_dir: Path) -> dict[str, Any] | None:

@@ -20,7 +20,7 @@ from flwr.app import Context, Message, MessageType
 from flwr.serverapp import Grid, ServerApp
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fedkd.audit.releases import ReleaseLog
+from fedkd.audit.releases import ReleaseLog, load_releases
 from fedkd.config import RunConfig, parse_run_config
 from fedkd.coordinator import Coordinator, Delivery, RoundOutcome
 from fedkd.data.public import load_public_data
@@ -30,6 +30,7 @@ from fedkd.interrupt import RunFailed, RunInterrupted, check
 from fedkd.privacy.node_registry import NodeRegistry
 from fedkd.results import RunRecorder
 from fedkd.run_directory import RunDirectory
+from server.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
 log = logging.getLogger("fedkd.server")
 app = ServerApp()
@@ -46,7 +47,12 @@ class NodeCountError(RunFailed):
 @app.main()
 def main(grid: Grid, context: Context) -> None:
     cfg = parse_run_config(context.run_config)
-    directory = RunDirectory.create(Path(cfg.output_dir), cfg.run_name, overwrite=cfg.overwrite)
+    directory = RunDirectory.open(
+        Path(cfg.output_dir),
+        cfg.run_name,
+        overwrite=cfg.overwrite,
+        fingerprint=cfg.fingerprint() if cfg.resume else None,
+    )
     try:
         run_federation(grid, cfg, run_id=str(context.run_id), directory=directory)
     except NodeCountError as exc:
@@ -212,13 +218,18 @@ def run_federation(
         releases=releases,
         signing_keys=signing_keys(Path(cfg.node_keys)) if cfg.node_keys else None,
     )
+    checkpoint = load_checkpoint(directory.staging, coordinator.ref)
+    if checkpoint is not None:
+        # The nodes' reply caches and round progress are keyed by the run id they saw.
+        coordinator.run_id = checkpoint.coordinator.run_id
     recorder = RunRecorder(cfg, directory.staging)
     nodes: list[int] = []
     try:
         # Nodes connect as they start: they get the start-up allowance to come online.
         nodes = wait_for_nodes(grid, cfg.num_clients, cfg.startup_timeout, stop)
         hello(grid, coordinator, nodes, stop)
-        _rounds(grid, cfg, coordinator, recorder, nodes, stop)
+        first = 1 if checkpoint is None else _resume(checkpoint, coordinator, recorder, directory)
+        _rounds(grid, cfg, coordinator, recorder, nodes, stop, first=first)
     except (RunInterrupted, NodeCountError) as exc:
         recorder.finish(num_nodes=len(nodes), extra=_extra(coordinator), incomplete=str(exc))
         raise
@@ -239,6 +250,56 @@ def run_federation(
     return directory.staging
 
 
+def _resume(
+    checkpoint: Checkpoint,
+    coordinator: Coordinator,
+    recorder: RunRecorder,
+    directory: RunDirectory,
+) -> int:
+    """Carry on from ``checkpoint``; return the first round still to run."""
+    coordinator.resume(checkpoint.coordinator)
+    ids = {name: node_id for node_id, name in coordinator.names.items()}
+    recorder.resume(checkpoint.rows, checkpoint.names, ids, checkpoint.elapsed_s)
+    if coordinator.releases is not None:
+        for path in sorted((directory.staging / "releases").glob("*.npz")):
+            for release in load_releases(path):
+                coordinator.releases.record(
+                    path.stem, release.round, release.anchors, release.soft_labels
+                )
+    done = checkpoint.coordinator.completed_round
+    coordinator.resumed_after = done
+    log.info(
+        "run %s: resuming after round %d (run id %s, checkpoint in %s)",
+        coordinator.cfg.run_name,
+        done,
+        coordinator.run_id,
+        directory.resumed_from,
+    )
+    return done + 1
+
+
+def _checkpoint(
+    cfg: RunConfig,
+    coordinator: Coordinator,
+    recorder: RunRecorder,
+    staging: Path,
+    round_: int,
+) -> None:
+    """The state after ``round_``, on disk before the next round starts."""
+    if coordinator.releases is not None:
+        coordinator.releases.save(staging / "releases")
+    save_checkpoint(
+        staging,
+        Checkpoint(
+            fingerprint=cfg.fingerprint(),
+            coordinator=coordinator.snapshot(round_),
+            rows=recorder.ordered_rows(),
+            names=dict(coordinator.names),
+            elapsed_s=recorder.elapsed(),
+        ),
+    )
+
+
 def _rounds(
     grid: Grid,
     cfg: RunConfig,
@@ -246,6 +307,8 @@ def _rounds(
     recorder: RunRecorder,
     nodes: list[int],
     stop: threading.Event | None,
+    *,
+    first: int = 1,
 ) -> None:
     total = cfg.num_server_rounds + 1
     with Progress(
@@ -254,16 +317,22 @@ def _rounds(
         TextColumn("{task.completed}/{task.total} {task.fields[status]}"),
         TimeElapsedColumn(),
     ) as progress:
-        task = progress.add_task("rounds", total=total, status="")
-        for round_ in range(1, total + 1):
-            kind = MessageType.TRAIN if round_ <= cfg.num_server_rounds else MessageType.EVALUATE
+        task = progress.add_task("rounds", total=total, completed=first - 1, status="")
+        for round_ in range(first, total + 1):
+            training = round_ <= cfg.num_server_rounds
+            kind = MessageType.TRAIN if training else MessageType.EVALUATE
             outcome = exchange(grid, coordinator, nodes, round_, kind, stop)
             recorder.record(outcome)
+            if training:
+                _checkpoint(cfg, coordinator, recorder, recorder.run_dir, round_)
             progress.update(task, advance=1, status=_status_line(outcome))
 
 
 def _extra(coordinator: Coordinator) -> dict[str, object]:
-    return {"privacy": _privacy_record(coordinator)}
+    extra: dict[str, object] = {"privacy": _privacy_record(coordinator)}
+    if coordinator.resumed_after:
+        extra["resumed_after_round"] = coordinator.resumed_after
+    return extra
 
 
 def _privacy_record(coordinator: Coordinator) -> dict[str, object]:

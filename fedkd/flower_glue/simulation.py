@@ -127,7 +127,12 @@ def run_simulation(
     from fedkd.node.simulated import simulated_state_dir
 
     output_dir = Path(cfg.output_dir).expanduser().resolve()
-    directory = RunDirectory.create(output_dir, cfg.run_name, overwrite=cfg.overwrite)
+    directory = RunDirectory.open(
+        output_dir,
+        cfg.run_name,
+        overwrite=cfg.overwrite,
+        fingerprint=cfg.fingerprint() if cfg.resume else None,
+    )
     try:
         nodes = simulated_nodes(cfg, directory.token, node_sections)
         fresh_dir = simulated_state_dir(cfg, token=directory.token)

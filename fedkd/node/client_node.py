@@ -20,7 +20,6 @@ out as arrays; public and private data are cached per process.
 from __future__ import annotations
 
 import functools
-import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -43,6 +42,7 @@ from fedkd.node.model import init_model, load_state, model_state, save_model
 from fedkd.node.records import record_reply
 from fedkd.node.redaction import redact_report, reported_record_count
 from fedkd.node.reply_cache import ReplyCache
+from fedkd.node.round_progress import RoundProgress
 from fedkd.privacy.accounting import BudgetSpentError, DPSteps, History, compose
 from fedkd.privacy.guard import (
     PrivacyPlan,
@@ -56,7 +56,11 @@ from fedkd.privacy.ledger import GENESIS, Ledger, LedgerError
 from fedkd.privacy.policy import EffectivePrivacy, PolicyRefusal, PrivacyRequest, resolve_privacy
 from fedkd.version_check import incompatibility
 from fedkd.wire.errors import PayloadError
-from fedkd.wire.serde import knowledge_reply_to_bytes, knowledge_request_from_bytes
+from fedkd.wire.serde import (
+    knowledge_reply_from_bytes,
+    knowledge_reply_to_bytes,
+    knowledge_request_from_bytes,
+)
 from fedkd.wire.signing import sign_reply
 from fedkd.wire.types import (
     KnowledgeReply,
@@ -109,10 +113,12 @@ class ClientNode:
         self.config = config
         self.run = run
         self.node_id = node_id
-        self.replies = ReplyCache(
-            config.state_path / f"{config.name}.replies",
-            context=__version__ + json.dumps(run.to_flat(), sort_keys=True, default=str),
-        )
+        # Keyed by the run's fingerprint, not every key: a run resumed with a longer
+        # reply-timeout is the same run, and must get its answered rounds back.
+        context = __version__ + run.fingerprint()
+        self.replies = ReplyCache(config.state_path / f"{config.name}.replies", context=context)
+        progress_dir = config.state_path / f"{config.name}.progress"
+        self.progress = RoundProgress(progress_dir, context=context)
         self.log = NodeLog(
             eval_path=config.eval_log_path,
             log_path=config.log_path,
@@ -161,16 +167,19 @@ class ClientNode:
             self.log.problem(f"node {self.config.name} refused run {request.run_id}: {unsupported}")
             refusal = self._refusal(request, StatusCode.POLICY_REFUSED, unsupported)
             return self._bytes(replace(refusal, node_name=self.config.name)), state
+        if state is None and request.round > 1:
+            # A new Flower run carrying on an interrupted one: the model from the node's disk.
+            state = self.progress.load(request.run_id)
         cached = None if request.round == HELLO_ROUND else self.replies.get(
             request.run_id, request.round
         )  # fmt: skip
         if cached is not None:
-            # Asked again for a round it answered: the same bytes, no second training.
+            # Asked again for a round it answered: the same reply, no second training.
             self.log.note(
                 f"node {self.config.name}: round {request.round} of run {request.run_id} "
                 "asked again; resent the reply already given"
             )
-            return cached, state
+            return self._sealed(self._readdressed(cached)), state
         try:
             if request.round == HELLO_ROUND:
                 reply, new_state = self._hello(request), state
@@ -180,10 +189,8 @@ class ClientNode:
             reply = self._refusal(request, refused.code, refused.reason)
             new_state = state
         named = replace(reply, node_name=self.config.name)
-        payload = self._bytes(named)
-        if self.config.signing_key:
-            key = signing_key(Path(self.config.signing_key).expanduser())
-            payload = sign_reply(payload, node_name=self.config.name, key=key)
+        unsigned = self._bytes(named)
+        payload = self._sealed(unsigned)
         self.log.sent(
             run_id=request.run_id,
             round_=request.round,
@@ -192,8 +199,31 @@ class ClientNode:
             size=len(payload),
         )
         if request.round != HELLO_ROUND and named.status.code in _ANSWERED:
-            self.replies.put(request.run_id, request.round, payload)
+            self.replies.put(request.run_id, request.round, unsigned)
+        self._keep_progress(request, new_state)
         return payload, new_state
+
+    def _sealed(self, reply_bytes: bytes) -> bytes:
+        """The reply as it leaves: signed whole when the node has a signing key (Ed25519
+        is deterministic, so a resent reply carries the same signature)."""
+        if not self.config.signing_key:
+            return reply_bytes
+        key = signing_key(Path(self.config.signing_key).expanduser())
+        return sign_reply(reply_bytes, node_name=self.config.name, key=key)
+
+    def _readdressed(self, cached: bytes) -> bytes:
+        """A cached reply under the Flower node id this node has now (a SuperNode that
+        restarted, or a resumed run, may have another); nothing else changes."""
+        reply = knowledge_reply_from_bytes(cached, max_bytes=self.run.max_payload_bytes)
+        if reply.node_id == self.node_id:
+            return cached
+        return self._bytes(replace(reply, node_id=self.node_id))
+
+    def _keep_progress(self, request: KnowledgeRequest, state: ModelWeights | None) -> None:
+        if request.round > self.run.num_server_rounds:
+            self.progress.clear(request.run_id)  # the final message: nothing to resume
+        elif request.round != HELLO_ROUND and state is not None:
+            self.progress.save(request.run_id, state)
 
     def _hello(self, request: KnowledgeRequest) -> KnowledgeReply:
         """Round 0: who the node is and where its ledger stands; no data is touched."""

@@ -207,19 +207,7 @@ class Ledger:
 
     def verify_chain(self) -> list[str]:
         """Every row hash in order, after checking each link; raises :class:`LedgerError`."""
-        chain: list[str] = []
-        head = GENESIS
-        for expected_seq, row in enumerate(self.rows(), start=1):
-            if row.seq != expected_seq:
-                raise LedgerError(f"ledger row {expected_seq} is missing (found {row.seq})")
-            if row.prev_hash != head:
-                raise LedgerError(f"ledger row {row.seq} does not follow row {row.seq - 1}")
-            release = Release(**{name: getattr(row, name) for name in _RELEASE_COLUMNS})
-            if row_digest(head, release, seq=row.seq, created_at=row.created_at) != row.row_hash:
-                raise LedgerError(f"ledger row {row.seq} was altered (hash mismatch)")
-            head = row.row_hash
-            chain.append(head)
-        return chain
+        return verify_rows(self.rows())
 
     def head(self) -> str:
         return self.verify()
@@ -234,30 +222,58 @@ class Ledger:
                     "SELECT seq, row_hash FROM releases ORDER BY seq DESC LIMIT 1"
                 ).fetchone()
                 seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
-                digest = row_digest(prev, release, seq=seq, created_at=created_at)
-                values = {
-                    **asdict(release),
-                    "fields_sent": json.dumps(list(release.fields_sent)),
-                    "node_id": str(release.node_id),
-                }
-                values.update(seq=seq, created_at=created_at, prev_hash=prev, row_hash=digest)
-                db.execute(
-                    f"INSERT INTO releases ({', '.join(_ROW_COLUMNS)}) "
-                    f"VALUES ({', '.join('?' for _ in _ROW_COLUMNS)})",
-                    [values[c] for c in _ROW_COLUMNS],
+                row = LedgerRow(
+                    **asdict(release) | {"fields_sent": release.fields_sent},
+                    seq=seq,
+                    created_at=created_at,
+                    prev_hash=prev,
+                    row_hash=row_digest(prev, release, seq=seq, created_at=created_at),
                 )
+                _insert_row(db, row)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
         self._rows = None
-        return LedgerRow(
-            **asdict(release) | {"fields_sent": release.fields_sent},
-            seq=seq,
-            created_at=created_at,
-            prev_hash=prev,
-            row_hash=digest,
-        )
+        return row
+
+    @classmethod
+    def restore(cls, path: Path | str, rows: Sequence[LedgerRow], *, store_id: str) -> str:
+        """Write ``rows`` verbatim (same seq, times and hashes) as a new ledger of the store
+        ``store_id`` at ``path``, with a fresh node secret; returns the head.
+
+        For :mod:`fedkd.privacy.ledger_export`, which verifies the rows' signature first.
+        The chain is checked again here, and the store and rows go in one transaction, so
+        a crash leaves no half-restored ledger.
+
+        Raises
+        ------
+        LedgerError
+            ``path`` exists (a ledger is never overwritten) or the rows do not chain.
+        """
+        ledger = cls(path)
+        chain = verify_rows(rows)
+        if ledger.path.exists():
+            raise LedgerError(f"{ledger.path} exists; refusing to overwrite it")
+        ledger.path.parent.mkdir(parents=True, exist_ok=True)
+        with ledger._connect() as db:
+            db.executescript(_SCHEMA)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                # Another process may have created the file since the check above.
+                taken = db.execute(
+                    "SELECT (SELECT count(*) FROM releases) + (SELECT count(*) FROM store)"
+                ).fetchone()[0]
+                if taken:
+                    raise LedgerError(f"{ledger.path} holds a ledger; refusing to overwrite it")
+                _create_store(db, store_id=store_id)
+                for row in rows:
+                    _insert_row(db, row)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return chain[-1] if chain else GENESIS
 
     def _store(self) -> tuple[str, bytes]:
         with self._connect() as db:
@@ -327,14 +343,45 @@ class ReadOnlyLedger(Ledger):
             yield db
 
 
-def _create_store(db: sqlite3.Connection) -> None:
-    """Give a new ledger (or one from before stores existed) its id and secret, once."""
+def _create_store(db: sqlite3.Connection, *, store_id: str | None = None) -> None:
+    """Give a new ledger (or one from before stores existed) its id and secret, once.
+
+    ``store_id`` keeps a restored store's identity; the secret is always fresh."""
     if db.execute("SELECT 1 FROM store WHERE id = 1").fetchone() is None:
-        store_id = entropy.fresh_bytes(16).hex()
         db.execute(
             "INSERT INTO store (id, store_id, secret) VALUES (1, ?, ?)",
-            (store_id, entropy.fresh_bytes(32)),
+            (store_id or entropy.fresh_bytes(16).hex(), entropy.fresh_bytes(32)),
         )
+
+
+def _insert_row(db: sqlite3.Connection, row: LedgerRow) -> None:
+    values = asdict(row) | {
+        "fields_sent": json.dumps(list(row.fields_sent)),
+        "node_id": str(row.node_id),
+    }
+    db.execute(
+        f"INSERT INTO releases ({', '.join(_ROW_COLUMNS)}) "
+        f"VALUES ({', '.join('?' for _ in _ROW_COLUMNS)})",
+        [values[c] for c in _ROW_COLUMNS],
+    )
+
+
+def verify_rows(rows: Sequence[LedgerRow]) -> list[str]:
+    """Every row hash in order, after checking each link and recomputing each row's
+    digest; raises :class:`LedgerError` at the first row that does not chain."""
+    chain: list[str] = []
+    head = GENESIS
+    for expected_seq, row in enumerate(rows, start=1):
+        if row.seq != expected_seq:
+            raise LedgerError(f"ledger row {expected_seq} is missing (found {row.seq})")
+        if row.prev_hash != head:
+            raise LedgerError(f"ledger row {row.seq} does not follow row {row.seq - 1}")
+        release = Release(**{name: getattr(row, name) for name in _RELEASE_COLUMNS})
+        if row_digest(head, release, seq=row.seq, created_at=row.created_at) != row.row_hash:
+            raise LedgerError(f"ledger row {row.seq} was altered (hash mismatch)")
+        head = row.row_hash
+        chain.append(head)
+    return chain
 
 
 _LATER_FIELDS = ("policy", "randomness")

@@ -18,7 +18,19 @@ def _unit(name: str) -> configparser.ConfigParser:
     return parser
 
 
-@pytest.mark.parametrize("name", ["fedkd-superlink.service", "fedkd-supernode@.service"])
+SERVICES = sorted(path.name for path in UNITS.glob("*.service"))
+
+
+def test_every_shipped_service_is_checked() -> None:
+    assert SERVICES == [
+        "fedkd-superlink-prune.service",
+        "fedkd-superlink.service",
+        "fedkd-supernode@.service",
+    ]
+    assert sorted(path.name for path in UNITS.glob("*.timer")) == ["fedkd-superlink-prune.timer"]
+
+
+@pytest.mark.parametrize("name", SERVICES)
 def test_units_are_non_root_limited_and_hardened(name: str) -> None:
     service = _unit(name)["Service"]
     assert service["User"] == "fedkd" and service["User"] != "root"
@@ -52,3 +64,26 @@ def test_a_supernode_authenticates_and_reads_its_own_config() -> None:
     environment = {line.split("=", 1)[1] for line in lines if line.startswith("Environment=")}
     assert "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION=1" in environment
     assert "FLWR_TELEMETRY_ENABLED=0" in environment
+
+
+def test_the_superlink_database_is_pruned_daily_with_the_superlinks_hardening() -> None:
+    superlink = _unit("fedkd-superlink.service")["Service"]
+    prune = _unit("fedkd-superlink-prune.service")["Service"]
+    assert prune["Type"] == "oneshot"
+    start = prune["ExecStart"].split()
+    assert start[:3] == ["/opt/fedkd/venv/bin/fedkd", "deploy", "prune"]
+    # The very file the SuperLink writes, and no other directory writable.
+    database = superlink["ExecStart"].split("--database ")[1].split()[0]
+    assert start[start.index("--database") + 1] == database
+    assert float(start[start.index("--keep-hours") + 1]) == 168
+    assert "--dry-run" not in start
+    for key in ("User", "Group", "ReadWritePaths", "StateDirectory", "UMask"):
+        assert prune[key] == superlink[key], key
+    assert database.startswith(prune["ReadWritePaths"] + "/")
+    assert "[Install]" not in (UNITS / "fedkd-superlink-prune.service").read_text()
+
+    timer = _unit("fedkd-superlink-prune.timer")
+    assert timer["Timer"]["Unit"] == "fedkd-superlink-prune.service"
+    assert timer["Timer"]["OnCalendar"] == "*-*-* 03:30:00"  # daily, at a quiet hour
+    assert timer["Timer"]["Persistent"] == "true"
+    assert timer["Install"]["WantedBy"] == "timers.target"
