@@ -386,6 +386,50 @@ def deploy_register(
         console.print(done.stdout.strip(), markup=False)
 
 
+@deploy_app.command("bundle")
+@user_errors
+def deploy_bundle(
+    app_dir: Annotated[Path, typer.Argument(help="The app folder `flwr run` will send")] = Path(),
+) -> None:
+    """Print the SHA-256 of the app bundle `flwr run APP_DIR` sends: publish it, and
+    hospitals pin it (bundle-sha256) after reviewing the bundle."""
+    from fedkd.deploy.launcher import bundle_sha256
+
+    if not (app_dir / "pyproject.toml").is_file():
+        raise FileNotFoundError(f"{app_dir} has no pyproject.toml: not a Flower app folder")
+    typer.echo(bundle_sha256(app_dir.resolve()))
+
+
+@deploy_app.command("gateway")
+@user_errors
+def deploy_gateway(
+    listen: Annotated[str, typer.Option(help="host:port on the hospital-facing interface")],
+    superlink: Annotated[
+        str, typer.Option(help="The SuperLink on the site's own interface: https://host:port")
+    ],
+    certfile: Annotated[Path, typer.Option(help="TLS certificate (fedkd certs server)")],
+    keyfile: Annotated[Path, typer.Option(help="Its private key")],
+    ca: Annotated[Path, typer.Option(help="The site's CA certificate (to check the SuperLink)")],
+) -> None:
+    """Expose only the SuperLink's Fleet API to hospitals; the Control API (registering
+    nodes, submitting runs) stays on the site's own interface."""
+    from fedkd.deploy.gateway import serve_gateway
+
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"--listen must be host:port, got {listen!r}")
+    if not superlink.startswith("https://"):
+        raise ValueError(f"--superlink must be an https:// address, got {superlink!r}")
+    for path in (certfile, keyfile, ca):
+        if not path.is_file():
+            raise FileNotFoundError(f"no file at {path}")
+    console.print(f"Fleet API only: {listen} → {superlink}/v1/fleet/", soft_wrap=True)
+    serve_gateway(
+        listen_host=host.strip("[]"), listen_port=int(port), upstream=superlink,
+        certfile=certfile, keyfile=keyfile, ca_certificate=ca,
+    )  # fmt: skip
+
+
 @deploy_app.command("rotate")
 @user_errors
 def deploy_rotate(
@@ -517,6 +561,8 @@ def node_check(
         f"local test {len(private.test)} ({private.own_test} own, {private.topped_up} public), "
         f"data digest {private.digest[:19]}…"
     )
+    # What the node pins (transfer-digest) to agree to this transfer set and no other.
+    console.print(f"transfer set digest {node.transfer_digest()}", soft_wrap=True)
     policy = node_cfg.policy
     console.print(f"privacy policy: {policy.to_json()}", markup=False)
     if not policy.nominal_records:
@@ -534,6 +580,33 @@ def node_check(
         console.print(f"ledger {node_cfg.ledger_path}: verified, head {head[:12]}…")
     else:
         console.print(f"ledger {node_cfg.ledger_path}: none yet (created on first release)")
+
+
+@node_app.command("launch")
+@user_errors
+def node_launch(
+    config: Annotated[Path, typer.Argument(help="The node's config TOML (with bundle-sha256)")],
+    runtime_api_address: Annotated[
+        str, typer.Option(help="The SuperNode's Runtime API (flower-supernode --port)")
+    ] = "127.0.0.1:9094",
+    root_certificates: Annotated[
+        Path | None, typer.Option(help="CA of the Runtime API's TLS certificate, if it has one")
+    ] = None,
+) -> None:
+    """Start this node's ClientApps for a SuperNode run with --isolation process, each only
+    after its app bundle and transfer set match what the node's config pins."""
+    from fedkd.deploy.launcher import serve_tasks
+    from fedkd.node import parse_node_config
+
+    node_cfg = parse_node_config({"config": str(config)})
+    if not node_cfg.bundle_sha256:
+        raise ValueError(f"{config} pins no bundle: set bundle-sha256 (fedkd deploy bundle)")
+    console.print(
+        f"{node_cfg.name}: running pinned bundles {node_cfg.bundle_sha256} from the SuperNode "
+        f"at {runtime_api_address}",
+        soft_wrap=True,
+    )
+    serve_tasks(runtime_api_address, config, root_certificates=root_certificates)
 
 
 LedgerPath = Annotated[Path, typer.Argument(help="A node's ledger file (node-<id>.ledger.db)")]

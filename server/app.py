@@ -177,16 +177,29 @@ def _send(
     return [deliveries[n] for n in nodes], bytes_down
 
 
+class NobodyAnswered(RunFailed):
+    """No node answered the handshake: no round could have a result."""
+
+
 def hello(
     grid: Grid, coordinator: Coordinator, nodes: list[int], stop: threading.Event | None = None
 ) -> None:
-    """Round 0: each node says its name, so its first request carries its recorded head."""
+    """Round 0: each node says its name, so its first request carries its recorded head.
+
+    When no node answers at all (each failed, e.g. refused the app bundle), the run ends
+    here with the first node's reason rather than going through every round.
+    """
     deliveries, _ = _send(grid, coordinator, nodes, 0, MessageType.QUERY, stop)
     names = coordinator.hello(deliveries)
     log.info("handshake: %d of %d nodes named themselves", len(names), len(nodes))
-    for delivery in deliveries:
-        if delivery.transport_error:
-            log.warning("handshake: node %d: %s", delivery.node_id, delivery.transport_error)
+    failures = [d for d in deliveries if d.transport_error]
+    for delivery in failures:
+        log.warning("handshake: node %d: %s", delivery.node_id, delivery.transport_error)
+    if not names and len(failures) == len(deliveries):
+        raise NobodyAnswered(
+            "no node's reply was accepted in any round (handshake: node "
+            f"{failures[0].node_id}: {failures[0].transport_error})"
+        )
 
 
 def run_federation(
@@ -230,7 +243,7 @@ def run_federation(
         hello(grid, coordinator, nodes, stop)
         first = 1 if checkpoint is None else _resume(checkpoint, coordinator, recorder, directory)
         _rounds(grid, cfg, coordinator, recorder, nodes, stop, first=first)
-    except (RunInterrupted, NodeCountError) as exc:
+    except (RunInterrupted, NodeCountError, NobodyAnswered) as exc:
         recorder.finish(num_nodes=len(nodes), extra=_extra(coordinator), incomplete=str(exc))
         raise
     except Exception as exc:
@@ -345,13 +358,14 @@ def _privacy_record(coordinator: Coordinator) -> dict[str, object]:
         "accountant": cfg.dp_accountant if cfg.dp else None,
         "target_epsilon": cfg.dp_target_epsilon or None,
         "registry": str(coordinator.registry.path) if coordinator.registry else None,
+        # Every node that named itself, with what it spent (None: nothing accepted).
         "nodes": {
             str(node_id): {
                 "name": coordinator.name_of(node_id),
                 "epsilon": coordinator.epsilon_recorded.get(node_id),
-                "ledger_head": head,
+                "ledger_head": coordinator.ledger_heads.get(node_id),
             }
-            for node_id, head in sorted(coordinator.ledger_heads.items())
+            for node_id in sorted(set(coordinator.names) | set(coordinator.ledger_heads))
         },
     }
 

@@ -133,6 +133,10 @@ class ClientNode:
             return replace(self.run.public_spec, bundle=self.config.public_data)
         return self.run.public_spec
 
+    def transfer_digest(self) -> str:
+        """The digest of the transfer set this node would release knowledge on."""
+        return load_public_data(self.public_spec).transfer.digest
+
     @property
     def architecture(self) -> str:
         return self.config.model or self.run.model

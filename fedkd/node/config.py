@@ -57,6 +57,12 @@ class NodeConfig:
     signing_key: str = ""
     """The node's Ed25519 private key (``fedkd certs node``): every reply is signed with it,
     as a deployment that verifies signatures requires."""
+    bundle_sha256: str = ""
+    """The app bundles (SHA-256 of the FAB, space-separated) this node agrees to run:
+    ``fedkd node launch`` refuses any other before its code is installed or imported."""
+    transfer_digest: str = ""
+    """The transfer set this node agrees to release knowledge on (``fedkd node check``
+    prints it); checked by ``fedkd node launch`` with the installed fedkd, not the bundle."""
     keep_model: bool = False
     """Write the node's model to ``<state-dir>/<name>.model.npz`` after every message (the
     last one is the final model): the hospital keeps what it trained."""
@@ -117,6 +123,8 @@ class NodeConfig:
             "device": self.device,
             "reproducible-dp": self.reproducible_dp,
             "signing-key": self.signing_key,
+            "bundle-sha256": self.bundle_sha256,
+            "transfer-digest": self.transfer_digest,
             "keep-model": self.keep_model,
             "audit-control-noise-off": self.audit_control_noise_off,
         }

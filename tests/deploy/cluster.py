@@ -1,6 +1,12 @@
 """A deployment on loopback for tests: a SuperLink with TLS and SuperNode authentication,
 SuperNodes for hospitals that made their own keys, fedkd's node register, and `flwr run`.
 
+Two loopback addresses stand for two interfaces: the SuperLink (Fleet, Control and
+Runtime APIs on one port) listens on the coordinating site's own, 127.0.0.1; hospitals
+reach it only through fedkd's Fleet gateway on the hospital-facing one, 127.0.0.2.  Each
+SuperNode runs with ``--isolation process`` and its ClientApps start through
+``fedkd node launch``, which checks the pinned bundle first.
+
 Every process is started in its own session and stopped by its process id (its group),
 whatever the test did.
 """
@@ -20,10 +26,16 @@ from pathlib import Path
 from fedkd.data.heart_export import export_heart_hospitals
 from fedkd.deploy.certs import make_ca, make_node_keys, make_server_cert
 from fedkd.deploy.keyring import register
+from fedkd.deploy.launcher import bundle_sha256, transfer_digest_of
+from fedkd.node import parse_node_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSPHRASE = b"correct horse battery"
 BIN = Path(sys.executable).parent
+SITE = "127.0.0.1"
+"""The coordinating site's own interface."""
+HOSPITAL_FACING = "127.0.0.2"
+"""The interface hospitals reach."""
 
 
 def free_port() -> int:
@@ -43,39 +55,75 @@ def _env(home: Path) -> dict[str, str]:
     }
 
 
+def wait_for_port(host: str, port: int, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not come up on {host}:{port}")
+
+
 @dataclass
 class Cluster:
     root: Path
     port: int = field(default_factory=free_port)
+    """The SuperLink's (site interface)."""
+    gateway_port: int = field(default_factory=free_port)
+    """The Fleet gateway's (hospital-facing interface)."""
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    pin: str = ""
+    """The SHA-256 of this checkout's bundle, which every hospital pins."""
+    transfer_digest: str = ""
 
     @property
     def register_file(self) -> Path:
         return self.root / "site" / "nodes.toml"
 
-    def prepare(self, hospitals: tuple[str, ...]) -> None:
-        """The coordinating site's CA and certificate; each hospital's keys and config."""
+    def prepare(self, hospitals: tuple[str, ...], run_config: dict[str, object]) -> None:
+        """The coordinating site's CA and certificate; each hospital's keys and config,
+        pinning this checkout's bundle and the transfer set of ``run_config``."""
         make_ca(self.root / "ca", passphrase=PASSPHRASE)
-        make_server_cert(self.root / "ca", self.root / "link", passphrase=PASSPHRASE)
+        sans = ("localhost", SITE, HOSPITAL_FACING)
+        make_server_cert(self.root / "ca", self.root / "link", passphrase=PASSPHRASE, sans=sans)
         export_heart_hospitals(self.root / "hospitals", seed=0)
         home = self.root / "cli-home"
         home.mkdir(parents=True, exist_ok=True)
         (home / "config.toml").write_text(
             '[superlink]\ndefault = "lab"\n[superlink.lab]\n'
-            f'address = "127.0.0.1:{self.port}"\n'
+            f'address = "{SITE}:{self.port}"\n'
+            f'root-certificates = "{self.root / "ca" / "ca.crt"}"\n'
+            # The same CLI pointed at the hospital-facing interface (it must get nowhere).
+            "[superlink.hospital-side]\n"
+            f'address = "{HOSPITAL_FACING}:{self.gateway_port}"\n'
             f'root-certificates = "{self.root / "ca" / "ca.crt"}"\n'
         )
-        data = self.root / "hospitals"
+        self.pin = bundle_sha256(ROOT)
+        self.transfer_digest = ""
         for name in hospitals:
-            keys = self.root / f"keys-{name}"
-            make_node_keys(keys, name)  # at the hospital; only the .pub files travel
-            (self.root / f"{name}.node.toml").write_text(
-                f'name = "{name}"\ndata = "csv"\ndata-path = "{data / f"{name}.csv"}"\n'
-                f'data-schema = "{data / "heart.schema.toml"}"\n'
-                f'public-data = "{data / "public.npz"}"\n'
-                f'state-dir = "{self.root / f"state-{name}"}"\n'
-                f'signing-key = "{keys / f"{name}.sign"}"\n'
-            )
+            self.add_hospital(name, run_config)
+
+    def add_hospital(self, name: str, run_config: dict[str, object]) -> Path:
+        """What a hospital does at home: its keys, and its node config (pins included)."""
+        data = self.root / "hospitals"
+        keys = self.root / f"keys-{name}"
+        make_node_keys(keys, name)  # at the hospital; only the .pub files travel
+        config = self.root / f"{name}.node.toml"
+        config.write_text(
+            f'name = "{name}"\ndata = "csv"\ndata-path = "{data / f"{name}.csv"}"\n'
+            f'data-schema = "{data / "heart.schema.toml"}"\n'
+            f'public-data = "{data / "public.npz"}"\n'
+            f'state-dir = "{self.root / f"state-{name}"}"\n'
+            f'signing-key = "{keys / f"{name}.sign"}"\n'
+            f'bundle-sha256 = "{self.pin}"\n'
+        )
+        if not self.transfer_digest:
+            node = parse_node_config({"config": str(config)})
+            self.transfer_digest = transfer_digest_of(run_config, node)
+        with config.open("a") as fh:
+            fh.write(f'transfer-digest = "{self.transfer_digest}"\n')
+        return config
 
     def _start(self, label: str, args: list[str], home: Path) -> subprocess.Popen[bytes]:
         log = (self.root / f"{label}.log").open("wb")
@@ -91,16 +139,18 @@ class Cluster:
             "superlink",
             ["flower-superlink", "--ssl-ca-certfile", "ca/ca.crt", "--ssl-certfile",
              "link/server.pem", "--ssl-keyfile", "link/server.key", "--enable-supernode-auth",
-             "--database", "link/state.db", "--host", "127.0.0.1", "--port", str(self.port)],
+             "--database", "link/state.db", "--host", SITE, "--port", str(self.port)],
             self.root / "link-home",
         )  # fmt: skip
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError("the SuperLink did not come up")
+        wait_for_port(SITE, self.port, "the SuperLink")
+        self._start(
+            "gateway",
+            [sys.executable, "-m", "fedkd.cli", "deploy", "gateway", "--listen",
+             f"{HOSPITAL_FACING}:{self.gateway_port}", "--superlink", f"https://{SITE}:{self.port}",
+             "--certfile", "link/server.pem", "--keyfile", "link/server.key", "--ca", "ca/ca.crt"],
+            self.root / "link-home",
+        )  # fmt: skip
+        wait_for_port(HOSPITAL_FACING, self.gateway_port, "the Fleet gateway")
 
     def flwr(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -120,24 +170,45 @@ class Cluster:
         )
 
     def start_node(self, name: str, *, key: Path | None = None) -> subprocess.Popen[bytes]:
+        """The hospital's SuperNode (through the gateway) and its bundle-checking launcher."""
         key = key or self.root / f"keys-{name}" / f"{name}.auth"
-        return self._start(
+        runtime_port = free_port()
+        config = self.root / f"{name}.node.toml"
+        node = self._start(
             f"node-{name}",
-            ["flower-supernode", "--superlink", f"127.0.0.1:{self.port}", "--root-certificates",
-             "ca/ca.crt", "--auth-supernode-private-key", str(key), "--port", str(free_port()),
-             "--node-config", f"config='{self.root / f'{name}.node.toml'}'"],
+            ["flower-supernode", "--superlink", f"{HOSPITAL_FACING}:{self.gateway_port}",
+             "--root-certificates", "ca/ca.crt", "--auth-supernode-private-key", str(key),
+             "--isolation", "process", "--host", SITE, "--port", str(runtime_port),
+             "--node-config", f"config='{config}'"],
             self.root / f"home-{name}",
         )  # fmt: skip
+        self._start(
+            f"launch-{name}",
+            [sys.executable, "-m", "fedkd.cli", "node", "launch", str(config),
+             "--runtime-api-address", f"{SITE}:{runtime_port}"],
+            self.root / f"home-{name}",
+        )  # fmt: skip
+        return node
 
-    def run(self, run_config: dict[str, object]) -> subprocess.Popen[bytes]:
-        """``flwr run`` of this checkout's app on the SuperLink, streaming its logs."""
+    def run(
+        self, run_config: dict[str, object], *, app: Path = ROOT, label: str = "run"
+    ) -> subprocess.Popen[bytes]:
+        """``flwr run`` of ``app`` (this checkout) on the SuperLink, streaming its logs."""
         text = " ".join(f"{k}={json.dumps(v) if not isinstance(v, str) else repr(v)}"
                         for k, v in run_config.items())  # fmt: skip
         return self._start(
-            "run",
-            ["flwr", "run", str(ROOT), "lab", "--stream", "--run-config", text],
+            label,
+            ["flwr", "run", str(app), "lab", "--stream", "--run-config", text],
             self.root / "cli-home",
         )
+
+    def log(self, label: str) -> str:
+        return (self.root / f"{label}.log").read_text(errors="replace")
+
+    def kill_node(self, name: str) -> None:
+        """A hospital's machine going down: its SuperNode and its launcher."""
+        self.kill(f"node-{name}")
+        self.kill(f"launch-{name}")
 
     def kill(self, label: str, sig: int = signal.SIGKILL) -> None:
         process = self.processes[label]
@@ -162,5 +233,5 @@ class Cluster:
                 cwd = os.readlink(proc / "cwd")
             except OSError:
                 continue
-            if "flower-" in args and cwd.startswith(str(self.root)):
+            if ("flower-" in args or "fedkd" in args) and cwd.startswith(str(self.root)):
                 os.kill(int(proc.name), signal.SIGKILL)
