@@ -23,6 +23,8 @@ SERVICES = sorted(path.name for path in UNITS.glob("*.service"))
 
 def test_every_shipped_service_is_checked() -> None:
     assert SERVICES == [
+        "fedkd-fleet-gateway.service",
+        "fedkd-launcher@.service",
         "fedkd-superlink-prune.service",
         "fedkd-superlink.service",
         "fedkd-supernode@.service",
@@ -87,3 +89,31 @@ def test_the_superlink_database_is_pruned_daily_with_the_superlinks_hardening() 
     assert timer["Timer"]["OnCalendar"] == "*-*-* 03:30:00"  # daily, at a quiet hour
     assert timer["Timer"]["Persistent"] == "true"
     assert timer["Install"]["WantedBy"] == "timers.target"
+
+
+def _option(start: str, flag: str) -> str:
+    parts = start.split()
+    return parts[parts.index(flag) + 1]
+
+
+def test_hospitals_reach_only_the_fleet_gateway_which_forwards_to_the_site_local_superlink() -> (
+    None
+):
+    superlink = _unit("fedkd-superlink.service")["Service"]["ExecStart"]
+    assert _option(superlink, "--host") == "127.0.0.1"  # the site's own interface only
+    gateway = _unit("fedkd-fleet-gateway.service")["Service"]["ExecStart"]
+    assert gateway.split()[:3] == ["/opt/fedkd/venv/bin/fedkd", "deploy", "gateway"]
+    upstream = f"https://127.0.0.1:{_option(superlink, '--port')}"
+    assert _option(gateway, "--superlink") == upstream
+    assert _option(gateway, "--listen") == "${HOSPITAL_FACING}"
+
+
+def test_clientapps_start_only_through_the_pinning_launcher() -> None:
+    node = _unit("fedkd-supernode@.service")["Service"]["ExecStart"]
+    assert _option(node, "--isolation") == "process" and _option(node, "--host") == "127.0.0.1"
+    launcher = _unit("fedkd-launcher@.service")
+    start = launcher["Service"]["ExecStart"]
+    assert start.split()[1:4] == ["node", "launch", "/etc/fedkd/%i.node.toml"]
+    runtime = f"127.0.0.1:{_option(node, '--port')}"
+    assert _option(start, "--runtime-api-address") == runtime
+    assert launcher["Unit"]["BindsTo"] == "fedkd-supernode@%i.service"
