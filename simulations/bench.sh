@@ -2,7 +2,8 @@
 # `make bench`: the strategy comparisons behind the README's result tables.
 # Reporting seeds are 0,1,2 (the knfu ablation uses 100-102: simulations/ablation_knfu.sh).
 # MNIST needs its IDX files: `fedkd data fetch mnist` (FEDKD_DATA, default ~/.cache/fedkd).
-# Usage: bash simulations/bench.sh [digits|heart|mnist|ablation|privacy|precision|audit|dp-throughput|all]
+# Usage: bash simulations/bench.sh [digits|heart|mnist|ablation|privacy|precision|audit|dp-throughput|
+#                                   <a BENCHMARKS.md table: python simulations/benchmarks.py tables>|all]
 #        (make bench TABLE=precision)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,13 @@ FEDKD=(.venv/bin/python -m fedkd.cli)
 ALL="local,mean,dsfl,knfu,median,trimmed-mean,fedavg"
 SEEDS=0,1,2
 what="${1:-all}"
+
+# The BENCHMARKS.md tables (simulations/benchmarks.py): one of them, or all with the rest.
+BENCHMARK_TABLES=$(.venv/bin/python simulations/benchmarks.py tables)
+if [[ " $BENCHMARK_TABLES " == *" $what "* ]]; then
+  .venv/bin/python simulations/benchmarks.py run "$what"
+  exit 0
+fi
 
 if [[ $what == digits || $what == all ]]; then
   for alpha in 0.1 0.5 1.0; do
@@ -56,6 +64,9 @@ if [[ $what == dp-throughput || $what == all ]]; then
   .venv/bin/python simulations/bench_dp_throughput.py
   .venv/bin/python simulations/bench_dp_throughput.py --models cnn-m,cnn-s --batch 64 \
     --out simulations/results/dp_throughput_b64.json
+fi
+if [[ $what == all ]]; then
+  .venv/bin/python simulations/benchmarks.py run all
 fi
 .venv/bin/python simulations/collect.py runs/bench runs/ablation runs/privacy runs/precision > simulations/results/RESULTS.md
 echo "tables: simulations/results/RESULTS.md"

@@ -38,3 +38,11 @@ def test_soft_target_kl_matches_the_formula() -> None:
     assert float(soft_target_kl(z, torch.softmax(z / tau, dim=1), tau)) == pytest.approx(
         0, abs=1e-6
     )
+
+
+def test_the_fedavg_cnn_has_the_papers_parameter_count() -> None:
+    # McMahan et al. 2017 give 1,663,370 parameters for their MNIST CNN.
+    model = build_model("cnn-fedavg", ModelSpec(input_shape=(1, 28, 28), num_classes=10))
+    assert sum(p.numel() for p in model.parameters()) == 1_663_370
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size) for c in convs] == [(32, (5, 5)), (64, (5, 5))]

@@ -207,6 +207,14 @@ class ClientNode:
         self._keep_progress(request, new_state)
         return payload, new_state
 
+    def _poisoned(self, honest: np.ndarray, round_: int) -> np.ndarray:
+        """A benchmark's malicious client: valid rows, chosen to do harm."""
+        from fedkd.node.adversary import poison
+
+        profile = np.array(self.config.profile()) if self.config.adversary == "mimic" else None
+        rng = np.random.default_rng([self.run.seed, self.config.partition_id, round_, 0xBAD])
+        return poison(honest, self.config.adversary, rng=rng, profile=profile)
+
     def _sealed(self, reply_bytes: bytes) -> bytes:
         """The reply as it leaves: signed whole when the node has a signing key (Ed25519
         is deterministic, so a resent reply carries the same signature)."""
@@ -316,6 +324,8 @@ class ClientNode:
 
         tick = time.perf_counter()
         released, weights = round_work.release(work, request)
+        if released is not None and self.config.adversary:
+            released = self._poisoned(released, request.round)
         seconds["extract"] = time.perf_counter() - tick
 
         report = replace(report, train_loss=train_loss, phase_seconds=seconds)

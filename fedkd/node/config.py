@@ -66,6 +66,11 @@ class NodeConfig:
     keep_model: bool = False
     """Write the node's model to ``<state-dir>/<name>.model.npz`` after every message (the
     last one is the final model): the hospital keeps what it trained."""
+    adversary: str = ""
+    """Poison what this node releases (:mod:`fedkd.node.adversary`): a benchmark's
+    malicious client.  Simulation only."""
+    adversary_profile: str = ""
+    """The target's label profile for the ``mimic`` attack: C numbers, space-separated."""
     audit_control_noise_off: bool = False
     """Sabotage for validating an audit (its positive control): DP-SGD runs without noise
     while every claim and ledger row still states the nominal noise.  Never for use."""
@@ -74,6 +79,15 @@ class NodeConfig:
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\\0") or self.name in {".", ".."}:
             raise ValueError(f"node name {self.name!r} must be a plain file-name-safe word")
+        if self.adversary:
+            from fedkd.node.adversary import ATTACKS
+
+            if self.adversary not in ATTACKS:
+                raise ValueError(f"adversary {self.adversary!r} is not one of {list(ATTACKS)}")
+            if self.data not in SIMULATED_PROVIDERS:
+                raise ValueError("adversary is only for simulated nodes, never a real one")
+            if self.adversary == "mimic":
+                _ = self.profile()
         if self.reproducible_dp and self.data not in SIMULATED_PROVIDERS:
             raise ValueError(
                 f"reproducible-dp is only for simulated data (providers {SIMULATED_PROVIDERS}); "
@@ -112,6 +126,16 @@ class NodeConfig:
         """The node's own log: why it refused, what was wrong with its data."""
         return self.state_path / f"{self.name}.log"
 
+    def profile(self) -> tuple[float, ...]:
+        """``adversary-profile`` as numbers."""
+        try:
+            values = tuple(float(v) for v in self.adversary_profile.split())
+        except ValueError as exc:
+            raise ValueError(f"adversary-profile must be numbers: {exc}") from exc
+        if not values or min(values) < 0 or sum(values) <= 0:
+            raise ValueError("adversary-profile must be C non-negative numbers, not all zero")
+        return values
+
     def to_flat(self) -> dict[str, Param]:
         flat: dict[str, Param] = {
             "name": self.name,
@@ -126,6 +150,8 @@ class NodeConfig:
             "bundle-sha256": self.bundle_sha256,
             "transfer-digest": self.transfer_digest,
             "keep-model": self.keep_model,
+            "adversary": self.adversary,
+            "adversary-profile": self.adversary_profile,
             "audit-control-noise-off": self.audit_control_noise_off,
         }
         flat.update({f"{DATA_PREFIX}{k}": v for k, v in self.data_options})
