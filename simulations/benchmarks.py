@@ -138,24 +138,30 @@ def poisoned(s: Settings) -> Table:
         )
         for strategy, runs in comparison.runs.items():
             results[(attack, strategy)] = [_honest(r, attackers) for r in runs]
-    rows, collapsed = [], []
+    rows, collapsed, worst = [], [], {}
     for strategy in strategies:
         clean = results[("clean", strategy)]
         for attack in attacks:
             got = results[(attack, strategy)]
-            alma = [g[0] for g in got]
+            alma, glob = [g[0] for g in got], [g[1] for g in got]
             drop = statistics.fmean(c[0] for c in clean) - statistics.fmean(alma)
             if drop > 0.1:
                 collapsed.append(f"{strategy} under {attack} ({drop:+.3f} ALMA lost)")
+            glob_drop = statistics.fmean(c[1] for c in clean) - statistics.fmean(glob)
+            if attack != "clean" and glob_drop > worst.get(strategy, ("", -1.0))[1]:
+                worst[strategy] = (attack, glob_drop)
             rows.append([
-                strategy, attack, mean_std(alma), mean_std([g[1] for g in got]),
-                mean_std([g[2] for g in got]),
+                strategy, attack, mean_std(alma), mean_std(glob), mean_std([g[2] for g in got]),
                 "—" if attack == "clean" else tie_or_gap(alma, [c[0] for c in clean]),
+                "—" if attack == "clean" else tie_or_gap(glob, [c[1] for c in clean]),
             ])  # fmt: skip
     headline = (
         "collapses (honest ALMA down > 0.1): " + "; ".join(collapsed)
         if collapsed
         else "no strategy lost more than 0.1 honest ALMA under any attack"
+    )
+    headline += "; largest honest global-accuracy loss: " + ", ".join(
+        f"{k} {v[1]:.3f} ({v[0]})" for k, v in worst.items()
     )
     return Table(
         name="poisoned",
@@ -168,13 +174,14 @@ def poisoned(s: Settings) -> Table:
             "honest global acc.",
             "target (client 0) local acc.",
             "ALMA vs clean",
+            "global vs clean",
         ],
         rows=rows,
         headline=headline,
         notes=[
             "Attackers release valid probability rows (fedkd/node/adversary.py); the mimic "
             "attacker copies client 0's training label profile to win KnFu weight for it.",
-            "ALMA vs clean: the difference in honest ALMA, 'tie' when inside the seeds' spread.",
+            "vs clean: the difference to the clean run, 'tie' when inside the seeds' spread.",
         ],
     )
 
