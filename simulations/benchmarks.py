@@ -365,6 +365,7 @@ SWEEP: dict[str, tuple[Any, ...]] = {
     "batch-size": (32, 64),
 }
 TUNED_STRATEGIES = ("local", "mean", "dsfl", "knfu", "fedavg")
+NO_DISTILLATION = ("local", "fedavg")
 
 
 def tuning(s: Settings) -> Table:
@@ -402,6 +403,8 @@ def tuning(s: Settings) -> Table:
         baseline = score(name, {})
         best = dict(current)
         for key, values in sweep.items():
+            if name in NO_DISTILLATION and key.startswith("distill-"):
+                continue  # nothing to distil: the key cannot change the run
             tried = {v: score(name, {key: v}) for v in values}
             best[key] = max(tried, key=lambda v: statistics.fmean(g for _, g in tried[v]))
         tuned = score(name, best)
