@@ -134,7 +134,14 @@ def poisoned(s: Settings) -> Table:
             spec = {"adversary": attack, "adversary-profile": " ".join(f"{p:.6f}" for p in profile)}
             nodes = {str(p): spec for p in sorted(attackers)}
         comparison = fedkd.compare(
-            ROOT / config, list(strategies), seeds, name=attack, reuse=True, nodes=nodes, **over
+            ROOT / config,
+            list(strategies),
+            seeds,
+            name=attack,
+            reuse=True,
+            overwrite=True,
+            nodes=nodes,
+            **over,
         )
         for strategy, runs in comparison.runs.items():
             results[(attack, strategy)] = [_honest(r, attackers) for r in runs]
@@ -225,7 +232,13 @@ def cnn_accuracy(s: Settings) -> Table:
             for architecture, names, extra in settings[1:] if s.smoke else settings:
                 title = f"{dataset}-a{alpha}-{'mixed' if extra else 'cnn'}"
                 got = fedkd.compare(
-                    config, list(names), seeds, name=title, reuse=True, **{**over, **extra}
+                    config,
+                    list(names),
+                    seeds,
+                    name=title,
+                    reuse=True,
+                    overwrite=True,
+                    **{**over, **extra},
                 )
                 for name, runs in got.runs.items():
                     values = [_alma_and_global(r) for r in runs]
@@ -300,7 +313,9 @@ def communication(s: Settings) -> Table:
         # within minutes; the target is relative to fedavg in this same setting.
         over = {"model": "cnn-fedavg", "max-train-per-client": 1000}
     over = {**over, "dirichlet-alpha": 0.5, "output-dir": str(s.runs / "communication")}
-    reference = fedkd.compare(config, ["fedavg"], seeds, name="fedavg", reuse=True, **over)
+    reference = fedkd.compare(
+        config, ["fedavg"], seeds, name="fedavg", reuse=True, overwrite=True, **over
+    )
     finals = [_alma_and_global(r)[1] for r in reference.runs["fedavg"]]
     target = 0.95 * statistics.fmean(finals)
     fedavg_bytes = [bytes_to_target(r, target)[0] for r in reference.runs["fedavg"]]
@@ -310,7 +325,9 @@ def communication(s: Settings) -> Table:
              mean_std([float(r) for r in (bytes_to_target(x, target)[1] for x in
                         reference.runs["fedavg"]) if r is not None]),
              "1×", mean_std(finals), "—"]]  # fmt: skip
-    got = fedkd.compare(config, list(variants), seeds, name="distillation", reuse=True, **over)
+    got = fedkd.compare(
+        config, list(variants), seeds, name="distillation", reuse=True, overwrite=True, **over
+    )
     knfu_alma = [_alma_and_global(r)[0] for r in got.runs.get("knfu", ())]
     ratios = {}
     for name, runs in got.runs.items():
@@ -395,7 +412,13 @@ def tuning(s: Settings) -> Table:
         if (name, changed) not in memo:
             title = "-".join([name, *(f"{k}={v}" for k, v in changed)]) or name
             got = fedkd.compare(
-                config, [name], seeds, name=title, reuse=True, **{**base, **dict(changed)}
+                config,
+                [name],
+                seeds,
+                name=title,
+                reuse=True,
+                overwrite=True,
+                **{**base, **dict(changed)},
             )
             memo[(name, changed)] = [_alma_and_global(r) for r in got.runs[name]]
         return memo[(name, changed)]
