@@ -21,7 +21,6 @@ through this launcher, which is installed from the hospital's own wheelhouse:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import hashlib
 import logging
 import subprocess
@@ -83,13 +82,9 @@ def check_bundle(content: bytes, run_config: Mapping[str, object], node: NodeCon
 def transfer_digest_of(run_config: Mapping[str, object], node: NodeConfig) -> str:
     """The digest of the transfer set the run would use at this node (its public data)."""
     from fedkd.config import parse_run_config
-    from fedkd.data.public import load_public_data
+    from fedkd.node import ClientNode
 
-    run = parse_run_config(dict(run_config))
-    spec = run.public_spec
-    if node.public_data:
-        spec = dataclasses.replace(spec, bundle=node.public_data)
-    return load_public_data(spec).transfer.digest
+    return ClientNode(node, parse_run_config(dict(run_config)), node_id=0).transfer_digest()
 
 
 def run_task(
