@@ -46,6 +46,10 @@ class RunConfig:
     anchors_per_round: int = 0
     min_local_test: int = 100
     max_train_per_client: int = 0
+    global_test_size: int = 0
+    """Public test images the global accuracy is measured on: 0 = all of them; k = a fixed
+    subset of k, the same for every seed and strategy (evaluation can cost more than a CNN's
+    local training on a CPU)."""
     strategy: str = "knfu"
     strategy_params: tuple[tuple[str, ConfigValue], ...] = ()
     num_server_rounds: int = 5
@@ -110,7 +114,13 @@ class RunConfig:
 
     def _check_ranges(self) -> None:
         """Every numeric key within what it means (the message names what is allowed)."""
-        at_least_zero = ("min_local_test", "max_train_per_client", "anchors_per_round", "seed")
+        at_least_zero = (
+            "min_local_test",
+            "max_train_per_client",
+            "global_test_size",
+            "anchors_per_round",
+            "seed",
+        )
         for name in at_least_zero:
             if getattr(self, name) < 0:
                 raise ValueError(f"{_kebab(name)} must be >= 0, got {getattr(self, name)}")

@@ -8,7 +8,7 @@ size.  Compared with fedkd's ``fedavg`` in BENCHMARKS.md (``make bench TABLE=pla
     python simulations/flower_fedavg.py --seed 0 --set model=cnn-s --set dirichlet-alpha=0.1
 
 Prints one JSON line: ALMA (the global model on each client's local test set, unweighted
-mean, after the last round) and global accuracy (on the public test set).
+mean, after the last round), global accuracy (on the public test set), and ALMA per round.
 """
 
 from __future__ import annotations
@@ -140,6 +140,10 @@ def main(grid: Grid, context: Context) -> None:
     last = cfg.num_server_rounds
     RESULT["alma"] = float(result.evaluate_metrics_clientapp[last]["local-accuracy"])
     RESULT["global_acc"] = float(result.evaluate_metrics_serverapp[last]["global-accuracy"])
+    RESULT["rounds"] = [
+        {"round": r, "alma": float(result.evaluate_metrics_clientapp[r]["local-accuracy"])}
+        for r in sorted(result.evaluate_metrics_clientapp)
+    ]
 
 
 def main_cli() -> None:

@@ -143,6 +143,7 @@ def test_the_torch_free_model_names_are_the_registrys() -> None:
         ("distill-temperature", 0, "distill-temperature must be > 0"),
         ("min-local-test", -1, "min-local-test must be >= 0"),
         ("max-train-per-client", -3, "max-train-per-client must be >= 0"),
+        ("global-test-size", -1, "global-test-size must be >= 0"),
         ("classes-per-client", 0, "classes-per-client must be >= 1"),
         ("reply-timeout", 0, "reply-timeout must be > 0 seconds"),
         ("momentum", 1.0, r"momentum must be in \[0, 1\)"),

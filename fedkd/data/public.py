@@ -94,6 +94,16 @@ def _load(spec: PublicDataSpec) -> PublicData:
     )
 
 
+def global_test_subset(test: LabelledArrays, size: int) -> LabelledArrays:
+    """The public test rows the global accuracy is measured on: all of them (``size`` 0 or
+    at least the set's size), or a fixed subset of ``size`` in the set's order, the same for
+    every run seed so that runs compare on the same images."""
+    if size <= 0 or size >= len(test):
+        return test
+    chosen = np.random.default_rng([SPLIT_SEED, size]).choice(len(test), size, replace=False)
+    return test.subset(np.sort(chosen))
+
+
 def carve_transfer(source: SourceDataset, transfer_size: int) -> tuple[TransferSet, np.ndarray]:
     """The source's public transfer set and the training-pool rows left for private use.
 

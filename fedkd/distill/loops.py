@@ -65,10 +65,19 @@ def train_local(
     return last
 
 
+CPU_INFERENCE_BATCH = 256
+"""On a CPU a convolution's activations for 1,024 images fall out of cache: 256 evaluates
+cnn-s on 10,000 images in about half the time (measured single-threaded; MLPs do not care)."""
+GPU_INFERENCE_BATCH = 1024
+
+
 @torch.no_grad()
-def predict_logits(model: nn.Module, x: np.ndarray, *, batch_size: int = 1024) -> np.ndarray:
-    """Logits of ``model`` on ``x`` as float32 numpy, in evaluation mode."""
+def predict_logits(model: nn.Module, x: np.ndarray, *, batch_size: int = 0) -> np.ndarray:
+    """Logits of ``model`` on ``x`` as float32 numpy, in evaluation mode (``batch_size`` 0:
+    the device's inference batch)."""
     device = _device_of(model)
+    if batch_size <= 0:
+        batch_size = CPU_INFERENCE_BATCH if device.type == "cpu" else GPU_INFERENCE_BATCH
     model.eval()
     outs = [
         model(torch.from_numpy(x[i : i + batch_size]).to(device)).float().cpu()

@@ -25,7 +25,7 @@ from torch import nn
 
 from fedkd.config import RunConfig
 from fedkd.data.private import PrivateData
-from fedkd.data.public import PublicData
+from fedkd.data.public import PublicData, global_test_subset
 from fedkd.distill.loops import distil, predict_logits, soft_labels, train_local
 from fedkd.distill.loops import evaluate as evaluate_model
 from fedkd.node.model import load_state, model_state
@@ -108,7 +108,8 @@ def absorb(work: RoundWork, request: KnowledgeRequest) -> float:
 def evaluate(work: RoundWork, evaluated_round: int, distill_loss: float) -> EvalReport:
     """The model on the local test set and on the public test set (nothing redacted yet)."""
     local_acc, local_loss = evaluate_model(work.model, work.private.test.x, work.private.test.y)
-    global_acc, global_loss = evaluate_model(work.model, work.public.test.x, work.public.test.y)
+    public_test = global_test_subset(work.public.test, work.run.global_test_size)
+    global_acc, global_loss = evaluate_model(work.model, public_test.x, public_test.y)
     return EvalReport(
         evaluated_round=evaluated_round,
         partition_id=work.node_index,
