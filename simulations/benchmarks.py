@@ -12,6 +12,7 @@ semantics of ``fedkd compare``), so an interrupted table resumes where it stoppe
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -474,6 +475,25 @@ TUNED_STRATEGIES = ("local", "mean", "dsfl", "knfu", "fedavg")
 NO_DISTILLATION = ("local", "fedavg")
 
 
+def coordinate_sweep(
+    current: dict[str, Any],
+    sweep: dict[str, tuple[Any, ...]],
+    objective: Callable[[dict[str, Any]], float],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One coordinate at a time from ``current``; returns (every coordinate's best value
+    combined, the chosen settings).  The chosen settings are the best of ``current``, each
+    coordinate's best alone, and the combination: coordinates interact, so a combination of
+    individually best values can lose to one of them.  Ties keep the current value, so a
+    change must earn its place."""
+    best = dict(current)
+    for key, values in sweep.items():
+        ordered = sorted(values, key=lambda v: v != current[key])  # current value first
+        best[key] = max(ordered, key=lambda v: objective({**current, key: v}))
+    candidates = [dict(current), best]
+    candidates += [{**current, k: v} for k, v in best.items() if v != current[k]]
+    return best, max(candidates, key=objective)
+
+
 def tuning(s: Settings) -> Table:
     """One coordinate at a time from the pre-tuning defaults, on tuning seeds, every strategy
     given the same sweep.  Each strategy keeps the best of: the defaults, each coordinate's
@@ -516,15 +536,14 @@ def tuning(s: Settings) -> Table:
     rows, chosen_by_strategy = [], {}
     for name in strategies:
         baseline = score(name, {})
-        best = dict(current)
-        for key, values in sweep.items():
-            if name in NO_DISTILLATION and key.startswith("distill-"):
-                continue  # nothing to distil: the key cannot change the run
-            best[key] = max(values, key=lambda v: global_acc({**current, key: v}, name))
+        swept = {
+            key: values
+            for key, values in sweep.items()
+            # Nothing to distil: a distillation key cannot change the run.
+            if not (name in NO_DISTILLATION and key.startswith("distill-"))
+        }
+        best, chosen = coordinate_sweep(current, swept, functools.partial(global_acc, name=name))
         combined = score(name, best)
-        candidates = [dict(current), best]
-        candidates += [{**current, k: v} for k, v in best.items() if v != current[k]]
-        chosen = max(candidates, key=lambda c: global_acc(c, name))
         tuned = score(name, chosen)
         changed = {k: v for k, v in chosen.items() if v != current[k]}
         chosen_by_strategy[name] = changed

@@ -1,0 +1,49 @@
+"""The benchmark tuning's selection rule (simulations/benchmarks.py::coordinate_sweep)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _coordinate_sweep() -> Any:
+    spec = importlib.util.spec_from_file_location("benchmarks", ROOT / "simulations/benchmarks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["benchmarks"] = module
+    spec.loader.exec_module(module)
+    return module.coordinate_sweep
+
+
+def test_separable_objective_takes_every_coordinates_best() -> None:
+    sweep = _coordinate_sweep()
+    score = {("t", 2): 0.0, ("t", 4): 0.3, ("lr", 0.05): 0.0, ("lr", 0.1): 0.2}
+
+    def objective(c: dict[str, Any]) -> float:
+        return score[("t", c["t"])] + score[("lr", c["lr"])]
+
+    best, chosen = sweep({"t": 2, "lr": 0.05}, {"t": (2, 4), "lr": (0.05, 0.1)}, objective)
+    assert best == chosen == {"t": 4, "lr": 0.1}
+
+
+def test_a_combination_that_loses_gives_way_to_the_best_single_change() -> None:
+    """dsfl's case in the tuning table: each change helps alone, together they hurt."""
+    sweep = _coordinate_sweep()
+    values = {(2, 1): 0.673, (4, 1): 0.697, (2, 2): 0.730, (4, 2): 0.567}
+
+    def objective(c: dict[str, Any]) -> float:
+        return values[(c["t"], c["epochs"])]
+
+    best, chosen = sweep({"t": 2, "epochs": 1}, {"t": (2, 4), "epochs": (1, 2)}, objective)
+    assert best == {"t": 4, "epochs": 2}
+    assert chosen == {"t": 2, "epochs": 2}
+
+
+def test_no_change_that_does_not_strictly_win_is_taken() -> None:
+    sweep = _coordinate_sweep()
+    best, chosen = sweep({"t": 2, "lr": 0.05}, {"t": (2, 4), "lr": (0.02, 0.05)}, lambda c: 0.5)
+    assert best == chosen == {"t": 2, "lr": 0.05}
