@@ -47,11 +47,18 @@ class Table:
     wall_s: float = 0.0
     date: str = ""
     smoke: bool = False
+    runs: int = 0
+    """Simulations (and timed processes) the table's figures come from."""
+    run_seconds: float = 0.0
+    """Their own wall times, summed: the table's compute, however many invocations (runs
+    are reused, so an invocation may compute only what an interrupted one left)."""
     data: dict[str, Any] = field(default_factory=dict)
     """Machine-readable results other tables build on (the tuning's chosen settings)."""
 
     def markdown(self) -> str:
-        lines = [f"## {self.title}", "", f"`{self.command}` — {self.date}, {self.wall_s:.0f} s", ""]
+        spent = f"{self.runs} runs, {self.run_seconds:,.0f} s of their own wall time"
+        when = f"{self.date}, longest invocation {self.wall_s:,.0f} s; {spent}"
+        lines = [f"## {self.title}", "", f"`{self.command}` — {when}", ""]
         lines.append("| " + " | ".join(self.columns) + " |")
         lines.append("|" + "---|" * len(self.columns))
         lines += ["| " + " | ".join(row) + " |" for row in self.rows]
@@ -65,6 +72,26 @@ class Settings:
     smoke: bool
     runs: Path
     results: Path = RESULTS
+
+
+SPENT = {"runs": 0, "seconds": 0.0}
+"""What the table being computed has used (reset by :func:`run_table`)."""
+
+
+def compare(*args: Any, **kwargs: Any) -> Any:
+    """``fedkd.compare``, counting the runs behind the table and their own wall times."""
+    import fedkd
+
+    got = fedkd.compare(*args, **kwargs)
+    for runs in got.runs.values():
+        for run in runs:
+            spend(float(run.summary.get("wall_s", 0.0)))
+    return got
+
+
+def spend(seconds: float) -> None:
+    SPENT["runs"] += 1
+    SPENT["seconds"] += seconds
 
 
 def mean_std(values: Sequence[float], fmt: str = "{:.3f}") -> str:
@@ -115,7 +142,6 @@ def _honest(result: Any, attackers: set[int]) -> tuple[float, float, float]:
 
 def poisoned(s: Settings) -> Table:
     """2 of 10 MNIST clients malicious (α = 0.5): what the honest ones keep, per strategy."""
-    import fedkd
     from fedkd.api import load_config
     from fedkd.node.adversary import ATTACKS
 
@@ -138,7 +164,7 @@ def poisoned(s: Settings) -> Table:
         if attack != "clean":
             spec = {"adversary": attack, "adversary-profile": " ".join(f"{p:.6f}" for p in profile)}
             nodes = {str(p): spec for p in sorted(attackers)}
-        comparison = fedkd.compare(
+        comparison = compare(
             ROOT / config,
             list(strategies),
             seeds,
@@ -229,7 +255,6 @@ def cnn_accuracy(s: Settings) -> Table:
     and local against knfu with every local record, the regime where KnFu reports that
     local training can win.  Every strategy runs with its own settings from the tuning
     table."""
-    import fedkd
 
     tuned = tuned_settings(s)
     few = f"{BENCH_SCALE['max-train-per-client']:,}"
@@ -266,7 +291,7 @@ def cnn_accuracy(s: Settings) -> Table:
             for name in names:
                 kind = "mixed" if extra else "cnn"
                 protocol = {**PRE_TUNING_DEFAULTS, **tuned.get(name, {})} if tuned else {}
-                got = fedkd.compare(
+                got = compare(
                     config,
                     [name],
                     seeds,
@@ -368,7 +393,6 @@ def bytes_to_target(result: Any, target: float) -> tuple[int | None, int | None]
 
 def communication(s: Settings) -> Table:
     """Bytes to reach 95% of fedavg's final global accuracy with the FedAvg paper's CNN."""
-    import fedkd
 
     config = ROOT / "simulations" / ("digits.toml" if s.smoke else "mnist.toml")
     if s.smoke:
@@ -386,7 +410,7 @@ def communication(s: Settings) -> Table:
         strategy = variant.split("+")[0]
         return {**PRE_TUNING_DEFAULTS, **tuned.get(strategy, {})} if tuned else {}
 
-    reference = fedkd.compare(
+    reference = compare(
         config, ["fedavg"], seeds, name="fedavg", reuse=True, overwrite=True,
         **{**over, **protocol("fedavg")},
     )  # fmt: skip
@@ -401,7 +425,7 @@ def communication(s: Settings) -> Table:
              "1×", mean_std(finals), "—"]]  # fmt: skip
     got: dict[str, list[Any]] = {}
     for variant in variants:
-        got[variant] = fedkd.compare(
+        got[variant] = compare(
             config, [variant], seeds, name=variant.replace("+", "-"), reuse=True,
             overwrite=True, **{**over, **protocol(variant)},
         ).runs[variant]  # fmt: skip
@@ -499,7 +523,6 @@ def tuning(s: Settings) -> Table:
     given the same sweep.  Each strategy keeps the best of: the defaults, each coordinate's
     best value alone, and all of them combined (coordinates interact: a combination of
     individually best values can lose to one of them alone)."""
-    import fedkd
 
     config = ROOT / "simulations" / ("digits.toml" if s.smoke else "mnist.toml")
     current = dict(PRE_TUNING_DEFAULTS)
@@ -518,7 +541,7 @@ def tuning(s: Settings) -> Table:
         changed = tuple(sorted((k, v) for k, v in settings.items() if v != current[k]))
         if (name, changed) not in memo:
             title = "-".join([name, *(f"{k}={v}" for k, v in changed)]) or name
-            got = fedkd.compare(
+            got = compare(
                 config,
                 [name],
                 seeds,
@@ -639,6 +662,7 @@ def plain_loops(s: Settings) -> Table:
                     "--set", f"strategy={strategy}", "--set", f"seed={seed}",
                     "--set", f"output-dir={out}", *extra]  # fmt: skip
             wall, _ = _timed(args)
+            spend(wall)
             summary = json.loads((out / name / "summary.json").read_text())
             per_round = [v for _, v in sorted((int(r), a) for r, a in
                                               summary["alma_per_round"].items())]  # fmt: skip
@@ -648,6 +672,7 @@ def plain_loops(s: Settings) -> Table:
             if script.endswith("plain_loops.py"):
                 other += ["--strategy", strategy]
             wall, stdout = _timed(other)
+            spend(wall)
             result = json.loads(stdout.strip().splitlines()[-1])
             tail = [r["alma"] for r in result["rounds"]][-LAST_ROUNDS:]
             other_runs.append((result["alma"], result["global_acc"], wall, statistics.fmean(tail)))
@@ -729,11 +754,13 @@ def run_table(name: str, *, smoke: bool, results: Path = RESULTS, runs: Path = R
     if name not in TABLES:
         raise typer.BadParameter(f"unknown table {name!r}; known: {sorted(TABLES)}")
     started = time.perf_counter()
+    SPENT.update(runs=0, seconds=0.0)
     settings = Settings(smoke=smoke, runs=runs / ("smoke" if smoke else "full"), results=results)
     table = TABLES[name](settings)
     table.wall_s = time.perf_counter() - started
     table.date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     table.smoke = smoke
+    table.runs, table.run_seconds = int(SPENT["runs"]), float(SPENT["seconds"])
     results.mkdir(parents=True, exist_ok=True)
     path = results / f"{name}{'.smoke' if smoke else ''}.json"
     if path.exists():
