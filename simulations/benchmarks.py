@@ -718,10 +718,10 @@ def plain_loops(s: Settings) -> Table:
 
 
 TABLES: dict[str, Callable[[Settings], Table]] = {
-    "plain-loops": plain_loops,
-    "tuning": tuning,
-    "communication": communication,
+    "tuning": tuning,  # first: the CNN tables run each strategy with its tuned settings
     "cnn-accuracy": cnn_accuracy,
+    "communication": communication,
+    "plain-loops": plain_loops,
     "poisoned": poisoned,
 }
 
