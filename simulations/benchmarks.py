@@ -576,6 +576,12 @@ def tuning(s: Settings) -> Table:
             ", ".join(f"{k}={v}" for k, v in changed.items()) or "defaults kept",
             mean_std([g for _, g in combined]),
         ])  # fmt: skip
+    edges = [
+        f"{name} {key}={value}"
+        for name, changed in chosen_by_strategy.items()
+        for key, value in changed.items()
+        if len(sweep[key]) > 1 and value in (min(sweep[key]), max(sweep[key]))
+    ]
     return Table(
         name="tuning",
         title="The protocol tuned fairly: MNIST α = 0.1, tuning seeds only",
@@ -597,6 +603,12 @@ def tuning(s: Settings) -> Table:
             f"{dict(sweep)}; each strategy keeps the best (mean global accuracy over the "
             "tuning seeds) of the defaults, each coordinate's best alone, and all combined.",
             "Partitions: flwr-datasets' DirichletPartitioner with self_balancing=True.",
+            "Chosen at the edge of the sweep (a wider sweep may find more): "
+            + (", ".join(edges) or "none")
+            + ".",
+            "simulations/mnist.toml keeps the pre-tuning values (the other tables and "
+            "scripts are pinned to them); the CNN tables run each strategy with its own "
+            "chosen settings.",
         ],
         data={"chosen": chosen_by_strategy, "seeds": seeds},
     )
