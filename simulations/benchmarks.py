@@ -606,7 +606,9 @@ def tuning(s: Settings) -> Table:
         notes=[
             f"Pre-tuning defaults: {current}. Sweep, one coordinate at a time from them: "
             f"{dict(sweep)}; each strategy keeps the best (mean global accuracy over the "
-            "tuning seeds) of the defaults, each coordinate's best alone, and all combined.",
+            "tuning seeds) of the defaults, each coordinate's best alone, and all combined. "
+            "local and fedavg do not distil: the distill-* keys cannot change their runs and "
+            "are not swept for them.",
             "Partitions: flwr-datasets' DirichletPartitioner with self_balancing=True.",
             "Chosen at the edge of the sweep (a wider sweep may find more): "
             + (", ".join(edges) or "none")
