@@ -56,8 +56,9 @@ class Table:
     """Machine-readable results other tables build on (the tuning's chosen settings)."""
 
     def markdown(self) -> str:
-        spent = f"{self.runs} runs, {self.run_seconds:,.0f} s of their own wall time"
-        when = f"{self.date}, longest invocation {self.wall_s:,.0f} s; {spent}"
+        when = f"{self.date}, longest invocation {self.wall_s:,.0f} s"
+        if self.runs:  # tables stored before runs were counted have no such figure
+            when += f"; {self.runs} runs, {self.run_seconds:,.0f} s of their own wall time"
         lines = [f"## {self.title}", "", f"`{self.command}` — {when}", ""]
         lines.append("| " + " | ".join(self.columns) + " |")
         lines.append("|" + "---|" * len(self.columns))
