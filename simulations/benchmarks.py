@@ -370,6 +370,7 @@ def cnn_accuracy(s: Settings) -> Table:
 COMMUNICATION_VARIANTS = (
     "mean", "dsfl", "knfu", "knfu+payload-dtype=fp16", "knfu+payload-dtype=int8",
     "knfu+release-top-k=3", "knfu+anchors-per-round=250",
+    "knfu+payload-dtype=int8+anchors-per-round=250",
     "knfu+payload-dtype=int8+release-top-k=3+anchors-per-round=250",
 )  # fmt: skip
 """In the table's order; computed knfu and its full compression first (an interrupted
