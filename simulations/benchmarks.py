@@ -458,7 +458,7 @@ def communication(s: Settings) -> Table:
     finite = [(v, k) for k, v in ratios.items() if v == v]
     best = max(finite) if finite else (float("nan"), "none reached the target")
     uncompressed = [
-        (ratios[k], k) for k in ("mean", "dsfl", "knfu") if ratios.get(k) == ratios.get(k)
+        (ratios[k], k) for k in ("mean", "dsfl", "knfu") if k in ratios and ratios[k] == ratios[k]
     ]
     compressed = [(v, k) for v, k in finite if "+" in k and k in within_a_point]
     targets = (
