@@ -291,7 +291,7 @@ def cnn_accuracy(s: Settings) -> Table:
         for architecture, names, extra in settings:
             for name in names:
                 kind = "mixed" if extra else "cnn"
-                protocol = {**PRE_TUNING_DEFAULTS, **tuned.get(name, {})} if tuned else {}
+                protocol = tuned_protocol(tuned, name)
                 got = compare(
                     config,
                     [name],
@@ -412,13 +412,9 @@ def communication(s: Settings) -> Table:
     over = {**over, "dirichlet-alpha": 0.5, "output-dir": str(s.runs / "communication")}
     tuned = tuned_settings(s)
 
-    def protocol(variant: str) -> dict[str, Any]:
-        strategy = variant.split("+")[0]
-        return {**PRE_TUNING_DEFAULTS, **tuned.get(strategy, {})} if tuned else {}
-
     reference = compare(
         config, ["fedavg"], seeds, name="fedavg", reuse=True, overwrite=True,
-        **{**over, **protocol("fedavg")},
+        **{**over, **tuned_protocol(tuned, "fedavg")},
     )  # fmt: skip
     finals = [_alma_and_global(r)[1] for r in reference.runs["fedavg"]]
     target = 0.95 * statistics.fmean(finals)
@@ -433,7 +429,7 @@ def communication(s: Settings) -> Table:
     for variant in sorted(variants, key=lambda v: v not in COMPUTE_FIRST):
         got[variant] = compare(
             config, [variant], seeds, name=variant.replace("+", "-"), reuse=True,
-            overwrite=True, **{**over, **protocol(variant)},
+            overwrite=True, **{**over, **tuned_protocol(tuned, variant)},
         ).runs[variant]  # fmt: skip
     got = {variant: got[variant] for variant in variants}
     knfu_alma = [_alma_and_global(r)[0] for r in got.get("knfu", ())]
@@ -639,6 +635,14 @@ def tuning(s: Settings) -> Table:
         ],
         data={"chosen": chosen_by_strategy, "seeds": seeds},
     )
+
+
+def tuned_protocol(tuned: dict[str, dict[str, Any]], variant: str) -> dict[str, Any]:
+    """The round's settings for a strategy (``knfu+payload-dtype=int8``: knfu's) from the
+    tuning table's choices; none (the config's own) when there are no choices (smoke)."""
+    if not tuned:
+        return {}
+    return {**PRE_TUNING_DEFAULTS, **tuned.get(variant.split("+")[0], {})}
 
 
 def tuned_settings(s: Settings) -> dict[str, dict[str, Any]]:
