@@ -18,7 +18,6 @@ from flwr.clientapp import ClientApp
 from fedkd.config import RunConfig, parse_run_config
 from fedkd.flower_glue.messages import STATE_KEY, pack, state_from_record, state_to_record, unpack
 from fedkd.node import (
-    ClientNode,
     NodeConfig,
     parse_node_config,
     simulated_node_config,
@@ -52,6 +51,10 @@ def serve(
     msg: Message, context: Context, node_cfg: NodeConfig, run_cfg: RunConfig, *, train: bool
 ) -> Message:
     """Let the node built from ``node_cfg`` answer ``msg``; keep its state in ``context``."""
+    # Imported here, not with the app: the simulation's launcher loads this module to hand
+    # the app to Ray and never trains, so it need not import torch.
+    from fedkd.node import ClientNode
+
     node = ClientNode(node_cfg, run_cfg, node_id=int(context.node_id))
     record = context.state.array_records.get(STATE_KEY)
     state = state_from_record(record) if record is not None else None

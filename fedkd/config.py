@@ -50,6 +50,9 @@ class RunConfig:
     """Public test images the global accuracy is measured on: 0 = all of them; k = a fixed
     subset of k, the same for every seed and strategy (evaluation can cost more than a CNN's
     local training on a CPU)."""
+    clients_per_round: int = 0
+    """Nodes asked in each training round, drawn afresh every round (0 = all of them);
+    the final evaluation asks every node (:mod:`fedkd.participation`)."""
     strategy: str = "knfu"
     strategy_params: tuple[tuple[str, ConfigValue], ...] = ()
     num_server_rounds: int = 5
@@ -118,6 +121,7 @@ class RunConfig:
             "min_local_test",
             "max_train_per_client",
             "global_test_size",
+            "clients_per_round",
             "anchors_per_round",
             "seed",
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -113,6 +114,10 @@ class RoundOutcome:
     nodes: dict[int, NodeRound] = field(default_factory=dict)
     evals: list[EvalReport] = field(default_factory=list)
     eval_nodes: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    """The round's wall time at the server: requests sent to replies judged and fused."""
+    fusion_seconds: float = 0.0
+    """Of which fusing the valid contributions (the strategy's own work)."""
 
     @property
     def accepted(self) -> list[int]:
@@ -339,7 +344,10 @@ class Coordinator:
         for node_id in bytes_down:
             self._fused.pop(node_id, None)
         if round_ <= self.cfg.num_server_rounds:
-            for node_id, reason in self._aggregate(round_, valid).items():
+            started = time.perf_counter()
+            rejected = self._aggregate(round_, valid)
+            outcome.fusion_seconds = time.perf_counter() - started
+            for node_id, reason in rejected.items():
                 outcome.nodes[node_id].status, outcome.nodes[node_id].reason = "invalid", reason
         for node_id, reason in outcome.excluded.items():
             log.warning(

@@ -60,6 +60,9 @@ class RunRecorder:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.started = time.perf_counter()
         self.rows: dict[tuple[int, int], _Row] = {}
+        self.round_seconds: dict[int, tuple[float, float]] = {}
+        """Each message round's wall time at the server, and its fusion's (this session's
+        rounds only: a resumed run's earlier rounds are not timed again)."""
         (run_dir / "config.json").write_text(json.dumps(cfg.to_flat(), indent=2, sort_keys=True))
 
     def resume(
@@ -95,6 +98,7 @@ class RunRecorder:
                 row.status, row.reason, row.epsilon = node.status, node.reason, node.privacy_epsilon
         for node_id, report in zip(outcome.eval_nodes, outcome.evals, strict=True):
             self._record_eval(node_id, report)
+        self.round_seconds[outcome.round] = (outcome.seconds, outcome.fusion_seconds)
         self.flush_metrics()
 
     def _record_eval(self, node_id: int, report: EvalReport) -> None:
@@ -149,6 +153,8 @@ class RunRecorder:
             wall_s=self.elapsed(),
         )
         summary.update(extra or {})
+        summary["round_seconds"] = {str(r): t for r, (t, _) in sorted(self.round_seconds.items())}
+        summary["fusion_seconds"] = {str(r): f for r, (_, f) in sorted(self.round_seconds.items())}
         summary["status"] = INCOMPLETE_STATUS if incomplete else COMPLETE_STATUS
         if incomplete:
             summary["incomplete_reason"] = incomplete

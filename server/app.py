@@ -27,6 +27,7 @@ from fedkd.data.public import load_public_data
 from fedkd.deploy.keyring import signing_keys
 from fedkd.flower_glue.messages import flower_size, pack, unpack
 from fedkd.interrupt import RunFailed, RunInterrupted, check
+from fedkd.participation import round_participants
 from fedkd.privacy.node_registry import NodeRegistry
 from fedkd.results import RunRecorder
 from fedkd.run_directory import RunDirectory
@@ -34,7 +35,8 @@ from server.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 
 log = logging.getLogger("fedkd.server")
 app = ServerApp()
-POLL_S = 0.1
+POLL_S = 0.02
+"""How often the server asks for replies: a round ends within this of its last reply."""
 STARTUP_ROUNDS = (0, 1)
 """The handshake and the first training round: where a node starts its app, loads its
 data and builds its model, so they also get the ``startup-timeout`` allowance."""
@@ -132,8 +134,11 @@ def exchange(
     stop: threading.Event | None = None,
 ) -> RoundOutcome:
     """Send one request per node, collect replies, and let the coordinator judge them."""
+    started = time.perf_counter()
     deliveries, bytes_down = _send(grid, coordinator, nodes, round_, kind, stop)
-    return coordinator.ingest(round_, deliveries, bytes_down)
+    outcome = coordinator.ingest(round_, deliveries, bytes_down)
+    outcome.seconds = time.perf_counter() - started
+    return outcome
 
 
 def _send(
@@ -334,7 +339,12 @@ def _rounds(
         for round_ in range(first, total + 1):
             training = round_ <= cfg.num_server_rounds
             kind = MessageType.TRAIN if training else MessageType.EVALUATE
-            outcome = exchange(grid, coordinator, nodes, round_, kind, stop)
+            asked = nodes
+            if training:
+                asked = round_participants(
+                    nodes, per_round=cfg.clients_per_round, seed=cfg.seed, round_=round_
+                )
+            outcome = exchange(grid, coordinator, asked, round_, kind, stop)
             recorder.record(outcome)
             if training:
                 _checkpoint(cfg, coordinator, recorder, recorder.run_dir, round_)

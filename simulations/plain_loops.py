@@ -99,10 +99,12 @@ def aggregate(releases: list[torch.Tensor], strategy: str, era_temperature: floa
     return F.softmax(torch.log(mean.clamp_min(1e-12)) / era_temperature, dim=1)
 
 
-def run(config: str, strategy: str, seed: int, overrides: dict[str, Any]) -> dict[str, Any]:
+def run(
+    config: str, strategy: str, seed: int, overrides: dict[str, Any], *, threads: int = 1
+) -> dict[str, Any]:
     started = time.perf_counter()
     cfg, _ = load_config(ROOT / config, {**overrides, "seed": seed, "strategy": strategy})
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     public = load_public_data(cfg.public_spec)
     anchors = torch.from_numpy(public.transfer.x)
     test_x, test_y = torch.from_numpy(public.test.x), torch.from_numpy(public.test.y)
@@ -146,6 +148,7 @@ def main() -> None:
     parser.add_argument("--strategy", choices=("mean", "dsfl"), required=True)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--set", action="append", default=[], help="key=value overrides")
+    parser.add_argument("--threads", type=int, default=1, help="torch's intra-op threads")
     args = parser.parse_args()
     overrides: dict[str, Any] = {}
     for item in args.set:
@@ -153,7 +156,7 @@ def main() -> None:
         overrides[key] = (
             json.loads(value) if value[:1].isdigit() or value in ("true", "false") else value
         )
-    print(json.dumps(run(args.config, args.strategy, args.seed, overrides)))
+    print(json.dumps(run(args.config, args.strategy, args.seed, overrides, threads=args.threads)))
 
 
 if __name__ == "__main__":

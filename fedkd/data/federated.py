@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from fedkd.data.arrays import LabelledArrays
-from fedkd.data.partition import partition_indices
+from fedkd.data.partition_cache import cached_partition_indices
 from fedkd.data.private import PrivateData, split_local
 from fedkd.data.public import carve_transfer
-from fedkd.data.sources import SourceDataset, load_source
+from fedkd.data.sources import SourceDataset, default_data_dir, load_source
 from fedkd.data.transfer import TransferSet
 
 
@@ -58,8 +58,9 @@ def build_federated_data(spec: DataSpec) -> FederatedData:
 def _build(spec: DataSpec) -> FederatedData:
     source = load_source(spec.dataset, data_dir=Path(spec.data_dir) if spec.data_dir else None)
     transfer, pool, groups = _carve_transfer(source, spec)
-    parts = partition_indices(
+    parts = cached_partition_indices(
         pool.y,
+        cache_dir=(Path(spec.data_dir) if spec.data_dir else default_data_dir()) / "partitions",
         scheme=spec.partitioner,
         num_partitions=spec.num_clients,
         seed=spec.seed,

@@ -195,12 +195,12 @@ def _note_nodes(cfg: RunConfig, run_dir: Path, nodes: list[NodeConfig]) -> None:
 
 def _note_reproducible_nodes(run_dir: Path, nodes: list[NodeConfig]) -> None:
     """Say in the summary which nodes seeded their DP randomness from the run seed."""
-    from fedkd.privacy.guard import REPRODUCIBLE_RANDOMNESS
-
     names = [node.name for node in nodes if node.reproducible_dp]
     summary_path = run_dir / "summary.json"
     if not names or not summary_path.exists():
         return
+    from fedkd.privacy.guard import REPRODUCIBLE_RANDOMNESS  # imports torch: only when needed
+
     summary = json.loads(summary_path.read_text())
     summary["reproducible_dp"] = {"nodes": names, "note": REPRODUCIBLE_RANDOMNESS}
     summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True))
@@ -224,6 +224,11 @@ def _flower_environment() -> Iterator[None]:
     try:
         for key, value in FLOWER_ENV.items():
             os.environ.setdefault(key, value)
+        # Without an address Ray joins the cluster the last `ray start` on this machine
+        # recorded, even one long stopped (then it hangs): a run starts its own Ray unless
+        # RAY_ADDRESS names a cluster to join.
+        if not os.environ.get("RAY_ADDRESS"):
+            os.environ["RAY_ADDRESS"] = "local"
         paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([os.getcwd(), *paths]))
         flwr_logger.setLevel(logging.WARNING)

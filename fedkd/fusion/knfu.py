@@ -158,19 +158,25 @@ class KnFu(FusionStrategy):
 
     def _fuse(self, p: np.ndarray, w: np.ndarray) -> FusionResult:
         pair = self.neighbour_weights(p)
+        k, t, c = p.shape
+        flat = p.reshape(k, t * c)
         mixing: np.ndarray | None
         if self.effectiveness == "distribution":
-            targets = np.einsum("kj,jtc->ktc", pair, p)
+            targets = (pair @ flat).reshape(k, t, c)
             mixing = pair
         else:
-            per_anchor = pair[:, :, None] * self._competence(p)[None, :, :]  # (K, K, T)
-            totals = per_anchor.sum(axis=1, keepdims=True)
-            # A huge γ or β_s can underflow every competence to 0; then the pair weights
-            # are the only information left.
-            per_anchor = np.where(
-                totals > 0, per_anchor / np.where(totals > 0, totals, 1.0), pair[:, :, None]
-            )
-            targets = np.einsum("kjt,jtc->ktc", per_anchor, p)
+            # F_k[t] = Σ_j w_kj a_jt P_j[t] / Σ_j w_kj a_jt: two matrix products, never the
+            # (K, K, T) per-anchor weights (8 GB at K = 1,000 and T = 1,000).
+            competence = self._competence(p)  # (K, T): a_jt
+            totals = pair @ competence  # (K, T)
+            weighted = (pair @ (competence[:, :, None] * p).reshape(k, t * c)).reshape(k, t, c)
+            positive = totals > 0
+            targets = weighted / np.where(positive, totals, 1.0)[:, :, None]
+            if not positive.all():
+                # A huge γ or β_s can underflow every competence to 0; then the pair
+                # weights are the only information left.
+                fallback = (pair @ flat).reshape(k, t, c)
+                targets = np.where(positive[:, :, None], targets, fallback)
             mixing = None
         if self.global_blend > 0:
             lam = self.global_blend

@@ -31,7 +31,6 @@ from fedkd.distill.loops import evaluate as evaluate_model
 from fedkd.node.model import load_state, model_state
 from fedkd.privacy import entropy
 from fedkd.privacy.accounting import DPSteps
-from fedkd.privacy.dp_sgd import train_private
 from fedkd.privacy.guard import PrivacyPlan
 from fedkd.privacy.policy import EffectivePrivacy
 from fedkd.privacy.scorers import make_scorer
@@ -139,6 +138,9 @@ def train(work: RoundWork, round_: int, plan: PrivacyPlan | None) -> tuple[float
         return loss, None
     if work.run.local_epochs == 0:
         return float("nan"), None
+    # Opacus loads with the first private step: a node without DP never imports it.
+    from fedkd.privacy.dp_sgd import train_private
+
     # The positive control of an audit: noise all but removed, the claim left as it was.
     actual_noise = NO_NOISE if work.noise_off else plan.noise_multiplier
     result = train_private(

@@ -17,9 +17,6 @@ import math
 import warnings
 from dataclasses import dataclass
 
-from opacus.accountants import create_accountant
-from opacus.accountants.utils import get_noise_multiplier
-
 from fedkd.privacy.modes import ACCOUNTANTS
 
 __all__ = ["ACCOUNTANTS"]
@@ -81,6 +78,9 @@ def epsilon(history: History, *, delta: float, accountant: str = "prv") -> float
         raise ValueError(f"delta must be in (0, 1), got {delta}")
     if total_steps(history) == 0:
         return 0.0
+    # Opacus imports torch (seconds): a server that never meets a DP reply never pays it.
+    from opacus.accountants import create_accountant
+
     acc = create_accountant(mechanism=accountant)
     acc.history = [(h.noise_multiplier, h.sample_rate, h.steps) for h in history if h.steps]
     with warnings.catch_warnings():
@@ -124,6 +124,8 @@ def calibrate_noise_multiplier(
     extra: dict[str, object] = (
         {"eps_error": PRV_EPS_ERROR} if accountant == "prv" else {"alphas": RDP_ORDERS}
     )
+    from opacus.accountants.utils import get_noise_multiplier
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_RDP_ORDER_WARNING)
         sigma = get_noise_multiplier(

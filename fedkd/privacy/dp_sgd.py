@@ -11,7 +11,6 @@ batch.  The steps are counted by the optimizer's own accounting hook and returne
 
 from __future__ import annotations
 
-import math
 import warnings
 from dataclasses import dataclass
 
@@ -30,6 +29,7 @@ from fedkd.privacy import conv_grad_sample  # noqa: F401  (registers the Conv2d 
 from fedkd.privacy.accounting import DPSteps
 from fedkd.privacy.modes import GRAD_SAMPLE_MODES
 from fedkd.privacy.output_grads import OutputGradients, unsupported_layers
+from fedkd.privacy.sampling import sample_rate
 
 # Expanded weights reject a zero batch; vmap over one fails in GroupNorm.
 _NO_EMPTY_BATCHES = ("ew", "functorch")
@@ -65,15 +65,6 @@ def default_grad_sample_mode(model: nn.Module) -> str:
 
 def _empty_batch_plausible(num_records: int, rate: float) -> bool:
     return bool((1 - rate) ** num_records > 1e-9)
-
-
-def steps_per_epoch(num_records: int, batch_size: int) -> int:
-    """Poisson steps per epoch: ⌈n/B⌉, at sample rate 1/⌈n/B⌉."""
-    return max(1, math.ceil(num_records / batch_size))
-
-
-def sample_rate(num_records: int, batch_size: int) -> float:
-    return 1.0 / steps_per_epoch(num_records, batch_size)
 
 
 class _TensorRows(Dataset[tuple[torch.Tensor, torch.Tensor]]):

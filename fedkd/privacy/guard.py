@@ -20,9 +20,9 @@ import numpy as np
 
 from fedkd.privacy.accounting import Budget, DPSteps, History, calibrate_after
 from fedkd.privacy.accounting import epsilon as epsilon_of
-from fedkd.privacy.dp_sgd import sample_rate, steps_per_epoch
 from fedkd.privacy.ledger import Release
 from fedkd.privacy.policy import EffectivePrivacy, PolicyRefusal
+from fedkd.privacy.sampling import sample_rate, steps_per_epoch
 from fedkd.wire.types import KnowledgeReply, PrivacySpend
 
 DP_MECHANISM = "dp-sgd"

@@ -232,3 +232,29 @@ def test_per_sample_prefers_the_confident_client() -> None:
 def test_bad_parameters(params: Params, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make_fusion("knfu", **params)
+
+
+def test_underflowing_competence_falls_back_to_the_pair_weights() -> None:
+    p = soft_labels((4, 6, 5), seed=3, sparse=False)
+    # β_s so large that exp(−β_s·H) is 0 for every anchor that is not one-hot.
+    fused = make_fusion("knfu", effectiveness="per-sample", sample_beta=1e6).fuse(FusionInput(p))
+    pair_only = make_fusion("knfu", effectiveness="distribution").fuse(FusionInput(p))
+    np.testing.assert_allclose(fused.targets, pair_only.targets, atol=1e-12)
+
+
+def test_per_anchor_fusion_never_builds_a_clients_by_clients_by_anchors_array() -> None:
+    """At K = 400 clients and T = 500 anchors the (K, K, T) weights alone take 640 MB."""
+    import tracemalloc
+
+    k, t, c = 400, 500, 10
+    p = soft_labels((k, t, c), seed=0, sparse=False)
+    knfu = make_fusion("knfu", effectiveness="per-sample")
+    tracemalloc.start()
+    try:
+        fused = knfu.fuse(FusionInput(p))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert fused.targets.shape == (k, t, c)
+    assert peak < 8 * p.nbytes  # 16 MB in; the (K, K, T) path peaked at 1.9 GB
+    np.testing.assert_allclose(fused.targets.sum(axis=2), 1.0, atol=1e-6)  # float32 out

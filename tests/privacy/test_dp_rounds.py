@@ -14,9 +14,9 @@ from fedkd.coordinator import Coordinator, Delivery, RoundOutcome
 from fedkd.data.federated import build_federated_data
 from fedkd.data.transfer import content_digest
 from fedkd.privacy.accounting import DPSteps, compose, epsilon
-from fedkd.privacy.dp_sgd import sample_rate, steps_per_epoch
 from fedkd.privacy.ledger import Ledger
 from fedkd.privacy.node_registry import NodeRegistry
+from fedkd.privacy.sampling import sample_rate, steps_per_epoch
 from fedkd.wire.serde import knowledge_reply_from_bytes
 from fedkd.wire.types import KnowledgeReply, ModelWeights, StatusCode
 from tests.node_harness import node_config, plan_of, serve

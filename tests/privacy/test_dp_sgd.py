@@ -12,11 +12,10 @@ from fedkd.models import ModelSpec, build_model
 from fedkd.privacy.dp_sgd import (
     PrivacyConfigError,
     default_grad_sample_mode,
-    sample_rate,
-    steps_per_epoch,
     train_private,
     validate_private_model,
 )
+from fedkd.privacy.sampling import sample_rate, steps_per_epoch
 
 
 def data(n: int = 600, d: int = 20, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
