@@ -24,7 +24,7 @@ def _run_smoke_table(name: str, folder: Path) -> list[list[str]]:
     return list(bench.run_table(name, smoke=True, results=folder / "results", runs=folder).rows)
 
 
-SUBPROCESS_TABLES = ("plain-loops", "overhead", "scale")
+SUBPROCESS_TABLES = ("plain-loops", "overhead", "scale", "ray-cluster")
 """Tables whose runs are processes of their own, timed from outside: the smoke runs them
 in two worker processes beside the others (each run mostly waits on Ray's start-up),
 which keeps the whole smoke within its two minutes."""
