@@ -1015,6 +1015,9 @@ def scale(s: Settings) -> Table:
             "1,000 in one training round.",
             "Memory: sampled every 0.5 s over the simulation's whole process tree (the "
             "main process, Ray's GCS, raylet and helpers, the ClientApp actors).",
+            "ALMA is over every client at the final evaluation: with 10 of 1,000 asked in "
+            "each of 2 rounds, at most 20 clients trained before it (the rest evaluate their "
+            "initial model); the rows measure cost, not accuracy.",
             *notes,
         ],
     )
