@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     import datasets
 
 SCHEMES = ("iid", "dirichlet", "pathological", "natural")
+SPLIT_VERSION = 1
+"""Bump when this module changes which rows a partition gets: cached splits
+(:mod:`fedkd.data.partition_cache`) are keyed by it."""
 
 
 def partition_indices(

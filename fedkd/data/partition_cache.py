@@ -23,20 +23,24 @@ from pathlib import Path
 
 import numpy as np
 
-from fedkd.data.partition import partition_indices
+from fedkd.data.partition import SPLIT_VERSION, partition_indices
 
 log = logging.getLogger(__name__)
 
 
 def partition_key(labels: np.ndarray, groups: np.ndarray | None, **params: object) -> str:
-    """The cache key: SHA-256 over the labels, the groups, the parameters and the
-    partitioner's version."""
+    """The cache key: SHA-256 over the labels, the groups, the parameters, flwr-datasets'
+    version and fedkd's own (:data:`fedkd.data.partition.SPLIT_VERSION`)."""
     digest = hashlib.sha256()
     for array in (labels, groups if groups is not None else np.zeros(0, dtype=np.int64)):
         values = np.ascontiguousarray(array, dtype=np.int64)
         digest.update(f"{values.shape}|".encode())
         digest.update(values.tobytes())
-    described = {**params, "flwr-datasets": metadata.version("flwr-datasets")}
+    described = {
+        **params,
+        "flwr-datasets": metadata.version("flwr-datasets"),
+        "fedkd-split": SPLIT_VERSION,
+    }
     digest.update(json.dumps(described, sort_keys=True, default=str).encode())
     return digest.hexdigest()
 
