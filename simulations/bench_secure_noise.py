@@ -25,7 +25,10 @@ from fedkd.models import ModelSpec, build_model
 from fedkd.privacy.entropy import fresh_seed
 
 
-def _step_noise(params: list[torch.Tensor], generator: torch.Generator, secure: bool) -> float:
+def step_noise_seconds(
+    params: list[torch.Tensor], generator: torch.Generator, secure: bool
+) -> float:
+    """Seconds to draw one DP-SGD step's noise for ``params`` as Opacus's optimizer does."""
     tick = time.perf_counter()
     for p in params:
         _generate_noise(std=1.0, reference=p, generator=generator, secure_mode=secure)
@@ -39,7 +42,7 @@ def measure(model_name: str, reps: int) -> dict[str, float | int]:
     ratios, secure_s, plain_s = [], [], []
     for rep in range(reps):
         order = (True, False) if rep % 2 == 0 else (False, True)
-        times = {mode: _step_noise(params, generator, mode) for mode in order}
+        times = {mode: step_noise_seconds(params, generator, mode) for mode in order}
         secure_s.append(times[True])
         plain_s.append(times[False])
         ratios.append(times[True] / times[False])

@@ -50,17 +50,17 @@ def validate_private_model(model: nn.Module) -> None:
 def default_grad_sample_mode(model: nn.Module) -> str:
     """The fastest valid mode for ``model`` (measured by simulations/bench_dp_throughput.py).
 
-    Ghost clipping needs no per-sample gradient for Linear layers, which makes it orders
-    of magnitude faster on Linear-only models.  On convolutional ones it materialises
-    per-sample gradients twice; there ``output-grads`` (:mod:`fedkd.privacy.output_grads`:
-    no wasted batched parameter gradients, the grouped-kernel Conv2d sampler) is fastest,
-    and ``hooks`` serves models it does not (layers without a grad sampler, shared layers).
-    Both take the empty batches Poisson sampling can draw.
+    ``output-grads`` (:mod:`fedkd.privacy.output_grads`: one backward pass without batched
+    parameter gradients, Linear layers clipped without per-sample gradients, the
+    grouped-kernel Conv2d sampler) is fastest wherever it applies.  For the models it
+    does not serve (layers without a grad sampler, shared layers) ghost clipping is next
+    on Linear-only models and ``hooks`` on convolutional ones.  All three take the empty
+    batches Poisson sampling can draw.
     """
+    if not unsupported_layers(model):
+        return "output-grads"
     has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
-    if not has_conv:
-        return "ghost"
-    return "hooks" if unsupported_layers(model) else "output-grads"
+    return "hooks" if has_conv else "ghost"
 
 
 def _empty_batch_plausible(num_records: int, rate: float) -> bool:
@@ -220,16 +220,20 @@ def _run_epochs(
         noise_multiplier=noise_multiplier,
         max_grad_norm=max_grad_norm,
         poisson_sampling=True,
-        # output-grads computes per-sample gradients itself; Opacus only wraps the model.
-        grad_sample_mode="no_op" if mode == "output-grads" else mode,
+        # output-grads writes the clipped sum to p.grad itself, which is what ghost
+        # clipping's optimizer takes; the ghost module's own hooks are removed.
+        grad_sample_mode="ghost" if mode == "output-grads" else mode,
         noise_generator=noise_generator,
     )
-    output_grads = OutputGradients(model) if mode == "output-grads" else None
-    if mode == "ghost":
+    if mode in ("ghost", "output-grads"):
         private_model, dp_optimiser, criterion, dp_loader = made
     else:
         private_model, dp_optimiser, dp_loader = made
         criterion = nn.CrossEntropyLoss()
+    output_grads = None
+    if mode == "output-grads":
+        private_model.remove_hooks()
+        output_grads = OutputGradients(model)
     # Opacus hands the Poisson sampler its secure RNG only in secure_mode (which needs
     # torchcsprng): give it ours, or the masks would come from torch's global RNG.  Its
     # secure noise (a sum of normals, against floating-point attacks) needs no CSPRNG.
@@ -259,7 +263,7 @@ def _run_epochs(
                     else:
                         logits = output_grads.forward(private_model, xb)
                         summed = F.cross_entropy(logits, yb, reduction="sum")
-                        output_grads.per_sample_gradients(summed, len(xb))
+                        output_grads.clipped_sum(summed, len(xb), max_grad_norm=max_grad_norm)
                         loss = summed / max(len(xb), 1)
                     dp_optimiser.step()
                     if len(xb):  # an empty Poisson sample still steps (noise only)

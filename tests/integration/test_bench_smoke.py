@@ -30,7 +30,7 @@ in worker processes beside the others (a run mostly waits on Ray's start-up)."""
 
 PARTS = {
     "part 1": ("tuning", "cnn-accuracy", "communication", "plain-loops", "poisoned"),
-    "part 2": ("overhead", "scale", "ray-cluster", "privacy-utility"),
+    "part 2": ("overhead", "scale", "ray-cluster", "privacy-utility", "dp-throughput"),
 }
 """BENCHMARKS.md's two halves, one smoke each, each within two minutes on 2 cores."""
 

@@ -103,12 +103,15 @@ def test_batch_memory_manager_splits_but_steps_once_per_logical_batch() -> None:
 
 
 def test_default_mode_follows_the_architecture() -> None:
-    assert default_grad_sample_mode(mlp()) == "ghost"
+    assert default_grad_sample_mode(mlp()) == "output-grads"
     cnn = build_model("cnn-s", ModelSpec(input_shape=(1, 28, 28), num_classes=10))
     assert default_grad_sample_mode(cnn) == "output-grads"
-    # A layer without a grad sampler: the hooks mode (functorch fallback) serves it.
+    # A layer without a grad sampler: the hooks mode (functorch fallback) serves a CNN,
+    # ghost clipping a Linear-only model.
     odd = nn.Sequential(nn.Conv2d(1, 4, 3), nn.PReLU(), nn.Flatten(), nn.Linear(4 * 26 * 26, 2))
     assert default_grad_sample_mode(odd) == "hooks"
+    odd_mlp = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.PReLU(), nn.Linear(8, 2))
+    assert default_grad_sample_mode(odd_mlp) == "ghost"
 
 
 def test_incompatible_layer_is_named() -> None:

@@ -1,4 +1,4 @@
-"""The output-grads mode computes the same per-sample gradients, and trains the same
+"""The output-grads mode computes the same clipped gradient sums, and trains the same
 model, as Opacus's hooks mode."""
 
 from __future__ import annotations
@@ -23,34 +23,64 @@ def _batch(n: int = 12) -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.randint(0, 4, (n,), generator=generator)
 
 
+def _opacus_clipped_sum(per_sample: list[torch.Tensor], max_grad_norm: float) -> list[torch.Tensor]:
+    """DPOptimizer.clip_and_accumulate's arithmetic (flat clipping), on given samples."""
+    norms = torch.stack([g.reshape(len(g), -1).norm(2, dim=-1) for g in per_sample], dim=1)
+    factors = (max_grad_norm / (norms.norm(2, dim=1) + 1e-6)).clamp(max=1.0)
+    return [torch.einsum("i,i...", factors, g) for g in per_sample]
+
+
 @pytest.mark.filterwarnings("ignore:Full backward hook is firing")
-def test_per_sample_gradients_equal_the_hooks_mode() -> None:
+@pytest.mark.parametrize("model_name", ["cnn-s", "mlp-m"])
+@pytest.mark.parametrize("max_grad_norm", [0.05, 1e6])  # every sample clipped; none
+def test_clipped_sum_equals_opacus_clipping_of_the_hooks_mode(
+    model_name: str, max_grad_norm: float
+) -> None:
     torch.manual_seed(3)
-    model = build_model("cnn-s", SPEC)  # convs on both samplers' paths, GroupNorm, Linear
+    # cnn-s: convs on both samplers' paths, GroupNorm, Linear; mlp-m: Linear only.
+    model = build_model(model_name, SPEC)
     x, y = _batch()
-    wrapped = GradSampleModule(model, loss_reduction="mean")
-    nn.functional.cross_entropy(wrapped(x), y).backward()  # type: ignore[no-untyped-call]
-    want = {name: p.grad_sample.clone() for name, p in model.named_parameters()}  # type: ignore[attr-defined]
+    wrapped = GradSampleModule(model, loss_reduction="sum")
+    nn.functional.cross_entropy(wrapped(x), y, reduction="sum").backward()  # type: ignore[no-untyped-call]
+    samples = [p.grad_sample.clone() for p in model.parameters()]  # type: ignore[attr-defined]
+    want = _opacus_clipped_sum(samples, max_grad_norm)
     wrapped._close()
     model.zero_grad(set_to_none=True)
 
     with OutputGradients(model) as taps:
         summed = nn.functional.cross_entropy(taps.forward(model, x), y, reduction="sum")
-        taps.per_sample_gradients(summed, len(x))
-    for name, p in model.named_parameters():
-        torch.testing.assert_close(p.grad_sample, want[name], rtol=1e-4, atol=1e-6)  # type: ignore[attr-defined]
-        assert p.grad is None  # no batched parameter gradient was computed
+        taps.clipped_sum(summed, len(x), max_grad_norm=max_grad_norm)
+    for (name, p), expected in zip(model.named_parameters(), want, strict=True):
+        assert p.grad is not None, name
+        torch.testing.assert_close(p.grad, expected, rtol=1e-4, atol=1e-6)
+        assert not hasattr(p, "grad_sample")  # nothing per-sample was left behind
+    if max_grad_norm < 1:  # every sample's clipped gradient has norm C: the sum's ≤ B·C
+        total = torch.cat([p.grad.flatten() for p in model.parameters()]).norm()  # type: ignore[union-attr]
+        assert total <= len(x) * max_grad_norm * (1 + 1e-4)
+
+
+def test_an_empty_batch_gives_zero_gradients() -> None:
+    model = build_model("mlp-m", SPEC)
+    with OutputGradients(model) as taps:
+        logits = taps.forward(model, torch.zeros(0, 1, 16, 16))
+        summed = nn.functional.cross_entropy(
+            logits, torch.zeros(0, dtype=torch.long), reduction="sum"
+        )
+        taps.clipped_sum(summed, 0, max_grad_norm=1.0)
+    for p in model.parameters():
+        assert p.grad is not None and not p.grad.any()
 
 
 @pytest.mark.filterwarnings("ignore:Full backward hook is firing")
-def test_dp_training_matches_the_hooks_mode_step_for_step() -> None:
+@pytest.mark.parametrize("model_name", ["cnn-s", "mlp-m"])
+def test_dp_training_matches_the_hooks_mode_step_for_step(model_name: str) -> None:
     rng = np.random.default_rng(1)
     x = rng.normal(size=(200, 1, 16, 16)).astype(np.float32)
     y = rng.integers(0, 4, size=200).astype(np.int64)
     trained = {}
     for mode in ("hooks", "output-grads"):
         torch.manual_seed(4)
-        model = build_model("cnn-s", SPEC)
+        model = build_model(model_name, SPEC)
         result = train_private(
             model,
             x,
