@@ -113,3 +113,27 @@ def test_layers_it_cannot_serve_are_named() -> None:
     twice = nn.Sequential(shared, nn.ReLU(), shared)
     with OutputGradients(twice) as taps, pytest.raises(ValueError, match="ran twice"):
         taps.forward(twice, torch.randn(3, 4))
+
+
+@pytest.mark.parametrize("model_name", ["cnn-s", "mlp-m"])
+def test_one_record_moves_the_clipped_sum_by_at_most_the_clip_norm(model_name: str) -> None:
+    """The sensitivity DP-SGD's noise is calibrated to, against a record built to dominate."""
+    torch.manual_seed(5)
+    model = build_model(model_name, SPEC)
+    x, y = _batch(8)
+    outlier = x[:1] * 1e4  # a huge input: its raw gradient is orders of magnitude above C
+    max_grad_norm = 0.5
+
+    def clipped(inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        model.zero_grad(set_to_none=True)
+        with OutputGradients(model) as taps:
+            summed = nn.functional.cross_entropy(
+                taps.forward(model, inputs), labels, reduction="sum"
+            )
+            taps.clipped_sum(summed, len(inputs), max_grad_norm=max_grad_norm)
+        return torch.cat([p.grad.flatten() for p in model.parameters()])  # type: ignore[union-attr]
+
+    without = clipped(x, y)
+    with_outlier = clipped(torch.cat([x, outlier]), torch.cat([y, y[:1]]))
+    moved = float((with_outlier - without).norm())
+    assert 0.9 * max_grad_norm < moved <= max_grad_norm * (1 + 1e-4)
