@@ -53,8 +53,10 @@ def serve(
     """Let the node built from ``node_cfg`` answer ``msg``; keep its state in ``context``."""
     # Imported here, not with the app: the simulation's launcher loads this module to hand
     # the app to Ray and never trains, so it need not import torch.
+    from fedkd.allocator import keep_freed_memory
     from fedkd.node import ClientNode
 
+    keep_freed_memory()  # this process trains: reuse freed tensor memory (once per process)
     node = ClientNode(node_cfg, run_cfg, node_id=int(context.node_id))
     record = context.state.array_records.get(STATE_KEY)
     state = state_from_record(record) if record is not None else None

@@ -8,10 +8,12 @@ repetition ratios.  Fixed: the model, an MNIST-sized client (6,000 records, 1×2
 logical batch 256 (``--batch``; a usual DP-SGD batch), Poisson sampling, BatchMemoryManager
 with physical batches of at most ``--physical`` (512: a Poisson batch is rarely split,
 as with the platform's default of 256 for its logical batches of 32–64), σ = 1, C = 1.
-Each epoch includes the per-call set-up (``make_private``), as a round does.
+Each epoch includes the per-call set-up (``make_private``), as a round does.  The process
+keeps freed memory as fedkd's nodes do (fedkd/allocator.py; ``--malloc-defaults`` not).
 
 Usage: python simulations/bench_dp_throughput.py [--models cnn-m,cnn-s,mlp-m] [--reps 9]
-           [--batch 256] [--physical 512] [--out simulations/results/dp_throughput.json]
+           [--batch 256] [--physical 512] [--modes output-grads,hooks,…] [--malloc-defaults]
+           [--out simulations/results/dp_throughput.json]
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fedkd.allocator import keep_freed_memory
 from fedkd.distill.device import pick_device
 from fedkd.distill.loops import OptimiserConfig, train_local
 from fedkd.models import ModelSpec, build_model
@@ -125,19 +128,31 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=9)
     parser.add_argument("--batch", type=int, default=256, help="logical batch size")
     parser.add_argument("--physical", type=int, default=512, help="largest physical batch")
+    parser.add_argument("--records", type=int, default=RECORDS, help="records per epoch")
+    parser.add_argument("--modes", default=",".join(GRAD_SAMPLE_MODES), help="DP modes to time")
+    parser.add_argument(
+        "--malloc-defaults",
+        action="store_true",
+        help="leave glibc's malloc thresholds as they are (fedkd's nodes set them: "
+        "fedkd/allocator.py)",
+    )
     parser.add_argument("--out", type=Path, default=Path("simulations/results/dp_throughput.json"))
     args = parser.parse_args()
+    allocator = "glibc defaults" if args.malloc_defaults else "freed memory kept"
+    if not args.malloc_defaults and not keep_freed_memory():
+        allocator = "glibc defaults (not glibc)"
+    modes = tuple(args.modes.split(","))
     device = str(pick_device("auto"))
-    x, y = synthetic_records(RECORDS)
+    x, y = synthetic_records(args.records)
     results: dict[str, dict[str, Any]] = {}
     for model_name in args.models.split(","):
         results[model_name] = measure(
             model_name, x, y, device=device, batch=args.batch, physical=args.physical,
-            reps=args.reps,
+            reps=args.reps, modes=modes,
         )  # fmt: skip
         got = results[model_name]
         print(f"\n{model_name} on {device} ({args.reps} reps; median samples/s, ratio to non-DP):")
-        for m in ["none", *GRAD_SAMPLE_MODES]:
+        for m in ["none", *modes]:
             line = f"  {m:13s} {got['samples_per_s_median'][m]:9.0f}"
             if m != "none":
                 every = got["ratio_to_non_dp_all"][m]
@@ -148,9 +163,10 @@ def main() -> None:
         "device": device,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
-        "records": RECORDS,
+        "records": args.records,
         "logical_batch": args.batch,
         "physical_batch_max": args.physical,
+        "allocator": allocator,
         "models": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

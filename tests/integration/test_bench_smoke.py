@@ -24,13 +24,20 @@ def _run_smoke_table(name: str, folder: Path) -> list[list[str]]:
     return list(bench.run_table(name, smoke=True, results=folder / "results", runs=folder).rows)
 
 
-SUBPROCESS_TABLES = ("plain-loops", "overhead", "scale", "ray-cluster")
+SUBPROCESS_TABLES = ("plain-loops", "overhead", "scale", "ray-cluster", "allocator")
 """Tables whose runs are processes of their own, timed from outside: the smoke runs them
 in worker processes beside the others (a run mostly waits on Ray's start-up)."""
 
 PARTS = {
     "part 1": ("tuning", "cnn-accuracy", "communication", "plain-loops", "poisoned"),
-    "part 2": ("overhead", "scale", "ray-cluster", "privacy-utility", "dp-throughput"),
+    "part 2": (
+        "overhead",
+        "scale",
+        "ray-cluster",
+        "privacy-utility",
+        "dp-throughput",
+        "allocator",
+    ),
 }
 """BENCHMARKS.md's two halves, one smoke each, each within two minutes on 2 cores."""
 
