@@ -149,11 +149,11 @@ class OutputGradients:
             return
         outputs = [output for _, _, output in self._records]
         grads = torch.autograd.grad(summed_loss, outputs, allow_unused=True)
-        squared_norms = torch.zeros(batch_size, device=summed_loss.device)
+        squared_norms = torch.zeros(batch_size, dtype=summed_loss.dtype, device=summed_loss.device)
         writers: list[Callable[[torch.Tensor], None]] = []
         for (module, x, output), grad in zip(self._records, grads, strict=True):
             grad = torch.zeros_like(output) if grad is None else grad.detach()
-            if isinstance(module, nn.Linear) and x.dim() == 2:
+            if type(module) is nn.Linear and x.dim() == 2:  # a subclass may compute otherwise
                 writers.append(_linear_clipped_sum(module, x, grad, squared_norms))
             else:
                 writers.append(_sampled_clipped_sum(module, x, grad, squared_norms))
