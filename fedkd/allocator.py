@@ -5,11 +5,14 @@ serves an allocation above a threshold (at most 32 MiB, raised as blocks are fre
 its own ``mmap`` and returns the free top of its heap to the kernel beyond 128 KiB, so a
 step faults the same amount of fresh, zeroed pages in again.  Where a page fault is dear
 — a virtual machine reporting freed pages to its host, as Firecracker and KVM with free
-page reporting do — that dominates a small model's step: measured on this project's
-2-core VM (``python simulations/bench_dp_throughput.py --compare-allocator``), a cnn-s
-training step is 1.6× faster with the settings below, DP-SGD's 1.8×.  PyTorch's CPU
-performance guide recommends a caching allocator (jemalloc, tcmalloc) for the same
-reason; ``mallopt`` gets the effect from the C library already loaded.
+page reporting do — that weighs on a small model's step: measured on this project's
+2-core VM (``make bench TABLE=allocator``, 15 paired processes), cnn-s trains 1.14×
+[0.90–1.39] as fast with the settings below and 1.35× [1.21–1.47] with DP-SGD (whose
+per-sample gradients are more, larger temporaries); mlp-m's speed is within the noise
+(1.05×).  A step of cnn-s faults about 10,000 pages in with glibc's defaults and next to
+none with these (tests/test_allocator.py).  PyTorch's CPU performance guide recommends a
+caching allocator (jemalloc, tcmalloc) for the same reason; ``mallopt`` gets the effect
+from the C library already loaded.
 
 Set ``FEDKD_KEEP_FREED_MEMORY=0`` to leave the C library's defaults (a node that must give
 memory back between rounds).  Elsewhere than glibc nothing changes.
