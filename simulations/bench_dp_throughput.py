@@ -44,7 +44,7 @@ def synthetic_records(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x, rng.integers(0, 10, size=n).astype(np.int64)
 
 
-def _one_epoch(
+def one_epoch(
     model_name: str,
     mode: str,
     x: np.ndarray,
@@ -93,7 +93,7 @@ def measure(
     """Every mode's samples/s and ratio to non-DP for one model, repetitions interleaved."""
 
     def epoch(mode: str, n: int = len(x)) -> float:
-        return _one_epoch(model_name, mode, x[:n], y[:n], device, batch, physical)
+        return one_epoch(model_name, mode, x[:n], y[:n], device, batch, physical)
 
     every = ["none", *modes]
     for mode in every:  # warm-up: first calls pay for kernel selection and allocation

@@ -14,27 +14,13 @@ from __future__ import annotations
 import argparse
 from collections import defaultdict
 
-import torch
-from bench_dp_throughput import synthetic_records
+from bench_dp_throughput import one_epoch, synthetic_records
 from torch.profiler import ProfilerActivity, profile
-
-from fedkd.distill.loops import OptimiserConfig, train_local
-from fedkd.models import ModelSpec, build_model
-from fedkd.privacy.dp_sgd import train_private
 
 
 def _epoch(model_name: str, mode: str, records: int, batch: int) -> None:
     x, y = synthetic_records(records)
-    torch.manual_seed(0)
-    model = build_model(model_name, ModelSpec(input_shape=(1, 28, 28), num_classes=10))
-    cfg = OptimiserConfig(lr=0.05, batch_size=batch)
-    if mode == "none":
-        train_local(model, x, y, epochs=1, cfg=cfg, seed=1)
-    else:
-        train_private(
-            model, x, y, epochs=1, cfg=cfg, noise_multiplier=1.0, max_grad_norm=1.0,
-            grad_sample_mode=mode, max_physical_batch_size=512, seed=1,
-        )  # fmt: skip
+    one_epoch(model_name, mode, x, y, "cpu", batch, physical=512)
 
 
 def self_times_ms(model_name: str, mode: str, records: int, batch: int) -> dict[str, float]:
