@@ -48,9 +48,39 @@ def node_config_of(context: Context) -> NodeConfig:
 
 
 def serve(
-    msg: Message, context: Context, node_cfg: NodeConfig, run_cfg: RunConfig, *, train: bool
+    msg: Message, context: Context, node_of: NodeConfigOf, run_of: RunConfigOf, *, train: bool
 ) -> Message:
-    """Let the node built from ``node_cfg`` answer ``msg``; keep its state in ``context``."""
+    """Let the node built from its config answer ``msg``; keep its state in ``context``.
+
+    Nothing raised here reaches Flower (which would forward its text to the server): a
+    failure before the node exists gets the same fixed reply as one inside it
+    (:mod:`fedkd.node.isolation`), its detail on the node's stderr only.
+    """
+    payload = b""
+    try:
+        payload = unpack(msg.content) or b""
+        return _served(msg, context, payload, node_of(context), run_of(context), train=train)
+    except Exception:
+        from fedkd.node.isolation import LOG, failure_reply_bytes
+
+        LOG.exception("the node could not serve a request")
+        reply = failure_reply_bytes(payload, node_id=int(context.node_id), max_bytes=_MAX_BYTES)
+        return Message(pack(reply), reply_to=msg)
+
+
+_MAX_BYTES = 1 << 30
+"""The request size decoded to echo its run and round when even the run config failed."""
+
+
+def _served(
+    msg: Message,
+    context: Context,
+    payload: bytes,
+    node_cfg: NodeConfig,
+    run_cfg: RunConfig,
+    *,
+    train: bool,
+) -> Message:
     # Imported here, not with the app: the simulation's launcher loads this module to hand
     # the app to Ray and never trains, so it need not import torch.
     from fedkd.allocator import keep_freed_memory
@@ -60,7 +90,6 @@ def serve(
     node = ClientNode(node_cfg, run_cfg, node_id=int(context.node_id))
     record = context.state.array_records.get(STATE_KEY)
     state = state_from_record(record) if record is not None else None
-    payload = unpack(msg.content) or b""
     reply, new_state = node.handle(payload, state, train=train)
     if new_state is not None:
         context.state[STATE_KEY] = state_to_record(new_state)
@@ -77,18 +106,18 @@ def client_app(
     def train(msg: Message, context: Context) -> Message:
         """One round: distil last round's targets, evaluate, train, release what is asked."""
         _node_logging()
-        return serve(msg, context, node_of(context), run_of(context), train=True)
+        return serve(msg, context, node_of, run_of, train=True)
 
     @built.query()
     def query(msg: Message, context: Context) -> Message:
         """The server's handshake (round 0): the node's name and ledger head, nothing else."""
         _node_logging()
-        return serve(msg, context, node_of(context), run_of(context), train=False)
+        return serve(msg, context, node_of, run_of, train=False)
 
     @built.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
         """Final message: distil the last targets and evaluate; nothing is released."""
-        return serve(msg, context, node_of(context), run_of(context), train=False)
+        return serve(msg, context, node_of, run_of, train=False)
 
     return built
 

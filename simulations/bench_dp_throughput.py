@@ -32,6 +32,7 @@ from fedkd.allocator import keep_freed_memory
 from fedkd.distill.device import pick_device
 from fedkd.distill.loops import OptimiserConfig, train_local
 from fedkd.models import ModelSpec, build_model
+from fedkd.privacy.csprng import ChaCha20Stream
 from fedkd.privacy.dp_sgd import GRAD_SAMPLE_MODES, default_grad_sample_mode, train_private
 
 RECORDS = 6000
@@ -72,7 +73,7 @@ def one_epoch(
             max_grad_norm=1.0,
             grad_sample_mode=mode,
             max_physical_batch_size=physical,
-            seed=1,
+            randomness=ChaCha20Stream.reproducible("1"),
         )
     if device.startswith("cuda"):
         torch.cuda.synchronize()

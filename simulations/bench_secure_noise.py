@@ -1,10 +1,12 @@
 """What the DP noise's secure mode costs per DP-SGD step.
 
-DP-SGD steps draw Gaussian noise for every parameter.  fedkd draws it in Opacus's secure
-mode (each value a sum of normals, against floating-point attacks on the noise) from a
-generator seeded with fresh OS entropy.  This times one step's noise for each model's
-parameters, secure and plain, back to back in alternating order within each repetition
-(ratios taken within the repetition, as on a shared machine a slow spell hits both).
+DP-SGD steps draw Gaussian noise for every parameter.  fedkd draws it from a ChaCha20
+stream keyed with fresh OS entropy, each value a sum of four Box–Muller normals in
+float64 (against floating-point attacks on the noise).  This times one step's noise for
+each model's parameters that way ("secure") and as Opacus does without its secure mode
+(one ``torch.normal`` draw per value from torch's generator, "plain"), back to back in
+alternating order within each repetition (ratios taken within the repetition, as on a
+shared machine a slow spell hits both).
 
 Usage: python simulations/bench_secure_noise.py [--models cnn-s,cnn-m,mlp-m] [--reps 30]
            [--out simulations/results/secure_noise.json]
@@ -22,27 +24,29 @@ import torch
 from opacus.optimizers.optimizer import _generate_noise
 
 from fedkd.models import ModelSpec, build_model
-from fedkd.privacy.entropy import fresh_seed
+from fedkd.privacy.csprng import ChaCha20Stream
+from fedkd.privacy.dp_sgd import noise_like
 
 
-def step_noise_seconds(
-    params: list[torch.Tensor], generator: torch.Generator, secure: bool
-) -> float:
-    """Seconds to draw one DP-SGD step's noise for ``params`` as Opacus's optimizer does."""
+def step_noise_seconds(params: list[torch.Tensor], secure: bool) -> float:
+    """Seconds to draw one DP-SGD step's noise for ``params``: fedkd's CSPRNG noise
+    (``secure``) or Opacus's plain ``torch.normal`` draws."""
     tick = time.perf_counter()
-    for p in params:
-        _generate_noise(std=1.0, reference=p, generator=generator, secure_mode=secure)
+    if secure:
+        noise_like(ChaCha20Stream.fresh(), params, 1.0)
+    else:
+        for p in params:
+            _generate_noise(std=1.0, reference=p, secure_mode=False)
     return time.perf_counter() - tick
 
 
 def measure(model_name: str, reps: int) -> dict[str, float | int]:
     model = build_model(model_name, ModelSpec(input_shape=(1, 28, 28), num_classes=10))
     params = [p.detach() for p in model.parameters()]
-    generator = torch.Generator().manual_seed(fresh_seed())
     ratios, secure_s, plain_s = [], [], []
     for rep in range(reps):
         order = (True, False) if rep % 2 == 0 else (False, True)
-        times = {mode: step_noise_seconds(params, generator, mode) for mode in order}
+        times = {mode: step_noise_seconds(params, mode) for mode in order}
         secure_s.append(times[True])
         plain_s.append(times[False])
         ratios.append(times[True] / times[False])

@@ -1259,13 +1259,11 @@ def dp_throughput(s: Settings) -> Table:
     default model (one process, repetitions interleaved, each ratio within a repetition),
     with what one step's secure noise costs next to a non-DP step."""
     sys.path.insert(0, str(ROOT / "simulations"))
-    import torch
     from bench_dp_throughput import measure, synthetic_records
     from bench_secure_noise import step_noise_seconds
 
     from fedkd.allocator import keep_freed_memory
     from fedkd.models import ModelSpec, build_model
-    from fedkd.privacy.entropy import fresh_seed
 
     keep_freed_memory()  # as a node's process does (the allocator table measures what it does)
     if s.smoke:
@@ -1281,8 +1279,7 @@ def dp_throughput(s: Settings) -> Table:
         spend(time.perf_counter() - started)
         model = build_model(model_name, ModelSpec(input_shape=(1, 28, 28), num_classes=10))
         params = [p.detach() for p in model.parameters()]
-        generator = torch.Generator().manual_seed(fresh_seed())
-        noise_s = statistics.median(step_noise_seconds(params, generator, True) for _ in range(30))
+        noise_s = statistics.median(step_noise_seconds(params, True) for _ in range(30))
         non_dp = got["samples_per_s_median"]["none"]
         step_s = batch / non_dp
         ratio, every = got["ratio_to_non_dp"], got["ratio_to_non_dp_all"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import time
+import traceback
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from fedkd.distill.device import pick_device
 from fedkd.node import round_work
 from fedkd.node.budget import budget_refusal
 from fedkd.node.config import NodeConfig
+from fedkd.node.isolation import failure_reply
 from fedkd.node.local_log import NodeLog
 from fedkd.node.model import init_model, load_state, model_state, save_model
 from fedkd.node.records import record_reply
@@ -158,7 +160,28 @@ class ClientNode:
     def handle(
         self, request_bytes: bytes, state: ModelWeights | None, *, train: bool = True
     ) -> tuple[bytes, ModelWeights | None]:
-        """Serve one request; a refusal leaves ``state`` untouched."""
+        """Serve one request; a refusal leaves ``state`` untouched.
+
+        This is the node's isolation boundary (:mod:`fedkd.node.isolation`): an exception
+        anywhere in serving becomes the one fixed ``internal-error`` reply, its detail
+        written to the node's local log only.
+        """
+        try:
+            return self._handle(request_bytes, state, train=train)
+        except Exception:
+            detail = traceback.format_exc()
+            self.log.problem(f"node {self.config.name} could not serve a request:\n{detail}")
+            reply = failure_reply(
+                request_bytes,
+                node_id=self.node_id,
+                node_name=self.config.name,
+                max_bytes=self.run.max_payload_bytes,
+            )
+            return self._sealed(self._bytes(reply)), state
+
+    def _handle(
+        self, request_bytes: bytes, state: ModelWeights | None, *, train: bool
+    ) -> tuple[bytes, ModelWeights | None]:
         try:
             request = knowledge_request_from_bytes(
                 request_bytes, max_bytes=self.run.max_payload_bytes

@@ -6,12 +6,12 @@
 3. :func:`train` locally on the private records (DP-SGD when the node's privacy says so);
 4. :func:`release` what the request asks for: soft labels on its anchors, weights, or nothing.
 
-Every loop gets its randomness as an explicit seed; nothing touches global random state.
-What touches private records through a privacy mechanism — DP-SGD's Poisson masks and
-noise, swing noise — is seeded with fresh OS entropy per message
-(:func:`fedkd.privacy.entropy.fresh_seed`), unless the node itself runs in reproducible
-mode (simulated data only).  The rest (non-DP training order, distillation on public
-anchors) is seeded per (run seed, node index, round, phase), so a run without DP replays.
+Every loop gets its randomness explicitly; nothing touches global random state.  What
+touches private records through a privacy mechanism — DP-SGD's Poisson masks and noise,
+swing noise — draws from a :class:`~fedkd.privacy.csprng.ChaCha20Stream` keyed with fresh
+OS entropy per message and phase, unless the node itself runs in reproducible mode
+(simulated data only).  The rest (non-DP training order, distillation on public anchors)
+is seeded per (run seed, node index, round, phase), so a run without DP replays.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from fedkd.data.public import PublicData, global_test_subset
 from fedkd.distill.loops import distil, predict_logits, soft_labels, train_local
 from fedkd.distill.loops import evaluate as evaluate_model
 from fedkd.node.model import load_state, model_state
-from fedkd.privacy import entropy
 from fedkd.privacy.accounting import DPSteps
+from fedkd.privacy.csprng import ChaCha20Stream
 from fedkd.privacy.guard import PrivacyPlan
 from fedkd.privacy.policy import EffectivePrivacy
 from fedkd.privacy.scorers import make_scorer
@@ -62,11 +62,14 @@ class RoundWork:
         """A replayable seed for work whose randomness protects nothing."""
         return phase_seed(self.run.seed, self.node_index, round_, phase)
 
-    def private_seed(self, round_: int, phase: str) -> int:
-        """A fresh secret seed for a privacy mechanism (replayable only in reproducible mode)."""
+    def private_stream(self, round_: int, phase: str) -> ChaCha20Stream:
+        """A privacy mechanism's randomness: 256 fresh bits of key (replayable only in a
+        node's flagged reproducible mode)."""
         if self.reproducible:
-            return self.seed(round_, phase)
-        return entropy.fresh_seed()
+            return ChaCha20Stream.reproducible(
+                f"{self.run.seed}/{self.node_index}/{round_}/{phase}"
+            )
+        return ChaCha20Stream.fresh()
 
 
 def absorb(work: RoundWork, request: KnowledgeRequest) -> float:
@@ -90,7 +93,7 @@ def absorb(work: RoundWork, request: KnowledgeRequest) -> float:
             targets,
             privacy_likelihood(work, anchors),
             swing,
-            seed=work.private_seed(fused.round, "swing-receive"),
+            randomness=work.private_stream(fused.round, "swing-receive"),
         )
     return distil(
         work.model,
@@ -153,7 +156,7 @@ def train(work: RoundWork, round_: int, plan: PrivacyPlan | None) -> tuple[float
         max_grad_norm=work.privacy.max_grad_norm,
         grad_sample_mode=work.run.dp_grad_sample_mode or None,
         max_physical_batch_size=work.run.dp_physical_batch_size,
-        seed=work.private_seed(round_, "train"),
+        randomness=work.private_stream(round_, "train"),
         nominal_records=plan.mechanism_records or None,
     )
     spent = result.spent
@@ -183,7 +186,7 @@ def release(
         predict_logits(work.model, anchors),
         privacy_likelihood(work, anchors),
         swing,
-        seed=work.private_seed(request.round, "swing"),
+        randomness=work.private_stream(request.round, "swing"),
     )
     return released, None
 

@@ -7,32 +7,44 @@ The logical batch B is independent of memory: BatchMemoryManager splits it into 
 batches of at most ``max_physical_batch_size`` and the optimizer steps once per logical
 batch.  The steps are counted by the optimizer's own accounting hook and returned as
 :class:`~fedkd.privacy.accounting.DPSteps`, so what is accounted is what was taken.
+
+Every value the mechanism draws — each step's Poisson mask and Gaussian noise — comes
+from one :class:`~fedkd.privacy.csprng.ChaCha20Stream` (256-bit key, fresh per call
+unless a caller passes a flagged reproducible one), never from a ``torch.Generator``:
+the masks from :class:`~fedkd.privacy.poisson_sampler.CsprngPoissonSampler`, the noise
+from :func:`~fedkd.privacy.secure_noise.gaussian_noise` (a sum of normals against
+floating-point attacks).  Opacus still clips, steps and accounts.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from opacus import PrivacyEngine
+from opacus.optimizers.optimizer import DPOptimizer, _check_processed_flag, _mark_as_processed
 from opacus.utils.batch_memory_manager import BatchMemoryManager
 from opacus.validators import ModuleValidator
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from fedkd.distill.device import seeded_generator
 from fedkd.distill.settings import OptimiserConfig
 from fedkd.privacy import conv_grad_sample  # noqa: F401  (registers the Conv2d grad sampler)
 from fedkd.privacy.accounting import DPSteps
+from fedkd.privacy.csprng import ChaCha20Stream
 from fedkd.privacy.modes import GRAD_SAMPLE_MODES
 from fedkd.privacy.output_grads import OutputGradients, unsupported_layers
+from fedkd.privacy.poisson_sampler import CsprngPoissonSampler
 from fedkd.privacy.sampling import sample_rate
+from fedkd.privacy.secure_noise import gaussian_noise
 
-# Expanded weights reject a zero batch; vmap over one fails in GroupNorm.
-_NO_EMPTY_BATCHES = ("ew", "functorch")
+# Expanded weights reject a zero batch and vmap over one fails in GroupNorm: their empty
+# Poisson batches skip the model and hand the optimizer empty per-sample gradients.
+_NO_EMPTY_FORWARD = ("ew", "functorch")
 
 
 class PrivacyConfigError(ValueError):
@@ -61,10 +73,6 @@ def default_grad_sample_mode(model: nn.Module) -> str:
         return "output-grads"
     has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
     return "hooks" if has_conv else "ghost"
-
-
-def _empty_batch_plausible(num_records: int, rate: float) -> bool:
-    return bool((1 - rate) ** num_records > 1e-9)
 
 
 class _TensorRows(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -109,15 +117,14 @@ def train_private(
     max_grad_norm: float,
     grad_sample_mode: str | None = None,
     max_physical_batch_size: int = 256,
-    seed: int,
+    randomness: ChaCha20Stream | None = None,
     nominal_records: int | None = None,
 ) -> PrivateTraining:
     """``epochs`` epochs of DP-SGD on the private records ``(x, y)``, updating ``model``.
 
-    ``seed`` alone determines the Poisson sampling masks and the Gaussian noise (each from
-    its own generator, nothing from global random state); callers draw it fresh from the
-    OS per message (:func:`fedkd.privacy.entropy.fresh_seed`).  The noise is generated in
-    Opacus's secure mode (a sum of normals that resists floating-point attacks).
+    ``randomness`` alone determines the Poisson sampling masks and the Gaussian noise
+    (nothing comes from global random state); ``None`` keys a stream with fresh OS
+    entropy, which is what every release that claims ε must use.
 
     ``nominal_records`` (the node's published record count) fixes the mechanism: sample
     rate ``q = 1/⌈nominal/B⌉``, ``⌈nominal/B⌉`` steps per epoch and the gradient average's
@@ -139,19 +146,18 @@ def train_private(
         raise PrivacyConfigError(
             f"grad_sample_mode must be one of {GRAD_SAMPLE_MODES}, got {mode!r}"
         )
+    stream = randomness or ChaCha20Stream.fresh()
     mechanism_records = nominal_records or len(x)
     rate = sample_rate(mechanism_records, cfg.batch_size)
-    if mode in _NO_EMPTY_BATCHES and _empty_batch_plausible(len(x), rate):
-        raise PrivacyConfigError(
-            f"grad_sample_mode {mode!r} cannot take the empty Poisson batches that {len(x)} "
-            f"records at sample rate {rate:.3g} can produce; use 'hooks' or 'ghost'"
-        )
     model.train()
     validate_private_model(model)
-    device = next(model.parameters()).device
+    # Opacus derives q and the steps from the actual record count; the mechanism's come
+    # from the nominal one, so the actual count changes only which records are drawn.
     loader = DataLoader(
         _TensorRows(torch.from_numpy(x), torch.from_numpy(y)),
-        batch_size=cfg.batch_size,
+        batch_sampler=CsprngPoissonSampler(
+            num_samples=len(x), sample_rate=rate, steps=round(1 / rate), stream=stream
+        ),
         collate_fn=_already_batched,
     )
     optimiser = torch.optim.SGD(
@@ -171,24 +177,15 @@ def train_private(
             noise_multiplier=noise_multiplier,
             max_grad_norm=max_grad_norm,
             max_physical_batch_size=max_physical_batch_size,
-            poisson_generator=seeded_generator(seed),
-            noise_generator=torch.Generator(device=device).manual_seed(seed ^ 0x5EED),
-            mechanism=_Mechanism(rate, max(1, round(mechanism_records * rate))),
+            stream=stream,
+            expected_batch_size=max(1, round(mechanism_records * rate)),
         )
     return PrivateTraining(loss=loss, spent=_taken(engine, noise_multiplier, rate))
 
 
-@dataclass(frozen=True)
-class _Mechanism:
-    """The public parameters of the subsampled Gaussian: q, and the gradient denominator."""
-
-    sample_rate: float
-    expected_batch_size: int
-
-
-# Opacus warns that its RNG is not cryptographically secure (secure_mode needs
-# torchcsprng) and that full backward hooks fire on inputs that need no grad; neither
-# changes what is computed or accounted.
+# Opacus warns that its RNG is not cryptographically secure (its secure_mode needs
+# torchcsprng; the stream here replaces every draw it would make) and that full backward
+# hooks fire on inputs that need no grad; neither changes what is computed or accounted.
 _HARMLESS_WARNINGS = (
     r".*[Ss]ecure RNG turned off.*",
     r".*Full backward hook is firing.*",
@@ -207,9 +204,8 @@ def _run_epochs(
     noise_multiplier: float,
     max_grad_norm: float,
     max_physical_batch_size: int,
-    poisson_generator: torch.Generator,
-    noise_generator: torch.Generator,
-    mechanism: _Mechanism,
+    stream: ChaCha20Stream,
+    expected_batch_size: int,
 ) -> float:
     device = next(model.parameters()).device
     made = engine.make_private(
@@ -219,11 +215,11 @@ def _run_epochs(
         data_loader=loader,
         noise_multiplier=noise_multiplier,
         max_grad_norm=max_grad_norm,
-        poisson_sampling=True,
+        # The loader already samples Poisson batches from the stream.
+        poisson_sampling=False,
         # output-grads writes the clipped sum to p.grad itself, which is what ghost
         # clipping's optimizer takes; the ghost module's own hooks are removed.
         grad_sample_mode="ghost" if mode == "output-grads" else mode,
-        noise_generator=noise_generator,
     )
     if mode in ("ghost", "output-grads"):
         private_model, dp_optimiser, criterion, dp_loader = made
@@ -234,16 +230,10 @@ def _run_epochs(
     if mode == "output-grads":
         private_model.remove_hooks()
         output_grads = OutputGradients(model)
-    # Opacus hands the Poisson sampler its secure RNG only in secure_mode (which needs
-    # torchcsprng): give it ours, or the masks would come from torch's global RNG.  Its
-    # secure noise (a sum of normals, against floating-point attacks) needs no CSPRNG.
-    dp_loader.batch_sampler.generator = poisson_generator
-    dp_optimiser.secure_mode = True
-    # Opacus derives q and the average's denominator from the actual record count; the
-    # mechanism must not depend on it (the nominal count fixes both).
-    dp_loader.batch_sampler.sample_rate = mechanism.sample_rate
-    dp_loader.batch_sampler.steps = round(1 / mechanism.sample_rate)
-    dp_optimiser.expected_batch_size = mechanism.expected_batch_size
+    dp_optimiser.add_noise = _noise_from(stream, dp_optimiser)
+    # The gradient average's denominator is the nominal expected batch, never the actual.
+    dp_optimiser.expected_batch_size = expected_batch_size
+    trainable = [p for p in model.parameters() if p.requires_grad]
     private_model.train()
     last = float("nan")
     try:
@@ -257,7 +247,9 @@ def _run_epochs(
                 for xb, yb in batches:
                     xb, yb = xb.to(device), yb.to(device)
                     dp_optimiser.zero_grad(set_to_none=True)
-                    if output_grads is None:
+                    if not len(xb) and mode in _NO_EMPTY_FORWARD:
+                        loss = _no_records(trainable)
+                    elif output_grads is None:
                         loss = criterion(private_model(xb), yb)
                         loss.backward()
                     else:
@@ -277,6 +269,44 @@ def _run_epochs(
         private_model.remove_hooks()
         private_model.cleanup()
     return last
+
+
+def _no_records(trainable: list[nn.Parameter]) -> torch.Tensor:
+    """An empty batch's per-sample gradients (none), for the modes that cannot run one."""
+    for p in trainable:
+        p.grad_sample = p.new_zeros((0, *p.shape))  # type: ignore[attr-defined]
+    return torch.zeros(())
+
+
+def noise_like(
+    stream: ChaCha20Stream, references: list[torch.Tensor], std: float
+) -> list[torch.Tensor]:
+    """N(0, std²) noise shaped, typed and placed like each of ``references``, drawn for all
+    of them at once from ``stream`` (float64, :func:`gaussian_noise`)."""
+    sizes = [r.numel() for r in references]
+    noise = torch.from_numpy(gaussian_noise(stream, (sum(sizes),), std))
+    pieces = torch.split(noise, sizes)
+    return [
+        piece.to(device=r.device, dtype=r.dtype).view_as(r)
+        for r, piece in zip(references, pieces, strict=True)
+    ]
+
+
+def _noise_from(stream: ChaCha20Stream, optimiser: DPOptimizer) -> Callable[[], None]:
+    """The optimizer's ``add_noise`` with every draw from ``stream``: as Opacus's,
+    ``p.grad = Σ clip(g_i) + N(0, σ²C²)`` for every parameter."""
+
+    def add_noise() -> None:
+        params = optimiser.params
+        for p in params:
+            _check_processed_flag(p.summed_grad)
+        std = optimiser.noise_multiplier * optimiser.max_grad_norm
+        noises = noise_like(stream, [p.summed_grad for p in params], std)
+        for p, noise in zip(params, noises, strict=True):
+            p.grad = (p.summed_grad + noise).view_as(p)
+            _mark_as_processed(p.summed_grad)
+
+    return add_noise
 
 
 def _taken(engine: PrivacyEngine, noise_multiplier: float, rate: float) -> DPSteps:

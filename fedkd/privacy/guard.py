@@ -26,7 +26,7 @@ from fedkd.privacy.sampling import sample_rate, steps_per_epoch
 from fedkd.wire.types import KnowledgeReply, PrivacySpend
 
 DP_MECHANISM = "dp-sgd"
-FRESH_RANDOMNESS = "fresh OS entropy per message"
+FRESH_RANDOMNESS = "ChaCha20 CSPRNG keyed with 256 fresh OS bits per message"
 REPRODUCIBLE_RANDOMNESS = (
     "reproducible (seeded from the run seed): ε not valid against anyone who knows the seed"
 )

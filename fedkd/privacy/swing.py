@@ -12,7 +12,8 @@ us; this module implements the design's stand-in::
     (optional) keep the top-k entries of q̃_i, renormalise
 
 Swing has NO formal privacy guarantee: no ε is ever reported for it.  Its effect is what
-the audit measures.  The per-sample temperatures stay on the node.
+the audit measures.  The per-sample temperatures stay on the node.  Its noise draws from
+the node's CSPRNG (:mod:`fedkd.privacy.secure_noise`), like every privacy mechanism.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from fedkd.privacy.csprng import ChaCha20Stream
+from fedkd.privacy.secure_noise import gaussian_noise, laplace_noise
 from fedkd.privacy.swing_config import NOISE_LAWS, SwingConfig
 
 __all__ = ["NOISE_LAWS", "SwingConfig", "swing_release", "swing_targets", "swing_temperatures"]
@@ -41,7 +44,7 @@ def swing_release(
     privacy_likelihood: np.ndarray,
     cfg: SwingConfig,
     *,
-    seed: int,
+    randomness: ChaCha20Stream,
 ) -> np.ndarray:
     """Soft targets ``(N, C)`` float32 from ``logits`` under the swing transform."""
     z = np.asarray(logits, dtype=np.float64)
@@ -50,9 +53,8 @@ def swing_release(
     temperatures = swing_temperatures(privacy_likelihood, cfg)
     q = torch.softmax(torch.from_numpy(z / temperatures[:, None]), dim=1).numpy()
     if cfg.noise != "none" and cfg.noise_scale > 0:
-        rng = np.random.default_rng(seed)
-        draw = rng.normal if cfg.noise == "gaussian" else rng.laplace
-        q = q + draw(0.0, cfg.noise_scale, size=q.shape)
+        draw = gaussian_noise if cfg.noise == "gaussian" else laplace_noise
+        q = q + draw(randomness, q.shape, cfg.noise_scale)
     q = np.clip(q, cfg.floor, 1.0)
     if 0 < cfg.top_k < q.shape[1]:
         kth = np.sort(q, axis=1)[:, -cfg.top_k][:, None]
@@ -62,8 +64,12 @@ def swing_release(
 
 
 def swing_targets(
-    probabilities: np.ndarray, privacy_likelihood: np.ndarray, cfg: SwingConfig, *, seed: int
+    probabilities: np.ndarray,
+    privacy_likelihood: np.ndarray,
+    cfg: SwingConfig,
+    *,
+    randomness: ChaCha20Stream,
 ) -> np.ndarray:
     """The same transform on received probabilities (log p plays the logits' part)."""
     p = np.clip(np.asarray(probabilities, dtype=np.float64), cfg.floor, 1.0)
-    return swing_release(np.log(p), privacy_likelihood, cfg, seed=seed)
+    return swing_release(np.log(p), privacy_likelihood, cfg, randomness=randomness)

@@ -32,7 +32,7 @@ def hostile_app(
         attack = attacks.get(int(context.node_config["partition-id"]))
         if attack == DROP:
             raise RuntimeError("this node's replies are dropped")
-        honest = serve(msg, context, node_of(context), run_of(context), train=True)
+        honest = serve(msg, context, node_of, run_of, train=True)
         payload = unpack(honest.content)
         if attack is None or payload is None:
             return honest
@@ -41,11 +41,11 @@ def hostile_app(
 
     @app.query()
     def query(msg: Message, context: Context) -> Message:
-        return serve(msg, context, node_of(context), run_of(context), train=False)
+        return serve(msg, context, node_of, run_of, train=False)
 
     @app.evaluate()
     def evaluate(msg: Message, context: Context) -> Message:
-        return serve(msg, context, node_of(context), run_of(context), train=False)
+        return serve(msg, context, node_of, run_of, train=False)
 
     return app
 

@@ -19,6 +19,7 @@ from fedkd.config import RunConfig, parse_run_config
 from fedkd.coordinator import Coordinator
 from fedkd.data.federated import build_federated_data
 from fedkd.privacy import entropy
+from fedkd.privacy.guard import FRESH_RANDOMNESS
 from fedkd.privacy.ledger import Ledger
 from fedkd.wire.serde import knowledge_reply_from_bytes
 from fedkd.wire.types import KnowledgeReply
@@ -70,7 +71,7 @@ def test_patched_entropy_replays_and_fresh_entropy_does_not(
 ) -> None:
     fresh = list(_runs(extra))
     assert not np.array_equal(_labels(fresh[0]), _labels(fresh[1]))
-    monkeypatch.setattr(entropy, "fresh_seed", lambda: 0x5EC2E7)
+    monkeypatch.setattr(entropy, "fresh_bytes", lambda n: bytes(range(n)))
     patched = list(_runs(extra, tag="-patched"))
     np.testing.assert_array_equal(_labels(patched[0]), _labels(patched[1]))
 
@@ -136,7 +137,7 @@ def test_reproducible_mode_is_node_local_and_written_into_every_ledger_row() -> 
     fresh_cfg = parse_run_config({**BASE, **DP, "run-name": "fresh"})
     _release(fresh_cfg)
     fresh_row = Ledger.open(node_config(fresh_cfg, 0).ledger_path).rows()[-1]
-    assert fresh_row.randomness == "fresh OS entropy per message"
+    assert fresh_row.randomness == FRESH_RANDOMNESS
     with pytest.raises(ValueError, match="only for simulated data"):
         node_config(cfg, 0, reproducible_dp=True, data="csv", data_path="x.csv")
     with pytest.raises(ValueError, match="unknown config key 'dp-reproducible'"):

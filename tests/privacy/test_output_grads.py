@@ -11,6 +11,7 @@ from torch import nn
 
 from fedkd.distill.loops import OptimiserConfig
 from fedkd.models import ModelSpec, build_model
+from fedkd.privacy.csprng import ChaCha20Stream
 from fedkd.privacy.dp_sgd import train_private
 from fedkd.privacy.output_grads import OutputGradients, unsupported_layers
 
@@ -91,7 +92,7 @@ def test_dp_training_matches_the_hooks_mode_step_for_step(model_name: str) -> No
             max_grad_norm=0.5,
             grad_sample_mode=mode,
             max_physical_batch_size=16,  # several physical batches per logical one
-            seed=9,
+            randomness=ChaCha20Stream.reproducible("9"),
         )
         trained[mode] = (result, {k: v.detach().clone() for k, v in model.state_dict().items()})
         assert not any(hasattr(p, "grad_sample") for p in model.parameters())

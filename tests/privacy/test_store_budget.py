@@ -148,7 +148,6 @@ def test_the_mechanism_and_every_reply_field_ignore_one_record_more_or_less(
     from fedkd.data.public import PublicDataSpec, load_public_data
     from fedkd.privacy import entropy
 
-    monkeypatch.setattr(entropy, "fresh_seed", lambda: 1234)
     monkeypatch.setattr(entropy, "fresh_bytes", lambda n: bytes(n))
     public = load_public_data(PublicDataSpec("digits", transfer_size=200))
     rng = np.random.default_rng(0)
