@@ -9,10 +9,11 @@ page reporting do — that weighs on a small model's step: measured on this proj
 2-core VM (``make bench TABLE=allocator``, 15 paired processes), cnn-s trains 1.14×
 [0.90–1.39] as fast with the settings below and 1.35× [1.21–1.47] with DP-SGD (whose
 per-sample gradients are more, larger temporaries); mlp-m's speed is within the noise
-(1.05×).  A step of cnn-s faults about 10,000 pages in with glibc's defaults and next to
-none with these (tests/test_allocator.py).  PyTorch's CPU performance guide recommends a
-caching allocator (jemalloc, tcmalloc) for the same reason; ``mallopt`` gets the effect
-from the C library already loaded.
+(1.05×).  A step of cnn-s faulted about 10,000 pages in with glibc's defaults and next
+to none with these on that VM (a property of the host, so no test asserts it;
+tests/test_allocator.py checks the setting itself through glibc's ``mallinfo2``).
+PyTorch's CPU performance guide recommends a caching allocator (jemalloc, tcmalloc) for
+the same reason; ``mallopt`` gets the effect from the C library already loaded.
 
 Set ``FEDKD_KEEP_FREED_MEMORY=0`` to leave the C library's defaults (a node that must give
 memory back between rounds).  Elsewhere than glibc nothing changes.

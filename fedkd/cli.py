@@ -543,6 +543,8 @@ def node_check(
     from fedkd.api import load_config
     from fedkd.data.providers import DataValidationError
     from fedkd.node import ClientNode, parse_node_config
+    from fedkd.node.config import lifetime_budget_note
+    from fedkd.privacy.guard import CONTROL_MECHANISM
     from fedkd.privacy.ledger import Ledger, LedgerError
 
     try:
@@ -565,6 +567,11 @@ def node_check(
     console.print(f"transfer set digest {node.transfer_digest()}", soft_wrap=True)
     policy = node_cfg.policy
     console.print(f"privacy policy: {policy.to_json()}", markup=False)
+    note = lifetime_budget_note(node_cfg)
+    if note:
+        console.print(f"[yellow]{note}[/]")
+    if node_cfg.audit_control_noise_off:
+        console.print(f"[red]{CONTROL_MECHANISM}:[/] the audit's positive control (noise off)")
     if not policy.nominal_records:
         console.print(
             "[yellow]no privacy-nominal-records:[/] under DP, q and the number of steps will "

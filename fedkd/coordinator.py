@@ -25,6 +25,7 @@ from fedkd.data.transfer import TransferSet
 from fedkd.fusion import Contribution, Instruction, Knowledge, make_fusion
 from fedkd.privacy.accounting import PRV_EPS_ERROR, DPSteps, History, compose
 from fedkd.privacy.accounting import epsilon as epsilon_of
+from fedkd.privacy.guard import CLAIMED_MECHANISMS, CONTROL_MECHANISM, DP_MECHANISM
 from fedkd.privacy.node_registry import NodeRegistry
 from fedkd.version_check import incompatibility
 from fedkd.wire.errors import PayloadError
@@ -171,6 +172,8 @@ class Coordinator:
         self._signers: dict[int, str] = {}  # Flower node id → name on its last signed reply
         self.ledger_heads: dict[int, str] = {}
         self.epsilon_recorded: dict[int, float] = {}
+        self.controls: set[int] = set()
+        """Nodes whose replies said they are an audit's positive control (no guarantee)."""
         # Each node's DP releases as this server recorded them (σ, q, steps per reply).
         self.composed: dict[int, History] = {}
         self._rng = np.random.default_rng([cfg.seed, 0xA2C])
@@ -385,7 +388,7 @@ class Coordinator:
         if problem:
             node.status, node.reason = "invalid", problem
             return None
-        claims = self.cfg.dp and reply.privacy.mechanism != "none"
+        claims = self.cfg.dp and reply.privacy.mechanism == DP_MECHANISM
         node.privacy_epsilon = reply.privacy.epsilon if claims else None
         if reply.status.code in (StatusCode.OK, StatusCode.SKIPPED):
             node.status = "ok"
@@ -405,7 +408,11 @@ class Coordinator:
         the results, whatever a reply says.
         """
         spend = reply.privacy
-        claimed = self.cfg.dp and spend.mechanism != "none"
+        if spend.mechanism not in CLAIMED_MECHANISMS:
+            return f"unknown privacy mechanism {spend.mechanism[:40]!r}"
+        if spend.mechanism == CONTROL_MECHANISM:
+            self.controls.add(node_id)  # an audit's sabotaged node: no ε, ever
+        claimed = self.cfg.dp and spend.mechanism == DP_MECHANISM
         if claimed:
             before = self.epsilon_recorded.get(node_id, 0.0)
             if not np.isfinite(spend.epsilon) or spend.epsilon < before - 1e-9:

@@ -28,6 +28,7 @@ from fedkd.deploy.keyring import signing_keys
 from fedkd.flower_glue.messages import flower_size, pack, unpack
 from fedkd.interrupt import RunFailed, RunInterrupted, check
 from fedkd.participation import round_participants
+from fedkd.privacy.guard import CONTROL_MECHANISM
 from fedkd.privacy.node_registry import NodeRegistry
 from fedkd.results import RunRecorder
 from fedkd.run_directory import RunDirectory
@@ -368,12 +369,15 @@ def _privacy_record(coordinator: Coordinator) -> dict[str, object]:
         "accountant": cfg.dp_accountant if cfg.dp else None,
         "target_epsilon": cfg.dp_target_epsilon or None,
         "registry": str(coordinator.registry.path) if coordinator.registry else None,
+        # An audit's positive control: these nodes ran without noise; ε is unbounded.
+        "controls": sorted(coordinator.name_of(n) for n in coordinator.controls),
         # Every node that named itself, with what it spent (None: nothing accepted).
         "nodes": {
             str(node_id): {
                 "name": coordinator.name_of(node_id),
                 "epsilon": coordinator.epsilon_recorded.get(node_id),
                 "ledger_head": coordinator.ledger_heads.get(node_id),
+                **({"mechanism": CONTROL_MECHANISM} if node_id in coordinator.controls else {}),
             }
             for node_id in sorted(set(coordinator.names) | set(coordinator.ledger_heads))
         },

@@ -89,6 +89,21 @@ def _exposure_figure(name: str, config: dict[str, Any]) -> str:
 
 
 def _verdict(config: dict[str, Any]) -> str:
+    if config.get("control"):
+        return _control_prefix(config) + _claim_verdict(config)
+    return _claim_verdict(config)
+
+
+def _control_prefix(config: dict[str, Any]) -> str:
+    return (
+        f"<strong class='bad'>{html.escape(str(config['control']))}</strong>: a positive "
+        "control — the target trained without noise, so this run has no privacy guarantee "
+        "(its ε is unbounded). It is tested against the nominal ε its sabotaged mechanism "
+        "pretends to, which a working audit must show broken. "
+    )
+
+
+def _claim_verdict(config: dict[str, Any]) -> str:
     claimed = config["eps_claimed"]
     bounds = [
         (v["eps_lower_bound"] or 0.0, v["eps_lower_bound_ceiling"] or 0.0, view)

@@ -39,6 +39,7 @@ from fedkd.audit.shadow_attack import LiraResult, thinned_roc
 from fedkd.audit.threat_model import UNIT_OF_PRIVACY, View, threat_model_text
 from fedkd.audit.views import CanaryScores, held_model, score, surrogate_from_releases
 from fedkd.config import RunConfig
+from fedkd.privacy.guard import CONTROL_MECHANISM
 
 ALPHA = 0.05
 
@@ -111,6 +112,9 @@ class ConfigurationResult:
     delta: float | None
     views: dict[str, ViewResult] = field(default_factory=dict)
     seconds: float = 0.0
+    control: bool = False
+    """A positive control: the target ran without noise and claimed no guarantee;
+    ``eps_claimed`` is then the nominal ε its sabotaged mechanism pretends to."""
 
     @property
     def broken(self) -> list[str]:
@@ -323,7 +327,8 @@ def _attack(
             seed=settings.seed,
         ),
     }  # fmt: skip
-    claimed, delta = _claimed(result.summary, str(target["name"]), cfg)
+    target_ledger = Path(str(target["state-dir"])) / f"{target['name']}.ledger.db"
+    claimed, delta = _claimed(result.summary, str(target["name"]), cfg, target_ledger)
     out = ConfigurationResult(
         name=name,
         run_dir=run_dir,
@@ -331,6 +336,7 @@ def _attack(
         global_acc=result.global_acc,
         eps_claimed=claimed,
         delta=delta,
+        control=str(target["name"]) in result.summary.get("privacy", {}).get("controls", []),
     )
     # Bonferroni over the views: every view's bound holds at 1 − alpha together.
     level = settings.alpha / len(models)
@@ -340,15 +346,34 @@ def _attack(
     return out
 
 
-def _claimed(summary: dict[str, Any], target: str, cfg: RunConfig) -> tuple[float | None, float]:
-    """The target's cumulative ε as the server recorded it (None without DP)."""
+def _claimed(
+    summary: dict[str, Any], target: str, cfg: RunConfig, ledger: Path
+) -> tuple[float | None, float]:
+    """The target's cumulative ε as the server recorded it (None without DP); for a
+    positive control, the nominal ε of the steps its ledger says it pretended to take."""
     privacy = summary.get("privacy", {})
     if not privacy.get("dp"):
         return None, cfg.dp_delta
+    delta = float(privacy.get("delta") or cfg.dp_delta)
+    if target in privacy.get("controls", []):
+        return nominal_control_epsilon(ledger, delta=delta, accountant=cfg.dp_accountant), delta
     for node in privacy.get("nodes", {}).values():
         if node.get("name") == target and node.get("epsilon") is not None:
             return float(node["epsilon"]), float(privacy.get("delta") or cfg.dp_delta)
     return None, cfg.dp_delta
+
+
+def nominal_control_epsilon(ledger: Path, *, delta: float, accountant: str) -> float:
+    """ε that a positive control's rows would claim had their noise been on."""
+    from fedkd.privacy.accounting import DPSteps, compose, epsilon
+    from fedkd.privacy.guard import CONTROL_MECHANISM
+    from fedkd.privacy.ledger import ReadOnlyLedger
+
+    history: tuple[DPSteps, ...] = ()
+    for row in ReadOnlyLedger.read(ledger).rows():
+        if row.mechanism == CONTROL_MECHANISM and row.steps:
+            history = compose(history, DPSteps(row.noise_multiplier, row.sample_rate, row.steps))
+    return epsilon(history, delta=delta, accountant=accountant)
 
 
 def _view_result(
@@ -517,6 +542,8 @@ def _configuration_record(r: ConfigurationResult) -> dict[str, Any]:
         "eps_claimed": r.eps_claimed,
         "delta": r.delta,
         "seconds": r.seconds,
+        # A positive control's claim is nominal: the run itself had no guarantee.
+        "control": CONTROL_MECHANISM if r.control else None,
         "views": views,
     }
 

@@ -177,10 +177,21 @@ def _write_node_config(path: Path, slug: str, table: Path, schema: Path, public:
         "state-dir": f"state/{slug}",
     }
     policy = (
-        "# The node's privacy policy (its own; a run may ask for more, never less), e.g.:\n"
-        "# privacy-dp-required = true\n# privacy-max-epsilon = 3.0\n# privacy-max-delta = 1e-5\n"
+        "# The node's privacy policy (its own; a run may ask for more, never less).  A node on\n"
+        "# real data declares its lifetime budget, or refuses to start: every release of its\n"
+        "# store, in every run, composes against it.\n"
     )
-    path.write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in lines.items()) + policy)
+    budget = {"privacy-max-epsilon": LIFETIME_EPSILON, "privacy-max-delta": LIFETIME_DELTA}
+    path.write_text(
+        "".join(f"{k} = {toml_value(v)}\n" for k, v in lines.items())
+        + policy
+        + "".join(f"{k} = {toml_value(v)}\n" for k, v in budget.items())
+    )
+
+
+LIFETIME_EPSILON = 10.0
+"""The example hospitals' lifetime ε: a few runs at the simulation's ε = 3."""
+LIFETIME_DELTA = 1e-5
 
 
 def _simulation_file(
@@ -202,6 +213,10 @@ def _simulation_file(
         "batch-size = 16",
         "lr = 0.02",
         'model = "mlp-s"',
+        "# Real hospitals' nodes declare a lifetime budget and so require DP-SGD.",
+        "dp = true",
+        "dp-target-epsilon = 3.0",
+        f"dp-delta = {LIFETIME_DELTA:g}",
     ]
     for index, hospital in enumerate(hospitals):
         lines += [
@@ -211,5 +226,7 @@ def _simulation_file(
             'data = "csv"',
             f'data-path = "{hospital.csv.name}"',
             f'data-schema = "{schema.name}"',
+            f"privacy-max-epsilon = {LIFETIME_EPSILON}",
+            f"privacy-max-delta = {LIFETIME_DELTA:g}",
         ]
     return "\n".join(lines) + "\n"

@@ -98,6 +98,19 @@ def simulated_nodes(
     ]
 
 
+def _warn_without_budget(nodes: list[NodeConfig]) -> None:
+    """One line for the simulated nodes without a lifetime budget (real ones refuse)."""
+    from fedkd.node.config import lifetime_budget_note
+
+    unbudgeted = [node for node in nodes if lifetime_budget_note(node)]
+    if unbudgeted:
+        log.warning(
+            "%d simulated node(s) have no lifetime budget (privacy-max-epsilon): their "
+            "stores' ε is unbounded; a node on real data refuses to start without one",
+            len(unbudgeted),
+        )
+
+
 def write_node_configs(nodes: list[NodeConfig], folder: Path) -> Path:
     """One ``node-<index>.json`` per node (what each node's operator would keep)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -135,6 +148,7 @@ def run_simulation(
     )
     try:
         nodes = simulated_nodes(cfg, directory.token, node_sections)
+        _warn_without_budget(nodes)
         fresh_dir = simulated_state_dir(cfg, token=directory.token)
         born_with_the_run = any(n.state_dir == str(fresh_dir) for n in nodes)
         if cfg.privacy_registry and born_with_the_run:

@@ -47,6 +47,7 @@ from fedkd.node.reply_cache import ReplyCache
 from fedkd.node.round_progress import RoundProgress
 from fedkd.privacy.accounting import BudgetSpentError, DPSteps, History, compose
 from fedkd.privacy.guard import (
+    DP_MECHANISM,
     PrivacyPlan,
     TrainingPlan,
     fields_sent,
@@ -138,6 +139,11 @@ class ClientNode:
     def transfer_digest(self) -> str:
         """The digest of the transfer set this node would release knowledge on."""
         return load_public_data(self.public_spec).transfer.digest
+
+    @property
+    def control(self) -> bool:
+        """This node is an audit's positive control: every claim says no guarantee."""
+        return self.config.audit_control_noise_off
 
     @property
     def architecture(self) -> str:
@@ -304,7 +310,9 @@ class ClientNode:
             if reason:
                 refusal = replace(
                     self._refusal(request, StatusCode.BUDGET_EXHAUSTED, reason),
-                    privacy=spend_after(privacy, history, plan, unbounded_since=unbounded),
+                    privacy=spend_after(
+                        privacy, history, plan, unbounded_since=unbounded, control=self.control
+                    ),
                 )
                 return self._record(ledger, refusal, privacy, loaded, taken=None), state
 
@@ -352,8 +360,8 @@ class ClientNode:
         seconds["extract"] = time.perf_counter() - tick
 
         report = replace(report, train_loss=train_loss, phase_seconds=seconds)
-        spend = spend_after(privacy, history, plan, unbounded_since=unbounded)
-        if taken is not None and spend.mechanism != "none":
+        spend = spend_after(privacy, history, plan, unbounded_since=unbounded, control=self.control)
+        if taken is not None and spend.mechanism == DP_MECHANISM:
             spend = replace(spend, release_steps=taken.steps)
         if privacy.dp:
             self.log.evaluation(report)

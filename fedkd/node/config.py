@@ -35,6 +35,10 @@ CONFIG_FILE_KEY = "config"
 DATA_PREFIX = "data-"
 POLICY_PREFIX = "privacy-"
 SIMULATED_PROVIDERS = ("partition",)
+CANARY_PROVIDER = "with-canaries"
+"""The audit's wrapper: another provider's records plus its canaries (simulated when that
+provider is)."""
+LIFETIME_BUDGET_KEYS = ("privacy-max-epsilon", "privacy-max-delta")
 
 
 @dataclass(frozen=True)
@@ -72,8 +76,10 @@ class NodeConfig:
     adversary_profile: str = ""
     """The target's label profile for the ``mimic`` attack: C numbers, space-separated."""
     audit_control_noise_off: bool = False
-    """Sabotage for validating an audit (its positive control): DP-SGD runs without noise
-    while every claim and ledger row still states the nominal noise.  Never for use."""
+    """Sabotage for validating an audit (its positive control): DP-SGD runs without noise;
+    every ledger row and reply says ``control: no guarantee`` and the store's ε is
+    unbounded.  Only on the audit's canary-wrapped simulated data (``fedkd audit
+    --control positive`` sets it); any other node refuses to start with it."""
     policy: PrivacyPolicy = field(default_factory=PrivacyPolicy)
 
     def __post_init__(self) -> None:
@@ -84,7 +90,7 @@ class NodeConfig:
 
             if self.adversary not in ATTACKS:
                 raise ValueError(f"adversary {self.adversary!r} is not one of {list(ATTACKS)}")
-            if self.data not in SIMULATED_PROVIDERS:
+            if not self.simulated:
                 raise ValueError("adversary is only for simulated nodes, never a real one")
             if self.adversary == "mimic":
                 _ = self.profile()
@@ -93,6 +99,21 @@ class NodeConfig:
                 f"reproducible-dp is only for simulated data (providers {SIMULATED_PROVIDERS}); "
                 f"this node reads {self.data!r}"
             )
+        if self.audit_control_noise_off and not (self.data == CANARY_PROVIDER and self.simulated):
+            raise ValueError(
+                "audit-control-noise-off is the audit's positive control (DP-SGD without "
+                "noise): only `fedkd audit --control positive` sets it, on canary-wrapped "
+                f"simulated data; this node reads {self.data!r}"
+            )
+        if not self.simulated and not math.isfinite(self.policy.max_epsilon):
+            raise ValueError(lifetime_budget_missing(self))
+
+    @property
+    def simulated(self) -> bool:
+        """Reads simulated records only (a simulated provider, or canaries around one)."""
+        if self.data == CANARY_PROVIDER:
+            return dict(self.data_options).get("base", "partition") in SIMULATED_PROVIDERS
+        return self.data in SIMULATED_PROVIDERS
 
     @property
     def state_path(self) -> Path:
@@ -199,8 +220,30 @@ def parse_node_config(raw: Mapping[str, Any]) -> NodeConfig:
             raise ValueError(f"unknown node config key {key!r}; known: {known}")
     if policy.get("max_epsilon") == 0:
         policy["max_epsilon"] = math.inf  # 0 in a config file means "no cap"
-    return NodeConfig(
+    config = NodeConfig(
         **simple, data_options=tuple(sorted(options.items())), policy=PrivacyPolicy(**policy)
+    )
+    if not config.simulated and any(key not in merged for key in LIFETIME_BUDGET_KEYS):
+        raise ValueError(lifetime_budget_missing(config))
+    return config
+
+
+def lifetime_budget_missing(config: NodeConfig) -> str:
+    """Why a node on real data without a declared lifetime budget may not start."""
+    return (
+        f"node {config.name} reads real data ({config.data!r}) but declares no lifetime "
+        f"budget: set {' and '.join(LIFETIME_BUDGET_KEYS)} (the ε and δ its store may ever "
+        "spend) in its config"
+    )
+
+
+def lifetime_budget_note(config: NodeConfig) -> str:
+    """A simulated node's warning when it has no lifetime budget ("" when it has one)."""
+    if not config.simulated or math.isfinite(config.policy.max_epsilon):
+        return ""
+    return (
+        f"simulated node {config.name} has no lifetime budget (privacy-max-epsilon): its "
+        "store's ε is unbounded; a node on real data refuses to start without one"
     )
 
 

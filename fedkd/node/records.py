@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from fedkd.privacy.accounting import DPSteps
-from fedkd.privacy.guard import release_record
+from fedkd.privacy.guard import CONTROL_MECHANISM, release_record
 from fedkd.privacy.ledger import Ledger
 from fedkd.privacy.policy import EffectivePrivacy
 from fedkd.wire.types import KnowledgeReply
@@ -36,4 +36,7 @@ def record_reply(
             reproducible=reproducible,
         )
     )
-    return replace(reply, privacy=replace(reply.privacy, ledger_head=row.row_hash))
+    stamped = replace(reply.privacy, ledger_head=row.row_hash)
+    if row.mechanism == CONTROL_MECHANISM and not stamped.unbounded_since_row:
+        stamped = replace(stamped, unbounded_since_row=row.seq)  # this row is the first
+    return replace(reply, privacy=stamped)

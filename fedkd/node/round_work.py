@@ -144,7 +144,8 @@ def train(work: RoundWork, round_: int, plan: PrivacyPlan | None) -> tuple[float
     # Opacus loads with the first private step: a node without DP never imports it.
     from fedkd.privacy.dp_sgd import train_private
 
-    # The positive control of an audit: noise all but removed, the claim left as it was.
+    # An audit's positive control: noise all but removed.  The steps keep the nominal σ,
+    # which its ledger rows and replies record under "control: no guarantee" (ε = ∞).
     actual_noise = NO_NOISE if work.noise_off else plan.noise_multiplier
     result = train_private(
         work.model,

@@ -9,16 +9,18 @@ reads the cipher's keystream through the ``cryptography`` package (OpenSSL's
 implementation): nothing in any configuration determines it, and no part of it passes
 through a seed.
 
-Uniforms take the top 53 bits of each little-endian 64-bit word, offset by half a step,
-``u = ((w >> 11) + ½)·2⁻⁵³ ∈ (0, 1)``, so ``log u`` is always finite.  Gaussian and
-Laplace draws built on them live in :mod:`fedkd.privacy.secure_noise`.
+Uniforms read each 8 bytes of the keystream as a little-endian signed 64-bit integer w
+and keep its top 52 bits, ``k = ⌊w / 2¹²⌋ + 2⁵¹`` (uniform on [0, 2⁵²)), offset by half a
+step: ``u = (k + ½)·2⁻⁵² ∈ (0, 1)``, exact in float64, so ``log u`` is always finite.
+They are float64 torch tensors (vectorised on every core; a DP step draws millions).
+Gaussian and Laplace draws built on them live in :mod:`fedkd.privacy.secure_noise`.
 """
 
 from __future__ import annotations
 
 import hashlib
 
-import numpy as np
+import torch
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
 from fedkd.privacy import entropy
@@ -26,7 +28,8 @@ from fedkd.privacy import entropy
 KEY_BYTES = 32
 """ChaCha20's key: 256 bits, at least the 128 the design card asks for."""
 NONCE_BYTES = 12
-_UNIT = 2.0**-53
+_UNIT = 2.0**-52
+_OFFSET = 2.0**51 + 0.5
 
 
 class ChaCha20Stream:
@@ -51,6 +54,7 @@ class ChaCha20Stream:
         # cryptography takes RFC 8439's counter and nonce as one 16-byte value.
         full_nonce = counter.to_bytes(4, "little") + nonce
         self._cipher = Cipher(algorithms.ChaCha20(key, full_nonce), mode=None).encryptor()
+        self._zeros, self._buffer = b"", torch.empty(0, dtype=torch.uint8)
 
     @classmethod
     def fresh(cls) -> ChaCha20Stream:
@@ -66,12 +70,17 @@ class ChaCha20Stream:
         """The next ``count`` bytes of the keystream."""
         return self._cipher.update(bytes(count))
 
-    def words(self, count: int) -> np.ndarray:
-        """The next ``count`` 64-bit words (little-endian), as ``uint64``."""
-        return np.frombuffer(self.random_bytes(8 * count), dtype="<u8").astype(np.uint64)
-
-    def uniform(self, count: int) -> np.ndarray:
-        """``count`` float64 uniforms in the open interval (0, 1), 53 bits each."""
-        top = (self.words(count) >> np.uint64(11)).astype(np.float64)
-        uniforms: np.ndarray = (top + 0.5) * _UNIT
-        return uniforms
+    def uniform(self, count: int) -> torch.Tensor:
+        """``count`` float64 uniforms in the open interval (0, 1), 52 bits each."""
+        if count == 0:
+            return torch.empty(0, dtype=torch.float64)
+        size = 8 * count
+        if len(self._zeros) < size:  # kept: a DP step asks for the same size every time
+            self._zeros = bytes(size)
+            # torch's allocator aligns it, which the vectorised shift below needs to be fast.
+            self._buffer = torch.empty(size + 63, dtype=torch.uint8)
+        # Straight into the buffer, without a copy of the keystream; the words are shifted
+        # into a new tensor, so the buffer is free again on return.
+        self._cipher.update_into(memoryview(self._zeros)[:size], self._buffer.numpy().data)
+        words = self._buffer[:size].view(torch.int64)
+        return (words >> 12).to(torch.float64).add_(_OFFSET).mul_(_UNIT)

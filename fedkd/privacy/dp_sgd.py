@@ -284,7 +284,7 @@ def noise_like(
     """N(0, std²) noise shaped, typed and placed like each of ``references``, drawn for all
     of them at once from ``stream`` (float64, :func:`gaussian_noise`)."""
     sizes = [r.numel() for r in references]
-    noise = torch.from_numpy(gaussian_noise(stream, (sum(sizes),), std))
+    noise = gaussian_noise(stream, (sum(sizes),), std)
     pieces = torch.split(noise, sizes)
     return [
         piece.to(device=r.device, dtype=r.dtype).view_as(r)

@@ -26,6 +26,12 @@ from fedkd.privacy.sampling import sample_rate, steps_per_epoch
 from fedkd.wire.types import KnowledgeReply, PrivacySpend
 
 DP_MECHANISM = "dp-sgd"
+CONTROL_MECHANISM = "control: no guarantee"
+"""An audit's positive control: DP-SGD sabotaged (noise off).  Its rows and replies keep
+the σ, q and steps the sabotaged mechanism pretends to (what the audit tests against),
+and claim no ε: the store's ε is unbounded from the first such row."""
+CLAIMED_MECHANISMS = ("none", DP_MECHANISM, CONTROL_MECHANISM)
+"""Every mechanism a reply may state; a server refuses any other."""
 FRESH_RANDOMNESS = "ChaCha20 CSPRNG keyed with 256 fresh OS bits per message"
 REPRODUCIBLE_RANDOMNESS = (
     "reproducible (seeded from the run seed): ε not valid against anyone who knows the seed"
@@ -138,9 +144,23 @@ def spend_after(
     plan: PrivacyPlan | None,
     *,
     unbounded_since: int | None = None,
+    control: bool = False,
 ) -> PrivacySpend:
     """The cumulative spend to report; ``mechanism == "none"`` when no ε may be claimed
-    (no DP, a scorer that read private records, or a store already unbounded)."""
+    (no DP, a scorer that read private records, or a store already unbounded), and
+    :data:`CONTROL_MECHANISM` with ε = ∞ for an audit's positive control."""
+    if control:
+        total = sum(h.steps for h in history)
+        return PrivacySpend(
+            mechanism=CONTROL_MECHANISM,
+            epsilon=math.inf,
+            delta=privacy.delta,
+            accountant=privacy.accountant,
+            noise_multiplier=plan.noise_multiplier if plan else 0.0,
+            sample_rate=plan.sample_rate if plan else 0.0,
+            steps=total,
+            unbounded_since_row=unbounded_since or 0,
+        )
     if unbounded_since is not None:
         return PrivacySpend(mechanism="none", unbounded_since_row=unbounded_since)
     if plan is None or not claims_dp(privacy):
@@ -207,16 +227,16 @@ def release_record(
     reproducible: bool = False,
 ) -> Release:
     """The ledger row for ``reply``; ``taken`` is this message's DP steps (None: none)."""
-    claims = reply.privacy.mechanism != "none"
+    claims = reply.privacy.mechanism == DP_MECHANISM
+    control = reply.privacy.mechanism == CONTROL_MECHANISM
+    mechanism = "dp-sgd-unclaimed" if privacy.dp else "none"
     return Release(
         run_id=reply.run_id,
         round=reply.round,
         node_id=reply.node_id,
         dataset_digest=dataset_digest,
         transfer_digest=transfer_digest,
-        mechanism=reply.privacy.mechanism
-        if claims
-        else ("dp-sgd-unclaimed" if privacy.dp else "none"),
+        mechanism=reply.privacy.mechanism if claims or control else mechanism,
         accountant=privacy.accountant if privacy.dp else "",
         noise_multiplier=taken.noise_multiplier if taken else 0.0,
         sample_rate=taken.sample_rate if taken else 0.0,

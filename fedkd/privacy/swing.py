@@ -54,7 +54,7 @@ def swing_release(
     q = torch.softmax(torch.from_numpy(z / temperatures[:, None]), dim=1).numpy()
     if cfg.noise != "none" and cfg.noise_scale > 0:
         draw = gaussian_noise if cfg.noise == "gaussian" else laplace_noise
-        q = q + draw(randomness, q.shape, cfg.noise_scale)
+        q = q + draw(randomness, q.shape, cfg.noise_scale).numpy()
     q = np.clip(q, cfg.floor, 1.0)
     if 0 < cfg.top_k < q.shape[1]:
         kth = np.sort(q, axis=1)[:, -cfg.top_k][:, None]

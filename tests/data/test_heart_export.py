@@ -34,6 +34,8 @@ def test_csv_hospitals_get_the_simulations_records(tmp_path: Path, seed: int) ->
             "data-schema": export.schema.name,
             "public-data": export.public.name,
             "state-dir": f"state/{files.slug}",
+            "privacy-max-epsilon": 10.0,
+            "privacy-max-delta": 1e-5,
         }
         # Names in a node config file are relative to the file.
         config = read_node_file(files.node_config)

@@ -117,6 +117,7 @@ class Cluster:
             f'state-dir = "{self.root / f"state-{name}"}"\n'
             f'signing-key = "{keys / f"{name}.sign"}"\n'
             f'bundle-sha256 = "{self.pin}"\n'
+            "privacy-max-epsilon = 50.0\nprivacy-max-delta = 1e-5\n"
         )
         if not self.transfer_digest:
             node = parse_node_config({"config": str(config)})

@@ -10,8 +10,11 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from fedkd.api import RunResult
 from fedkd.audit.run import AuditSettings, audit
 from fedkd.cli import app
+from fedkd.privacy.guard import CONTROL_MECHANISM
+from fedkd.privacy.ledger import ReadOnlyLedger
 from tests.browser import render
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,3 +83,19 @@ def test_the_positive_control_breaks_the_claim_and_exits_non_zero(tmp_path: Path
     holder = config["views"]["model-holder"]
     assert holder["eps_lower_bound"] > config["eps_claimed"]
     assert record["broken_guarantees"] == {"dp+dp-target-epsilon=1": ["model-holder"]}
+    # The sabotaged node never claims a guarantee: every ledger row, the summary and the
+    # report say so, and the claim tested is the nominal one its rows pretend to.
+    assert config["control"] == CONTROL_MECHANISM
+    run = RunResult.load(Path(config["run_dir"]))
+    target = next(node for node in run.nodes if node["audit-control-noise-off"])
+    ledger = Path(str(target["state-dir"])) / f"{target['name']}.ledger.db"
+    rows = ReadOnlyLedger.read(ledger).rows()
+    assert rows and all(r.mechanism == CONTROL_MECHANISM and r.epsilon is None for r in rows)
+    assert run.summary["privacy"]["controls"] == [target["name"]]
+    assert run.summary["privacy"]["nodes"]
+    assert all(
+        n.get("epsilon") is None
+        for n in run.summary["privacy"]["nodes"].values()
+        if n["name"] == target["name"]
+    )
+    assert CONTROL_MECHANISM in (tmp_path / "positive" / "report.html").read_text()

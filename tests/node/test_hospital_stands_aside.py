@@ -90,6 +90,8 @@ def test_a_broken_hospital_stands_aside_and_the_others_go_on(
             "model": "mlp-s",
             "strategy": "mean",
             "batch-size": 16,
+            "dp": True,  # the hospitals' own policies require it (their lifetime budgets)
+            "dp-target-epsilon": 3.0,
         }
     )
     public = load_public_data(PublicDataSpec(bundle=str(exported.public)))

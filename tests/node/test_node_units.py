@@ -38,7 +38,7 @@ def test_node_config_reads_a_file_and_inline_keys_override_it(tmp_path: Path) ->
     path = tmp_path / "node.toml"
     path.write_text(
         'name = "cleveland"\ndata = "csv"\ndata-path = "/d/c.csv"\n'
-        "privacy-max-epsilon = 3\nprivacy-dp-required = true\n"
+        "privacy-max-epsilon = 3\nprivacy-max-delta = 1e-5\nprivacy-dp-required = true\n"
     )
     cfg = parse_node_config({"config": str(path), "state-dir": str(tmp_path / "s")})
     assert cfg.name == "cleveland" and cfg.data == "csv"

@@ -54,21 +54,28 @@ def test_the_stream_is_rfc_8439_chacha20() -> None:
 
 
 def _reference_uniforms(block: bytes) -> list[float]:
-    return [((w >> 11) + 0.5) * 2.0**-53 for w in struct.unpack("<8Q", block)]
+    """u = (⌊w / 2¹²⌋ + 2⁵¹ + ½)·2⁻⁵², w each 8 bytes as a signed little-endian integer."""
+    return [((w >> 12) + 2**51 + 0.5) * 2.0**-52 for w in struct.unpack("<8q", block)]
 
 
 def test_uniforms_and_noise_reproduce_the_reference_from_the_keystream() -> None:
     u = _reference_uniforms(RFC_BLOCK)
     np.testing.assert_array_equal(rfc_stream().uniform(8), u)
-    normals = []
-    for u1, u2 in zip(u[0::2], u[1::2], strict=True):
-        r = math.sqrt(-2.0 * math.log(u1))
-        normals += [r * math.cos(2 * math.pi * u2), r * math.sin(2 * math.pi * u2)]
-    np.testing.assert_allclose(standard_normal(rfc_stream(), 8), normals, rtol=1e-15)
-    # Two noise values: each the sum of four normals (rows of the 4 × 2 draw) times σ/2.
+    # Box–Muller: radii from the first half of the uniforms, angles from the second.
+    radii = [math.sqrt(-2.0 * math.log(v)) for v in u[:4]]
+    angles = [2 * math.pi * v for v in u[4:]]
+    normals = [r * math.cos(a) for r, a in zip(radii, angles, strict=True)]
+    normals += [r * math.sin(a) for r, a in zip(radii, angles, strict=True)]
+    np.testing.assert_allclose(standard_normal(rfc_stream(), 8), normals, rtol=1e-14)
+    # Two noise values from 4 × 2 uniforms: radii rows 0–1, angles rows 2–3, each value
+    # the four normals of its column's two pairs, times σ/2.
     sigma = 1.7
-    want = [sigma * (normals[j] + normals[2 + j] + normals[4 + j] + normals[6 + j]) / 2
-            for j in range(2)]  # fmt: skip
+    want = []
+    for j in range(2):
+        pairs = [(u[j], u[4 + j]), (u[2 + j], u[6 + j])]
+        four = sum(math.sqrt(-2.0 * math.log(r)) * (math.cos(2 * math.pi * a)
+                   + math.sin(2 * math.pi * a)) for r, a in pairs)  # fmt: skip
+        want.append(sigma * four / 2)
     np.testing.assert_allclose(gaussian_noise(rfc_stream(), (2,), sigma), want, rtol=1e-14)
     v = u[0] - 0.5
     laplace = -0.3 * math.copysign(1.0, v) * math.log1p(-2 * abs(v))

@@ -163,6 +163,8 @@ def test_the_mechanism_and_every_reply_field_ignore_one_record_more_or_less(
             "data": "arrays",
             "data_path": str(path),
             "privacy_nominal_records": 100,
+            "privacy_max_epsilon": 50.0,
+            "privacy_max_delta": 1e-5,
             "state_dir": str(tmp_path / name),
         }
         data = build_federated_data(cfg.data_spec)
