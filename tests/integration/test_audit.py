@@ -70,7 +70,7 @@ def test_the_positive_control_breaks_the_claim_and_exits_non_zero(tmp_path: Path
         app,
         [
             "audit", str(DIGITS), "--control", "positive", "--candidates", "500",
-            "--compare", "dp+dp-target-epsilon=1", "--name", "positive",
+            "--compare", "dp+dp-target-epsilon=1", "--name", "positive", "--report",
             "--set", f"output-dir={tmp_path}", "--set", "num-server-rounds=5",
             "--set", "local-epochs=8", "--set", "dp-max-grad-norm=20",
         ],

@@ -1,7 +1,9 @@
 """Nodes bring their own data: hospitals' CSVs through the csv provider, through Flower.
 
-* four Heart Disease hospitals reading their own CSVs reproduce the built-in partitioned
-  heart run exactly, and the ServerApp's process never opens a private source;
+* four Heart Disease hospitals reading their own CSVs (each with its lifetime budget, so
+  under DP-SGD) run the same federation as the built-in partitioned heart run, and the
+  ServerApp's process never opens a private source (that the CSVs hold exactly the
+  built-in partitions' records: tests/data/test_heart_export.py);
 * a hospital whose CSV is broken stands aside (the server learns only that it is absent,
   the node's own log says why) and the run goes on with the others.
 """
@@ -37,7 +39,12 @@ HEART = {
     "model": "mlp-s",
     "strategy": "knfu",
     "seed": 0,
+    # Real hospitals declare lifetime budgets, which require DP-SGD.
+    "dp": True,
+    "dp-target-epsilon": 8.0,
+    "dp-delta": 1e-5,
 }
+BUDGET = {"privacy-max-epsilon": 50.0, "privacy-max-delta": 1e-5}
 
 
 class _FileAudit:
@@ -73,13 +80,14 @@ def _csv_sim(exported: HeartExport, tmp_path: Path, **run: object) -> tuple[Any,
             "data": "csv",
             "data-path": str(h.csv),
             "data-schema": str(exported.schema),
+            **BUDGET,
         }
         for i, h in enumerate(exported.hospitals)
     }
     return cfg, nodes
 
 
-def test_csv_hospitals_reproduce_the_built_in_run_and_the_server_reads_no_private_bytes(
+def test_csv_hospitals_run_the_built_in_federation_and_the_server_reads_no_private_bytes(
     tmp_path: Path,
 ) -> None:
     exported = export_heart_hospitals(tmp_path / "hospitals", seed=0)
@@ -106,17 +114,17 @@ def test_csv_hospitals_reproduce_the_built_in_run_and_the_server_reads_no_privat
         audit.on = False
     assert audit.private_loads == []  # the partition provider ran only in the nodes
 
+    # DP noise is fresh in every run, so the two agree in what was done, not bit for bit.
     ours, theirs = _rows(csv_dir), _rows(built_in_dir)
     assert sorted(ours) == sorted(theirs) and len(ours) == 4 * 4  # rounds 0–3, 4 hospitals
     for key, row in ours.items():
-        for metric in METRICS:
-            if row[metric] is None:
-                assert theirs[key][metric] is None, (key, metric)
-            else:
-                assert row[metric] == pytest.approx(theirs[key][metric], abs=1e-6), (key, metric)
-        assert row["local_test_examples"] == theirs[key]["local_test_examples"]
+        assert row["status"] == theirs[key]["status"] and row["status"] in ("", "ok"), key
+        for metric in METRICS:  # what is redacted under DP is redacted in both
+            assert (row[metric] is None) == (theirs[key][metric] is None), (key, metric)
     summaries = [json.loads((d / "summary.json").read_text()) for d in (csv_dir, built_in_dir)]
-    assert summaries[0]["alma"] == pytest.approx(summaries[1]["alma"], abs=1e-6)
+    for summary in summaries:
+        spent = [n["epsilon"] for n in summary["privacy"]["nodes"].values()]
+        assert len(spent) == 4 and all(0 < eps <= 8.0 for eps in spent)
     # Each hospital's store is under its own name, beside the run (not inside its folder).
     assert not (csv_dir / "nodes").exists()
     stores = RunResult.load(csv_dir).node_state_dirs[0]
@@ -145,10 +153,9 @@ def test_a_hospital_with_a_broken_csv_stands_aside_and_the_run_goes_on(tmp_path:
     assert len(absent) == 2  # both rounds, one node
     assert {r["reason"] for r in absent} == {f"client reports: {UNAVAILABLE_REASON}"}
     assert "chol" not in json.dumps(rows)  # nothing about the records reached the server
-    finals = [r for r in rows if r["round"] == 2 and r["local_accuracy"] is not None]
+    finals = [r for r in rows if r["round"] == 2 and r["status"] == "ok"]
     assert len(finals) == 3  # the other hospitals trained and were evaluated
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert 0.5 < summary["alma"] <= 1.0
+    assert all(r["global_accuracy"] is not None for r in finals)
     log = (RunResult.load(run_dir).node_state_dirs[0] / "switzerland.log").read_text()
     assert "missing column 'chol' (declared in the schema)" in log
 
