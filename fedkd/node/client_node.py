@@ -183,7 +183,15 @@ class ClientNode:
                 node_name=self.config.name,
                 max_bytes=self.run.max_payload_bytes,
             )
-            return self._sealed(self._bytes(reply)), state
+            payload = self._sealed(self._bytes(reply))
+            self.log.sent(
+                run_id=reply.run_id,
+                round_=reply.round,
+                status=reply.status.code.value,
+                fields=fields_sent(reply),
+                size=len(payload),
+            )
+            return payload, state
 
     def _handle(
         self, request_bytes: bytes, state: ModelWeights | None, *, train: bool
