@@ -556,7 +556,7 @@ def node_check(
         console.print(f"[red]{node_cfg.name}: the data cannot be used[/]\n{exc}", markup=False)
         raise typer.Exit(1) from exc
     except (ValueError, OSError) as exc:
-        console.print(f"[red]node check failed:[/] {exc}")
+        console.print(f"[red]node check failed:[/] {exc}", soft_wrap=True)
         raise typer.Exit(1) from exc
     console.print(
         f"[green]{node_cfg.name} is ready[/]: {len(private.train)} training records, "

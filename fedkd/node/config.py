@@ -232,8 +232,7 @@ def lifetime_budget_missing(config: NodeConfig) -> str:
     """Why a node on real data without a declared lifetime budget may not start."""
     return (
         f"node {config.name} reads real data ({config.data!r}) but declares no lifetime "
-        f"budget: set {' and '.join(LIFETIME_BUDGET_KEYS)} (the ε and δ its store may ever "
-        "spend) in its config"
+        f"budget: set {' and '.join(LIFETIME_BUDGET_KEYS)} in its config"
     )
 
 
