@@ -25,7 +25,7 @@ from opacus.optimizers.optimizer import _generate_noise
 
 from fedkd.models import ModelSpec, build_model
 from fedkd.privacy.csprng import ChaCha20Stream
-from fedkd.privacy.dp_sgd import noise_like
+from fedkd.privacy.secure_noise import noise_like
 
 KINDS = ("csprng", "torch-secure", "plain")
 

@@ -184,13 +184,7 @@ class ClientNode:
                 max_bytes=self.run.max_payload_bytes,
             )
             payload = self._sealed(self._bytes(reply))
-            self.log.sent(
-                run_id=reply.run_id,
-                round_=reply.round,
-                status=reply.status.code.value,
-                fields=fields_sent(reply),
-                size=len(payload),
-            )
+            self._log_sent(reply, payload)
             return payload, state
 
     def _handle(
@@ -232,17 +226,21 @@ class ClientNode:
         named = replace(reply, node_name=self.config.name)
         unsigned = self._bytes(named)
         payload = self._sealed(unsigned)
-        self.log.sent(
-            run_id=request.run_id,
-            round_=request.round,
-            status=named.status.code.value,
-            fields=fields_sent(named),
-            size=len(payload),
-        )
+        self._log_sent(named, payload)
         if request.round != HELLO_ROUND and named.status.code in _ANSWERED:
             self.replies.put(request.run_id, request.round, unsigned)
         self._keep_progress(request, new_state)
         return payload, new_state
+
+    def _log_sent(self, reply: KnowledgeReply, payload: bytes) -> None:
+        """Keep what left the node with ``reply``: its fields and its size on the wire."""
+        self.log.sent(
+            run_id=reply.run_id,
+            round_=reply.round,
+            status=reply.status.code.value,
+            fields=fields_sent(reply),
+            size=len(payload),
+        )
 
     def _poisoned(self, honest: np.ndarray, round_: int) -> np.ndarray:
         """A benchmark's malicious client: valid rows, chosen to do harm."""

@@ -12,7 +12,7 @@ Every value the mechanism draws — each step's Poisson mask and Gaussian noise 
 from one :class:`~fedkd.privacy.csprng.ChaCha20Stream` (256-bit key, fresh per call
 unless a caller passes a flagged reproducible one), never from a ``torch.Generator``:
 the masks from :class:`~fedkd.privacy.poisson_sampler.CsprngPoissonSampler`, the noise
-from :func:`~fedkd.privacy.secure_noise.gaussian_noise` (a sum of normals against
+from :func:`~fedkd.privacy.secure_noise.noise_like` (a sum of normals against
 floating-point attacks).  Opacus still clips, steps and accounts.
 """
 
@@ -40,7 +40,7 @@ from fedkd.privacy.modes import GRAD_SAMPLE_MODES
 from fedkd.privacy.output_grads import OutputGradients, unsupported_layers
 from fedkd.privacy.poisson_sampler import CsprngPoissonSampler
 from fedkd.privacy.sampling import sample_rate
-from fedkd.privacy.secure_noise import gaussian_noise
+from fedkd.privacy.secure_noise import noise_like
 
 # Expanded weights reject a zero batch and vmap over one fails in GroupNorm: their empty
 # Poisson batches skip the model and hand the optimizer empty per-sample gradients.
@@ -276,20 +276,6 @@ def _no_records(trainable: list[nn.Parameter]) -> torch.Tensor:
     for p in trainable:
         p.grad_sample = p.new_zeros((0, *p.shape))  # type: ignore[attr-defined]
     return torch.zeros(())
-
-
-def noise_like(
-    stream: ChaCha20Stream, references: list[torch.Tensor], std: float
-) -> list[torch.Tensor]:
-    """N(0, std²) noise shaped, typed and placed like each of ``references``, drawn for all
-    of them at once from ``stream`` (float64, :func:`gaussian_noise`)."""
-    sizes = [r.numel() for r in references]
-    noise = gaussian_noise(stream, (sum(sizes),), std)
-    pieces = torch.split(noise, sizes)
-    return [
-        piece.to(device=r.device, dtype=r.dtype).view_as(r)
-        for r, piece in zip(references, pieces, strict=True)
-    ]
 
 
 def _noise_from(stream: ChaCha20Stream, optimiser: DPOptimizer) -> Callable[[], None]:

@@ -52,6 +52,20 @@ def gaussian_noise(stream: ChaCha20Stream, shape: tuple[int, ...], std: float) -
     return (paired[0] + paired[1]).mul_(std / math.sqrt(SUMMED_NORMALS)).view(shape)
 
 
+def noise_like(
+    stream: ChaCha20Stream, references: list[torch.Tensor], std: float
+) -> list[torch.Tensor]:
+    """N(0, std²) noise shaped, typed and placed like each of ``references``, drawn for all
+    of them at once from ``stream`` (float64, :func:`gaussian_noise`)."""
+    sizes = [r.numel() for r in references]
+    noise = gaussian_noise(stream, (sum(sizes),), std)
+    pieces = torch.split(noise, sizes)
+    return [
+        piece.to(device=r.device, dtype=r.dtype).view_as(r)
+        for r, piece in zip(references, pieces, strict=True)
+    ]
+
+
 def laplace_noise(stream: ChaCha20Stream, shape: tuple[int, ...], scale: float) -> torch.Tensor:
     """float64 Laplace(0, scale) noise by the inverse CDF, ``−b·sgn(v)·ln(1 − 2|v|)``,
     ``v = u − ½`` (swing noise only, which claims no ε)."""
