@@ -179,3 +179,29 @@ def test_honest_quantised_replies_are_accepted_and_fused_as_exact_rows(dtype: st
     for targets in _fused_for_honest(coord):
         assert targets is not None
         np.testing.assert_allclose(targets.sum(axis=1), 1.0, atol=2e-2 if dtype == "int8" else 2e-3)
+
+
+def test_a_reply_naming_an_unknown_mechanism_is_excluded_and_a_control_claims_no_epsilon() -> None:
+    """Only "none", "dp-sgd" and the audit's control are mechanisms; a control is recorded
+    as such, with no ε, whatever number it carries."""
+    from fedkd.privacy.guard import CONTROL_MECHANISM
+
+    cfg = parse_run_config({**BASE, "strategy": "mean", "dp": True, "dp-noise-multiplier": 1.0})
+    coord, replies, down = _replies(cfg)
+
+    def stated(raw: bytes, mechanism: str, epsilon: float) -> bytes:
+        reply = knowledge_reply_from_bytes(raw, max_bytes=1 << 30)
+        spend = dataclasses.replace(reply.privacy, mechanism=mechanism, epsilon=epsilon)
+        return knowledge_reply_to_bytes(dataclasses.replace(reply, privacy=spend))
+
+    crafted = {
+        0: replies[0],
+        1: stated(replies[1], "lol", 0.0),
+        2: stated(replies[2], CONTROL_MECHANISM, 0.001),
+    }
+    outcome = coord.ingest(1, [Delivery(n, crafted[n]) for n in range(3)], down)
+    assert outcome.nodes[1].status == "invalid"
+    assert "unknown privacy mechanism 'lol'" in outcome.nodes[1].reason
+    assert outcome.nodes[0].privacy_epsilon is not None
+    assert outcome.nodes[2].privacy_epsilon is None and 2 in coord.controls
+    assert 2 not in coord.epsilon_recorded
