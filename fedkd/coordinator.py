@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,11 +26,11 @@ from fedkd.data.transfer import TransferSet
 from fedkd.fusion import Contribution, Instruction, Knowledge, make_fusion
 from fedkd.privacy.accounting import PRV_EPS_ERROR, DPSteps, History, compose
 from fedkd.privacy.accounting import epsilon as epsilon_of
-from fedkd.privacy.guard import CLAIMED_MECHANISMS, CONTROL_MECHANISM, DP_MECHANISM
+from fedkd.privacy.guard import CONTROL_MECHANISM, DP_MECHANISM
 from fedkd.privacy.node_registry import NodeRegistry
 from fedkd.version_check import incompatibility
 from fedkd.wire.errors import PayloadError
-from fedkd.wire.serde import knowledge_reply_from_bytes, knowledge_request_to_bytes
+from fedkd.wire.serde import ReplyShapes, knowledge_reply_from_bytes, knowledge_request_to_bytes
 from fedkd.wire.signing import verify_reply
 from fedkd.wire.types import (
     EvalReport,
@@ -41,9 +42,17 @@ from fedkd.wire.types import (
     StatusCode,
     TransferSetRef,
 )
-from fedkd.wire.validate import ReplyExpectation, normalised_soft_labels, validate_reply
+from fedkd.wire.validate import (
+    ReplyExpectation,
+    normalised_soft_labels,
+    reject,
+    validate_reply,
+)
 
 log = logging.getLogger(__name__)
+BOUNDARY_RULE = "server.boundary"
+"""The rule recorded when judging a reply failed in a way no declared rule foresaw: the
+node is excluded, the round goes on (a bug to fix, never a crash)."""
 CLAIM_TOLERANCE = 2 * PRV_EPS_ERROR + 1e-6
 """How far below the server's composition a claim may be (the accountants' estimate error)."""
 
@@ -106,6 +115,8 @@ class NodeRound:
     flower_bytes_up: int = 0
     status: str = "pending"
     reason: str = ""
+    rule: str = ""
+    """The declared reply rule that excluded the node (:data:`fedkd.wire.validate.REPLY_RULES`)."""
     privacy_epsilon: float | None = None
 
 
@@ -142,8 +153,13 @@ class Coordinator:
         registry: NodeRegistry | None = None,
         releases: ReleaseLog | None = None,
         signing_keys: Mapping[str, Ed25519PublicKey] | None = None,
+        roster: Mapping[str, int] | None = None,
     ) -> None:
         self.cfg = cfg
+        self.roster = dict(roster) if roster is not None else None
+        """Node name → partition of every node a simulation started (``None``: a
+        deployment): a name outside it is nobody's, and an eval for another partition
+        than its name's is refused."""
         self.signing_keys = signing_keys
         """Registered node name → Ed25519 key: when set, only replies signed by the key
         of the name they carry are read at all (a deployment)."""
@@ -160,6 +176,9 @@ class Coordinator:
         self.strategy = make_fusion(cfg.strategy, **cfg.fusion_params())
         self._fused: dict[int, FusedKnowledge] = {}
         self._shared: Knowledge | None = None
+        self._shared_before: Knowledge | None = None
+        self._shared_from: tuple[int, list[str]] | None = None
+        """The round the standing shared model was made in, and from whose replies."""
         self._anchors: dict[int, np.ndarray] = {}
         self._instructions: dict[tuple[int, int], Instruction] = {}
         # Each node's last ledger head and cumulative ε as its replies reported them: a
@@ -169,6 +188,9 @@ class Coordinator:
         self._earlier_heads = registry.heads() if registry else {}
         self._earlier_epsilons = registry.epsilons() if registry else {}
         self.names: dict[int, str] = {}  # Flower node id → the node's own name
+        self.contested: dict[str, set[int]] = {}
+        """Names two or more nodes gave: without a key to tell them apart, none of them
+        is trusted with it (their records stay under their Flower ids)."""
         self._signers: dict[int, str] = {}  # Flower node id → name on its last signed reply
         self.ledger_heads: dict[int, str] = {}
         self.epsilon_recorded: dict[int, float] = {}
@@ -279,21 +301,54 @@ class Coordinator:
         """Round 0: learn each node's name (and so its recorded head and ε floor).
 
         A reply that cannot be read teaches nothing; the node is then asked with no head
-        and judged on its first real reply.
+        and judged on its first real reply.  A name given by two nodes is given to
+        neither, and a name outside a simulation's roster is nobody's.
         """
+        heard: dict[int, str] = {}
         for delivery in deliveries:
             if delivery.payload is None:
                 continue
             try:
-                body = self._authenticated(delivery.node_id, delivery.payload)
-                reply = knowledge_reply_from_bytes(body, max_bytes=self.cfg.max_payload_bytes)
-                self._check_signer(delivery.node_id, reply)
+                reply = self._decoded(0, delivery.node_id, delivery.payload)
             except PayloadError as exc:
                 log.warning("handshake: node %d: %s", delivery.node_id, exc.reason)
                 continue
+            except Exception as exc:  # the boundary: one node's reply never ends the run
+                log.error("handshake: node %d: %s", delivery.node_id, _unforeseen(exc))
+                continue
             if reply.node_name and reply.run_id == self.run_id and reply.round == 0:
-                self._learn_name(delivery.node_id, reply.node_name)
+                heard[delivery.node_id] = reply.node_name
+        by_name: dict[str, set[int]] = {}
+        for node_id, name in heard.items():
+            by_name.setdefault(name, set()).add(node_id)
+        for name, node_ids in sorted(by_name.items()):
+            if len(node_ids) > 1 or name in self._taken_names():
+                self._contest(name, node_ids)
+            elif self.roster is not None and name not in self.roster:
+                log.warning(
+                    "handshake: node %d names itself %r, which is no node of this simulation",
+                    min(node_ids),
+                    name[:80],
+                )
+            else:
+                self._learn_name(min(node_ids), name)
         return dict(self.names)
+
+    def _taken_names(self) -> set[str]:
+        return set(self.names.values()) | set(self.contested)
+
+    def _contest(self, name: str, node_ids: set[int]) -> None:
+        holders = {n for n, known in self.names.items() if known == name}
+        for node_id in holders:
+            del self.names[node_id]
+        claimants = self.contested.setdefault(name, set())
+        claimants.update(node_ids | holders)
+        log.warning(
+            "nodes %s all name themselves %r: none of them is trusted with the name "
+            "(give every node a signing key to tell them apart)",
+            sorted(claimants),
+            name[:80],
+        )
 
     def _authenticated(self, node_id: int, payload: bytes) -> bytes:
         """The reply bytes once the signature checks out (as they are without signatures).
@@ -306,7 +361,10 @@ class Coordinator:
         verified = verify_reply(payload, self.signing_keys, max_bytes=self.cfg.max_payload_bytes)
         known = self.names.get(node_id)
         if known is not None and known != verified.node_name:
-            raise PayloadError(f"signed by {verified.node_name!r}, but node {node_id} is {known!r}")
+            raise reject(
+                "payload.signature",
+                f"signed by {verified.node_name!r}, but node {node_id} is {known!r}",
+            )
         self._signers[node_id] = verified.node_name
         return verified.reply
 
@@ -314,22 +372,38 @@ class Coordinator:
         """The signed envelope and the reply inside it must name the same node."""
         signer = self._signers.get(node_id)
         if self.signing_keys is not None and reply.node_name != signer:
-            raise PayloadError(f"signed by {signer!r}, but the reply names {reply.node_name!r}")
+            raise reject(
+                "payload.signature",
+                f"signed by {signer!r}, but the reply names {reply.node_name[:80]!r}",
+            )
 
     def _learn_name(self, node_id: int, name: str) -> None:
-        if node_id in self.names:
+        if node_id in self.names or any(n == name for n in self.names.values()):
             return
         self.names[node_id] = name
         floor = self._earlier_epsilons.get(name)
         if floor is not None:
             self.epsilon_recorded.setdefault(node_id, floor)
 
+    def _may_take(self, name: str) -> bool:
+        """Whether a node that missed the handshake may be known by ``name`` from now on."""
+        in_roster = self.roster is None or name in self.roster
+        return bool(name) and name not in self.contested and in_roster
+
+    def _trusted_name(self, node_id: int) -> str | None:
+        """The name this server ties to the node, if it ties one (not contested)."""
+        return self.names.get(node_id)
+
     # --- replies --------------------------------------------------------------------------
 
     def ingest(
         self, round_: int, deliveries: list[Delivery], bytes_down: dict[int, tuple[int, int]]
     ) -> RoundOutcome:
-        """Decode, validate and fuse one round's replies; ``bytes_down`` = (fedkd, flower)."""
+        """Decode, validate and fuse one round's replies; ``bytes_down`` = (fedkd, flower).
+
+        Everything done with one node's reply runs inside one boundary: whatever goes
+        wrong excludes that node with a reason, never the round.
+        """
         outcome = RoundOutcome(round=round_)
         valid: dict[int, KnowledgeReply] = {}
         for delivery in deliveries:
@@ -337,21 +411,30 @@ class Coordinator:
             node.bytes_down, node.flower_bytes_down = bytes_down.get(delivery.node_id, (0, 0))
             node.flower_bytes_up = delivery.flower_bytes
             outcome.nodes[delivery.node_id] = node
-            reply = self._accept(round_, delivery, node)
-            if reply is not None and reply.eval is not None:
+            try:
+                reply = self._accept(round_, delivery, node)
+            except Exception as exc:
+                node.status, node.reason, node.rule = "invalid", _unforeseen(exc), BOUNDARY_RULE
+                log.error("round %d: node %d: %s", round_, delivery.node_id, node.reason)
+                continue
+            if reply is None:
+                continue
+            if reply.eval is not None:
                 outcome.evals.append(reply.eval)
                 outcome.eval_nodes.append(delivery.node_id)
-            if reply is not None and node.status == "ok":
+            if node.status == "ok":
                 valid[delivery.node_id] = reply
         # Nodes that got no fresh targets this round must not distil stale ones next round.
         for node_id in bytes_down:
             self._fused.pop(node_id, None)
         if round_ <= self.cfg.num_server_rounds:
+            self._trace_non_finite(round_, outcome)
             started = time.perf_counter()
             rejected = self._aggregate(round_, valid)
             outcome.fusion_seconds = time.perf_counter() - started
-            for node_id, reason in rejected.items():
-                outcome.nodes[node_id].status, outcome.nodes[node_id].reason = "invalid", reason
+            for node_id, (rule, reason) in rejected.items():
+                node = outcome.nodes[node_id]
+                node.status, node.reason, node.rule = "invalid", reason, rule
         for node_id, reason in outcome.excluded.items():
             log.warning(
                 "round %d: node %s (%d) excluded: %s",
@@ -362,107 +445,150 @@ class Coordinator:
             )
         return outcome
 
+    def _decoded(self, round_: int, node_id: int, payload: bytes) -> KnowledgeReply:
+        """The reply's bytes authenticated and decoded, tensors shaped as the request asked."""
+        body = self._authenticated(node_id, payload)
+        reply = knowledge_reply_from_bytes(
+            body, max_bytes=self.cfg.max_payload_bytes, shapes=self._shapes(round_, node_id)
+        )
+        self._check_signer(node_id, reply)
+        return reply
+
+    def _shapes(self, round_: int, node_id: int) -> ReplyShapes:
+        ask = self.instruction(round_, node_id)
+        asks_weights = ask.release is ReleaseKind.WEIGHTS
+        model = self._shared.weights if self._shared is not None else None
+        return ReplyShapes(
+            soft_labels=(len(ask.anchor_indices), self.ref.num_classes),
+            weights=(
+                {name: tuple(np.shape(w)) for name, w in model.items()}
+                if asks_weights and model is not None
+                else None
+            ),
+            weights_allowed=asks_weights,
+        )
+
     def _accept(self, round_: int, delivery: Delivery, node: NodeRound) -> KnowledgeReply | None:
+        """The reply when every declared rule holds (``node`` says its status), else None."""
         if delivery.payload is None:
             node.status, node.reason = "missing", delivery.transport_error or "no reply"
             return None
         node.bytes_up = len(delivery.payload)
         try:
-            body = self._authenticated(delivery.node_id, delivery.payload)
-            reply = knowledge_reply_from_bytes(body, max_bytes=self.cfg.max_payload_bytes)
-            self._check_signer(delivery.node_id, reply)
+            reply = self._decoded(round_, delivery.node_id, delivery.payload)
             if reply.status.code in _CLIENT_FAILURES:
                 node.status = reply.status.code.value
-                node.reason = f"client reports: {reply.status.reason}"
+                node.reason = f"client reports: {reply.status.reason[:200]}"
                 return None
             unsupported = incompatibility(reply.software_version, who="node")
             if unsupported:
-                raise PayloadError(unsupported)
+                raise reject("software.version", unsupported)
             validate_reply(reply, self._expectation(round_, delivery.node_id))
+            self._check_claim(round_, delivery.node_id, reply)
         except PayloadError as exc:
-            node.status, node.reason = "invalid", exc.reason
+            node.status, node.reason, node.rule = "invalid", exc.reason, exc.rule
             return None
-        if reply.node_name:
+        if self._may_take(reply.node_name):
             self._learn_name(delivery.node_id, reply.node_name)
-        problem = self._check_spend(round_, delivery.node_id, reply)
-        if problem:
-            node.status, node.reason = "invalid", problem
-            return None
+        self._record_claim(round_, delivery.node_id, reply)
         claims = self.cfg.dp and reply.privacy.mechanism == DP_MECHANISM
         node.privacy_epsilon = reply.privacy.epsilon if claims else None
         if reply.status.code in (StatusCode.OK, StatusCode.SKIPPED):
             node.status = "ok"
         else:
-            node.status, node.reason = reply.status.code.value, reply.status.reason
-        if round_ <= self.cfg.num_server_rounds and node.status == "ok":
-            problem = self._missing_payload(round_, delivery.node_id, reply)
-            if problem:
-                node.status, node.reason = "invalid", problem
+            node.status, node.reason = reply.status.code.value, reply.status.reason[:200]
         return reply
 
-    def _check_spend(self, round_: int, node_id: int, reply: KnowledgeReply) -> str:
-        """Record the node's ledger head and ε; refuse a spend that went backwards or that
-        claims less than the releases this server recorded compose to.
+    def _check_claim(self, round_: int, node_id: int, reply: KnowledgeReply) -> None:
+        """A DP claim checked whole: parameters the run's, release steps the plan's, ε never
+        backwards and never below the composition of the releases this server recorded.
 
         A claim counts only in a run that asked for DP: with ``dp = false`` no ε enters
-        the results, whatever a reply says.
+        the results, whatever a reply says.  Nothing is recorded here (a reply refused
+        by a later rule leaves no trace).
         """
         spend = reply.privacy
-        if spend.mechanism not in CLAIMED_MECHANISMS:
-            return f"unknown privacy mechanism {spend.mechanism[:40]!r}"
+        if not (self.cfg.dp and spend.mechanism == DP_MECHANISM):
+            return
+        cfg = self.cfg
+        if spend.delta != cfg.dp_delta or spend.accountant != cfg.dp_accountant:
+            raise reject(
+                "claim.parameters",
+                f"claims δ = {spend.delta:.6g} by {spend.accountant[:20]!r}; the run's is "
+                f"δ = {cfg.dp_delta:g} by {cfg.dp_accountant!r}",
+            )
+        sigma, q = spend.noise_multiplier, spend.sample_rate
+        per_epoch = round(1 / q) if math.isfinite(q) and 0 < q <= 1 else 0
+        if not (math.isfinite(sigma) and sigma > 0) or not (
+            per_epoch >= 1 and abs(per_epoch * q - 1) <= 1e-9
+        ):
+            raise reject(
+                "claim.parameters",
+                f"claims σ = {sigma!r}, q = {q!r}: σ must be finite and > 0, q = 1/k for an "
+                "integer k",
+            )
+        trained = round_ <= cfg.num_server_rounds and reply.status.code is StatusCode.OK
+        planned = cfg.local_epochs * per_epoch if trained else 0
+        if spend.release_steps != planned:
+            raise reject(
+                "claim.steps",
+                f"claims {spend.release_steps} DP steps this round; the plan is {planned} "
+                f"({cfg.local_epochs} local epochs of 1/q = {per_epoch} steps)"
+                if trained
+                else f"claims {spend.release_steps} DP steps in a round without training",
+            )
+        before = self.epsilon_recorded.get(node_id, 0.0)
+        if not math.isfinite(spend.epsilon) or spend.epsilon < before - 1e-9:
+            raise reject(
+                "claim.epsilon",
+                f"privacy spend went backwards: ε {spend.epsilon:.6g} < recorded {before:.6g}",
+            )
+        seen = self._composed_with(node_id, spend)
+        if not seen:
+            return
+        try:
+            floor = composed_epsilon(seen, delta=cfg.dp_delta, accountant=cfg.dp_accountant)
+        except ValueError as exc:
+            raise reject("claim.composition", f"privacy spend cannot be composed: {exc}") from exc
+        if spend.epsilon < floor - CLAIM_TOLERANCE:
+            raise reject(
+                "claim.composition",
+                f"privacy spend under-claimed: ε {spend.epsilon:.6g} < {floor:.6g}, the "
+                "composition of the releases this server recorded",
+            )
+
+    def _composed_with(self, node_id: int, spend: PrivacySpend) -> History:
+        """The node's recorded DP releases, with this reply's (when it released any)."""
+        earlier = self.composed.get(node_id, ())
+        if spend.release_steps <= 0:
+            return earlier
+        new = DPSteps(spend.noise_multiplier, spend.sample_rate, spend.release_steps)
+        return compose(earlier, new)
+
+    def _record_claim(self, round_: int, node_id: int, reply: KnowledgeReply) -> None:
+        """Keep what an accepted reply says of its spend: ε, composition, ledger head."""
+        spend = reply.privacy
         if spend.mechanism == CONTROL_MECHANISM:
             self.controls.add(node_id)  # an audit's sabotaged node: no ε, ever
         claimed = self.cfg.dp and spend.mechanism == DP_MECHANISM
         if claimed:
-            before = self.epsilon_recorded.get(node_id, 0.0)
-            if not np.isfinite(spend.epsilon) or spend.epsilon < before - 1e-9:
-                return (
-                    f"privacy spend went backwards: ε {spend.epsilon:.6g} < recorded {before:.6g}"
-                )
-            problem = self._check_composition(node_id, spend)
-            if problem:
-                return problem
+            self.composed[node_id] = self._composed_with(node_id, spend)
             self.epsilon_recorded[node_id] = spend.epsilon
         if spend.ledger_head:
             self.ledger_heads[node_id] = spend.ledger_head
-            if self.registry is not None:
+            name = self._trusted_name(node_id)
+            if self.registry is not None and name is not None:
                 self.registry.record(
-                    self.name_of(node_id),
+                    name,
                     run_id=self.run_id,
                     round_=round_,
                     ledger_head=spend.ledger_head,
                     epsilon=spend.epsilon if claimed else None,
                 )
-        return ""
-
-    def _check_composition(self, node_id: int, spend: PrivacySpend) -> str:
-        """The claim must cover every DP release of the node this server has recorded."""
-        if spend.release_steps <= 0:
-            return ""
-        new = DPSteps(spend.noise_multiplier, spend.sample_rate, spend.release_steps)
-        try:
-            seen = compose(self.composed.get(node_id, ()), new)
-            floor = composed_epsilon(seen, delta=spend.delta, accountant=spend.accountant)
-        except ValueError as exc:
-            return f"privacy spend cannot be composed: {exc}"
-        if spend.epsilon < floor - CLAIM_TOLERANCE:
-            return (
-                f"privacy spend under-claimed: ε {spend.epsilon:.6g} < {floor:.6g}, the "
-                "composition of the releases this server recorded"
-            )
-        self.composed[node_id] = seen
-        return ""
-
-    def _missing_payload(self, round_: int, node_id: int, reply: KnowledgeReply) -> str:
-        release = self.instruction(round_, node_id).release
-        if release is ReleaseKind.WEIGHTS and reply.weights is None:
-            return "asked for weights but the reply carries none"
-        if release is ReleaseKind.SOFT_LABELS and reply.soft_labels is None:
-            return "asked for soft labels but the reply carries none"
-        return ""
 
     def _expectation(self, round_: int, node_id: int) -> ReplyExpectation:
         ask = self.instruction(round_, node_id)
+        name = self._trusted_name(node_id)
         return ReplyExpectation(
             run_id=self.run_id,
             round=round_,
@@ -471,21 +597,31 @@ class Coordinator:
             num_anchors=len(ask.anchor_indices),
             num_classes=self.ref.num_classes,
             expect_soft_labels=ask.release is ReleaseKind.SOFT_LABELS,
+            expect_weights=ask.release is ReleaseKind.WEIGHTS,
             require_privacy=self.cfg.claims_dp,
             allowed_dtypes=frozenset({self.cfg.wire_dtype}),
+            node_name=name,
+            names_of_others=frozenset(n for other, n in self.names.items() if other != node_id),
+            partition_id=(
+                self.roster.get(name) if self.roster is not None and name is not None else None
+            ),
         )
 
     # --- aggregation ----------------------------------------------------------------------
 
-    def _aggregate(self, round_: int, valid: dict[int, KnowledgeReply]) -> dict[int, str]:
-        """Fuse the valid contributions; returns the nodes the strategy excluded, and why."""
+    def _aggregate(
+        self, round_: int, valid: dict[int, KnowledgeReply]
+    ) -> dict[int, tuple[str, str]]:
+        """Fuse the valid contributions; returns the nodes the strategy excluded: the rule
+        and the reason."""
         # Only replies that say they did the round's work contribute (a SKIPPED or refusal
         # reply carrying a payload is checked, never fused); rows arrive renormalised.
+        # Under DP a record count is private and a claim: fusion never weighs by it.
         contributions = {
             node_id: Contribution(
                 soft_labels=normalised_soft_labels(reply),
                 weights=reply.weights,
-                num_examples=reply.num_examples,
+                num_examples=0 if self.cfg.dp else reply.num_examples,
             )
             for node_id, reply in valid.items()
             if self.instruction(round_, node_id).release is not ReleaseKind.NOTHING
@@ -507,7 +643,8 @@ class Coordinator:
             log.error("round %d: %s could not aggregate: %s", round_, self.strategy.name, exc)
             return {}
         if result.shared is not None:
-            self._shared = result.shared
+            self._shared_before, self._shared = self._shared, result.shared
+            self._shared_from = (round_, sorted(self.name_of(n) for n in contributions))
         for node_id, knowledge in result.per_node.items():
             if knowledge.targets is None:
                 continue
@@ -520,4 +657,40 @@ class Coordinator:
                 strategy=self.strategy.name,
                 dtype=self.cfg.wire_dtype,
             )
-        return dict(result.excluded)
+        return {
+            node_id: (result.rules.get(node_id, "fusion.model"), reason)
+            for node_id, reason in result.excluded.items()
+        }
+
+    def _trace_non_finite(self, round_: int, outcome: RoundOutcome) -> None:
+        """Most nodes returning non-finite weights from the global model of the round before
+        is that model's fault, not theirs: it is rolled back, and their exclusions say so."""
+        asked = [
+            n
+            for n in outcome.nodes
+            if self.instruction(round_, n).release is ReleaseKind.WEIGHTS
+            and outcome.nodes[n].status != "missing"
+        ]
+        broken = [
+            n
+            for n in asked
+            if outcome.nodes[n].rule == "weights.values" and "non-finite" in outcome.nodes[n].reason
+        ]
+        if not broken or 2 * len(broken) <= len(asked) or self._shared_from is None:
+            return
+        made_in, contributors = self._shared_from
+        blame = (
+            f"{len(broken)} of {len(asked)} nodes trained the global model of round {made_in} "
+            f"(averaged from {', '.join(contributors)}) into non-finite weights: that model "
+            f"is rolled back to the one before it"
+        )
+        log.error("round %d: %s", round_, blame)
+        self._shared, self._shared_before = self._shared_before, None
+        self._shared_from = None
+        for node_id in broken:
+            outcome.nodes[node_id].reason += f" ({blame})"
+
+
+def _unforeseen(exc: BaseException) -> str:
+    """The reason recorded when judging a reply failed outside every declared rule."""
+    return f"the server could not judge this reply ({type(exc).__name__}: {str(exc)[:200]})"

@@ -125,7 +125,7 @@ SOFT_LABEL_ATTACKS: dict[str, tuple[Attack, str]] = {
         "do not sum to 1",
     ),
     "other-dtype": (lambda r: dataclasses.replace(r, dtype=WireDType.FLOAT16), "dtype fp16"),
-    "overflowing-shape": (_raw_overflow, "needs"),
+    "overflowing-shape": (_raw_overflow, "expected (100, 10)"),
     "huge-count": (lambda r: dataclasses.replace(r, num_examples=2**64 - 1), "records"),
     "perfect-accuracy-inf": (
         lambda r: dataclasses.replace(

@@ -102,6 +102,8 @@ class Aggregate:
     shared: Knowledge | None = None
     excluded: Mapping[int, str] = field(default_factory=dict)
     """Nodes whose contribution the strategy could not use, and why (the rest are fused)."""
+    rules: Mapping[int, str] = field(default_factory=dict)
+    """The declared reply rule behind each exclusion (``fusion.model`` when not given)."""
 
 
 class Strategy(ABC):
@@ -205,22 +207,25 @@ class FusionStrategy(Strategy):
         """
 
 
-PLAUSIBLE_COUNT_FACTOR = 10.0
+PLAUSIBLE_COUNT_FACTOR = 3.0
 """A reported record count counts for at most this many times the median reported one."""
 
 
 def contribution_weights(
     contributions: Mapping[int, Contribution], nodes: Sequence[int]
 ) -> np.ndarray:
-    """Each node's record count, or uniform when none was reported (nodes under DP).
+    """Each node's record count, capped; uniform when any node reported none.
 
-    Counts are client-reported: each is capped at ``PLAUSIBLE_COUNT_FACTOR`` times the
-    median reported count, so one node claiming 2^64 records cannot take the weight.
+    Counts are client claims.  The rule: ``w_k = min(n_k, 3 · median_j n_j)`` over the
+    round's contributions, so one node claiming 10^9 records among five holds at most
+    3/7 of the weight, and one claiming 1 record holds its share of 1.  Under DP nodes
+    report no count (the coordinator also sends 0 for every node then), and a round in
+    which any node reports 0 is weighted uniformly: counts never decide by their absence.
     """
     counts = np.array([contributions[n].num_examples for n in nodes], dtype=np.float64)
-    if not counts.any():
+    if len(counts) == 0 or not np.all(counts > 0):
         return np.ones_like(counts)
-    cap = PLAUSIBLE_COUNT_FACTOR * float(np.median(counts[counts > 0]))
+    cap = PLAUSIBLE_COUNT_FACTOR * float(np.median(counts))
     return np.minimum(counts, cap)
 
 

@@ -24,6 +24,7 @@ from fedkd.fusion.base import (
     Strategy,
     contribution_weights,
 )
+from fedkd.fusion.outliers import norm_outliers
 from fedkd.fusion.registry import register_fusion
 from fedkd.wire.types import ReleaseKind
 
@@ -85,7 +86,9 @@ def fedavg_weights(
 @register_fusion
 @dataclass(frozen=True)
 class FedAvg(Strategy):
-    """Weight averaging over the nodes that replied, weighted by reported record counts."""
+    """Weight averaging over the nodes that replied, weighted by their capped record counts
+    (uniform under DP); models outside the round's robust spread are refused
+    (:mod:`fedkd.fusion.outliers`)."""
 
     name = "fedavg"
     identical_architectures = True
@@ -121,9 +124,18 @@ class FedAvg(Strategy):
             if signature != common:
                 excluded[n] = _mismatch(dict(common), dict(signature))
         nodes = [n for n in usable if n not in excluded]
+        rules = dict.fromkeys(excluded, "fusion.model")
+        far = norm_outliers([usable[n].weights or {} for n in nodes])
+        for k, reason in far.items():
+            excluded[nodes[k]], rules[nodes[k]] = reason, "fusion.outlier"
+        nodes = [n for n in nodes if n not in excluded]
         states = [usable[n].weights or {} for n in nodes]
         averaged = fedavg_weights(states, contribution_weights(usable, nodes))
-        return Aggregate(per_node={}, shared=Knowledge(weights=averaged), excluded=excluded)
+        if not all(np.all(np.isfinite(v)) for v in averaged.values()):
+            raise ValueError("the average of the accepted models is not finite")
+        return Aggregate(
+            per_node={}, shared=Knowledge(weights=averaged), excluded=excluded, rules=rules
+        )
 
 
 def _signature(weights: Mapping[str, np.ndarray]) -> tuple[tuple[str, tuple[int, ...]], ...]:

@@ -23,15 +23,11 @@ from fedkd.privacy.accounting import epsilon as epsilon_of
 from fedkd.privacy.ledger import Release
 from fedkd.privacy.policy import EffectivePrivacy, PolicyRefusal
 from fedkd.privacy.sampling import sample_rate, steps_per_epoch
+from fedkd.wire.types import CLAIMED_MECHANISMS as CLAIMED_MECHANISMS
+from fedkd.wire.types import CONTROL_MECHANISM as CONTROL_MECHANISM
+from fedkd.wire.types import DP_MECHANISM as DP_MECHANISM
 from fedkd.wire.types import KnowledgeReply, PrivacySpend
 
-DP_MECHANISM = "dp-sgd"
-CONTROL_MECHANISM = "control: no guarantee"
-"""An audit's positive control: DP-SGD sabotaged (noise off).  Its rows and replies keep
-the σ, q and steps the sabotaged mechanism pretends to (what the audit tests against),
-and claim no ε: the store's ε is unbounded from the first such row."""
-CLAIMED_MECHANISMS = ("none", DP_MECHANISM, CONTROL_MECHANISM)
-"""Every mechanism a reply may state; a server refuses any other."""
 FRESH_RANDOMNESS = "ChaCha20 CSPRNG keyed with 256 fresh OS bits per message"
 REPRODUCIBLE_RANDOMNESS = (
     "reproducible (seeded from the run seed): ε not valid against anyone who knows the seed"

@@ -8,6 +8,8 @@ escapes as a protobuf or numpy exception.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
@@ -59,6 +61,25 @@ _RELEASE_TO_PROTO = {
 }
 _RELEASE_FROM_PROTO = {v: k for k, v in _RELEASE_TO_PROTO.items()}
 INT8_MAX = 127
+MAX_TENSOR_RANK = 8
+MAX_DIMENSION = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class ReplyShapes:
+    """The tensor shapes a request allows in its reply, checked before any array is made.
+
+    A declared shape is a claim: ``[0, 2^32-1, 2^32-1]`` with no data passes a byte count
+    and then fails to reshape, so every shape is judged against what was asked first.
+    """
+
+    soft_labels: tuple[int, ...]
+    """Exactly ``(anchors asked for, classes)``."""
+    weights: Mapping[str, tuple[int, ...]] | None = None
+    """Exactly these names and shapes (the model the server distributed), when it has one;
+    ``None``: any names, every dimension at least 1 (so the bytes bound the elements)."""
+    weights_allowed: bool = True
+    """Whether the request asked for weights at all."""
 
 
 # --- tensors -----------------------------------------------------------------------------
@@ -79,26 +100,52 @@ def tensor_to_proto(array: np.ndarray, dtype: WireDType) -> tensor_pb2.Tensor:
     return message
 
 
-def tensor_from_proto(message: tensor_pb2.Tensor) -> tuple[np.ndarray, WireDType]:
-    """Decode to float32, checking that the byte count matches dtype and shape."""
+def tensor_from_proto(
+    message: tensor_pb2.Tensor, *, shape: tuple[int, ...] | None = None, what: str = "tensor"
+) -> tuple[np.ndarray, WireDType]:
+    """Decode to float32, the declared shape checked before the bytes are touched.
+
+    ``shape``, when given, is the only acceptable one; otherwise every dimension must be
+    at least 1, so the element count can never exceed the byte count.
+    """
     if message.dtype not in _DTYPE_FROM_PROTO:
         raise PayloadError(f"unsupported tensor dtype code {message.dtype}")
     dtype = _DTYPE_FROM_PROTO[message.dtype]
-    shape = tuple(int(d) for d in message.shape)
+    declared = tuple(int(d) for d in message.shape[: MAX_TENSOR_RANK + 1])
+    _check_shape(declared, len(message.shape), shape, what)
     # Python integers: a crafted shape cannot overflow the count past the size check.
-    expected = math.prod(shape) * dtype.itemsize
+    expected = math.prod(declared) * dtype.itemsize
     if len(message.data) != expected:
         raise PayloadError(
-            f"tensor of shape {shape} and dtype {dtype.value} needs {expected} bytes, "
+            f"{what} of shape {declared} and dtype {dtype.value} needs {expected} bytes, "
             f"got {len(message.data)}"
         )
-    raw = np.frombuffer(message.data, dtype=_NUMPY_DTYPE[dtype]).reshape(shape)
+    raw = np.frombuffer(message.data, dtype=_NUMPY_DTYPE[dtype]).reshape(declared)
     if dtype is WireDType.INT8:
         scale = float(message.quantisation.scale)
         if not np.isfinite(scale) or scale <= 0:
             raise PayloadError(f"int8 tensor needs a finite positive scale, got {scale}")
         return raw.astype(np.float32) * np.float32(scale), dtype
     return raw.astype(np.float32), dtype
+
+
+def _check_shape(
+    declared: tuple[int, ...], rank: int, wanted: tuple[int, ...] | None, what: str
+) -> None:
+    if wanted is not None:
+        if rank != len(wanted) or declared != wanted:
+            shown = declared if rank <= MAX_TENSOR_RANK else f"rank {rank}"
+            raise PayloadError(f"{what} shape {shown}, expected {wanted}", rule="tensor.shape")
+        return
+    if rank > MAX_TENSOR_RANK:
+        raise PayloadError(
+            f"{what} has rank {rank} (at most {MAX_TENSOR_RANK})", rule="tensor.shape"
+        )
+    if any(not 1 <= d <= MAX_DIMENSION for d in declared):
+        raise PayloadError(
+            f"{what} shape {declared}: every dimension must be in [1, {MAX_DIMENSION}]",
+            rule="tensor.shape",
+        )
 
 
 def weights_to_proto(weights: ModelWeights) -> tensor_pb2.ModelWeights:
@@ -110,12 +157,28 @@ def weights_to_proto(weights: ModelWeights) -> tensor_pb2.ModelWeights:
     )
 
 
-def weights_from_proto(message: tensor_pb2.ModelWeights) -> ModelWeights:
+def weights_from_proto(
+    message: tensor_pb2.ModelWeights, *, shapes: Mapping[str, tuple[int, ...]] | None = None
+) -> ModelWeights:
+    """Decode named tensors; with ``shapes``, exactly those names and shapes."""
+    if shapes is not None:
+        names = [named.name for named in message.tensors]
+        if sorted(names) != sorted(shapes):
+            missing = sorted(set(shapes) - set(names))[:5]
+            extra = sorted(set(names) - set(shapes))[:5]
+            raise PayloadError(
+                f"weights name other tensors than the model's: missing {missing}, "
+                f"extra {[n[:40] for n in extra]}",
+                rule="tensor.shape",
+            )
     weights: ModelWeights = {}
     for named in message.tensors:
         if named.name in weights:
-            raise PayloadError(f"weights list tensor {named.name!r} twice")
-        weights[named.name], _ = tensor_from_proto(named.tensor)
+            raise PayloadError(f"weights list tensor {named.name[:40]!r} twice")
+        wanted = shapes[named.name] if shapes is not None else None
+        weights[named.name], _ = tensor_from_proto(
+            named.tensor, shape=wanted, what=f"weights tensor {named.name[:40]!r}"
+        )
     return weights
 
 
@@ -327,11 +390,25 @@ def knowledge_reply_to_proto(reply: KnowledgeReply) -> knowledge_pb2.KnowledgeRe
     return message
 
 
-def knowledge_reply_from_proto(message: knowledge_pb2.KnowledgeReply) -> KnowledgeReply:
+def knowledge_reply_from_proto(
+    message: knowledge_pb2.KnowledgeReply, *, shapes: ReplyShapes | None = None
+) -> KnowledgeReply:
+    """The reply, its tensors' shapes checked against ``shapes`` (the request) first."""
     _check_schema_version(message.schema_version, "KnowledgeReply")
     soft_labels, dtype = None, WireDType.FLOAT32
     if message.HasField("soft_labels"):
-        soft_labels, dtype = tensor_from_proto(message.soft_labels)
+        soft_labels, dtype = tensor_from_proto(
+            message.soft_labels,
+            shape=shapes.soft_labels if shapes is not None else None,
+            what="soft labels",
+        )
+    weights = None
+    if message.HasField("weights"):
+        if shapes is not None and not shapes.weights_allowed:
+            raise PayloadError("carries weights the request did not ask for", rule="tensor.shape")
+        weights = weights_from_proto(
+            message.weights, shapes=shapes.weights if shapes is not None else None
+        )
     if not message.HasField("privacy"):
         raise PayloadError("KnowledgeReply carries no privacy spend")
     return KnowledgeReply(
@@ -344,7 +421,7 @@ def knowledge_reply_from_proto(message: knowledge_pb2.KnowledgeReply) -> Knowled
         privacy=privacy_spend_from_proto(message.privacy),
         status=status_from_proto(message.status),
         dtype=dtype,
-        weights=weights_from_proto(message.weights) if message.HasField("weights") else None,
+        weights=weights,
         eval=eval_report_from_proto(message.eval) if message.HasField("eval") else None,
         node_name=message.node_name,
         software_version=message.software_version,
@@ -374,9 +451,11 @@ def knowledge_reply_to_bytes(reply: KnowledgeReply) -> bytes:
     return data
 
 
-def knowledge_reply_from_bytes(data: bytes, *, max_bytes: int) -> KnowledgeReply:
+def knowledge_reply_from_bytes(
+    data: bytes, *, max_bytes: int, shapes: ReplyShapes | None = None
+) -> KnowledgeReply:
     message = _parse(knowledge_pb2.KnowledgeReply(), data, max_bytes, "KnowledgeReply")
-    return knowledge_reply_from_proto(message)
+    return knowledge_reply_from_proto(message, shapes=shapes)
 
 
 _Message = TypeVar("_Message", knowledge_pb2.KnowledgeRequest, knowledge_pb2.KnowledgeReply)
@@ -387,7 +466,9 @@ def _parse(message: _Message, data: bytes, max_bytes: int, what: str) -> _Messag
         raise PayloadError(f"{what} must be bytes, got {type(data).__name__}")
     # The size cap is checked before parsing so an oversize payload costs nothing to reject.
     if len(data) > max_bytes:
-        raise PayloadError(f"{what} is {len(data)} bytes, over the {max_bytes}-byte cap")
+        raise PayloadError(
+            f"{what} is {len(data)} bytes, over the {max_bytes}-byte cap", rule="payload.size"
+        )
     try:
         message.ParseFromString(bytes(data))
     except DecodeError as exc:

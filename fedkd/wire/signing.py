@@ -22,6 +22,7 @@ from fedkd.wire.errors import PayloadError
 from fedkd.wire.v1 import signed_pb2
 
 DOMAIN = b"fedkd/v1/SignedReply\x00"
+_RULE = "payload.signature"
 
 
 def sign_reply(reply: bytes, *, node_name: str, key: ed25519.Ed25519PrivateKey) -> bytes:
@@ -53,26 +54,31 @@ def verify_reply(
         does not verify — each with its own reason.
     """
     if len(envelope) > max_bytes:
-        raise PayloadError(f"signed reply of {len(envelope)} bytes exceeds {max_bytes}")
+        raise PayloadError(
+            f"signed reply of {len(envelope)} bytes exceeds {max_bytes}", rule="payload.size"
+        )
     message = signed_pb2.SignedReply()
     try:
         message.ParseFromString(envelope)
     except DecodeError as exc:
-        raise PayloadError(f"not a signed reply: {exc}") from None
+        raise PayloadError(f"not a signed reply: {exc}", rule=_RULE) from None
     if message.schema_version != SCHEMA_VERSION:
         raise PayloadError(
-            f"signed reply schema version {message.schema_version}, expected {SCHEMA_VERSION}"
+            f"signed reply schema version {message.schema_version}, expected {SCHEMA_VERSION}",
+            rule=_RULE,
         )
     if not message.signature or not message.reply:
-        raise PayloadError("unsigned reply: this deployment accepts signed replies only")
+        raise PayloadError(
+            "unsigned reply: this deployment accepts signed replies only", rule=_RULE
+        )
     name = message.node_name
     key = keys.get(name)
     if key is None:
-        raise PayloadError(f"no key is registered for {name!r}")
+        raise PayloadError(f"no key is registered for {name[:80]!r}", rule=_RULE)
     try:
         key.verify(message.signature, DOMAIN + message.reply)
     except InvalidSignature:
         raise PayloadError(
-            f"signature does not verify with the key registered for {name!r}"
+            f"signature does not verify with the key registered for {name[:80]!r}", rule=_RULE
         ) from None
     return Verified(reply=bytes(message.reply), node_name=name)

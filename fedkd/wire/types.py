@@ -59,6 +59,16 @@ class TransferSetRef:
     name: str = ""
 
 
+NO_MECHANISM = "none"
+DP_MECHANISM = "dp-sgd"
+CONTROL_MECHANISM = "control: no guarantee"
+"""An audit's positive control: DP-SGD sabotaged (noise off).  Its rows and replies keep
+the σ, q and steps the sabotaged mechanism pretends to (what the audit tests against),
+and claim no ε: the store's ε is unbounded from the first such row."""
+CLAIMED_MECHANISMS = (NO_MECHANISM, DP_MECHANISM, CONTROL_MECHANISM)
+"""Every mechanism a reply may state (a closed set); a server refuses any other."""
+
+
 @dataclass(frozen=True)
 class PrivacySpend:
     """Cumulative privacy spend of a node; ``mechanism == "none"`` means no formal guarantee."""

@@ -101,4 +101,4 @@ def test_a_reported_record_count_cannot_take_the_weight() -> None:
         3: Contribution(num_examples=2**64 - 1),
     }
     w = contribution_weights(claims, [1, 2, 3])
-    np.testing.assert_allclose(w, [100.0, 120.0, 1200.0])  # capped at 10 × the median
+    np.testing.assert_allclose(w, [100.0, 120.0, 360.0])  # capped at 3 × the median

@@ -44,7 +44,7 @@ def test_valid_reply_passes() -> None:
         ({"soft_labels": np.full((4, 3), np.nan, np.float32)}, "12 non-finite"),
         ({"soft_labels": np.array([[2, -1, 0]] * 4, np.float32)}, "negative"),
         ({"soft_labels": np.full((4, 3), 0.5, np.float32)}, "do not sum to 1"),
-        ({"soft_labels": None}, "no soft labels"),
+        ({"soft_labels": None}, "carries none"),
     ],
 )
 def test_bad_replies_are_rejected_with_reason(changes: dict[str, object], message: str) -> None:
