@@ -29,6 +29,28 @@ def clopper_pearson_upper(errors: int, trials: int, *, confidence: float) -> flo
     return float(stats.beta.ppf(confidence, errors + 1, trials - errors))
 
 
+def clopper_pearson_interval(
+    successes: int, trials: int, *, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Two-sided exact (Clopper–Pearson) confidence interval on a binomial rate.
+
+    Each tail holds (1 − ``confidence``)/2; the lower end is 0 at no successes and the
+    upper end 1 at all successes.
+    """
+    if not 0 <= successes <= trials or trials < 1:
+        raise ValueError(f"need 0 <= successes <= trials, trials >= 1; got {successes}, {trials}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    tail = (1.0 - confidence) / 2.0
+    low = 0.0 if successes == 0 else float(stats.beta.ppf(tail, successes, trials - successes + 1))
+    high = (
+        1.0
+        if successes == trials
+        else float(stats.beta.ppf(1 - tail, successes + 1, trials - successes))
+    )
+    return low, high
+
+
 @dataclass(frozen=True)
 class ClopperPearsonBound:
     epsilon: float

@@ -31,6 +31,8 @@ class DataSpec:
     transfer_size: int = 500
     local_test_fraction: float = 0.2
     min_local_test: int = 100
+    """The stated minimum of own test records (flagged below it; no local test set is
+    ever topped up)."""
     max_train_per_client: int | None = None
     data_dir: str = ""
 
@@ -69,9 +71,7 @@ def _build(spec: DataSpec) -> FederatedData:
         groups=groups,
     )
     rng = np.random.default_rng([spec.seed, 0xDA7A])
-    clients = tuple(
-        _client_split(pool.subset(idx), source.test, source.num_classes, spec, rng) for idx in parts
-    )
+    clients = tuple(_client_split(pool.subset(idx), spec, rng) for idx in parts)
     return FederatedData(
         spec=spec,
         num_classes=source.num_classes,
@@ -91,17 +91,10 @@ def _carve_transfer(
     return transfer, source.train.subset(private_idx), groups
 
 
-def _client_split(
-    part: LabelledArrays,
-    held_out: LabelledArrays,
-    num_classes: int,
-    spec: DataSpec,
-    rng: np.random.Generator,
-) -> ClientData:
+def _client_split(part: LabelledArrays, spec: DataSpec, rng: np.random.Generator) -> ClientData:
+    """The client's training records and its own held-out records (never topped up)."""
     return split_local(
         part,
-        held_out,
-        num_classes,
         test_fraction=spec.local_test_fraction,
         min_test=spec.min_local_test,
         max_train=spec.max_train_per_client,

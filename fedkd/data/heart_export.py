@@ -7,10 +7,8 @@ built-in ``heart`` simulation bit for bit: each file holds exactly the rows the 
 partition gives that hospital (training rows marked ``train``, then its local test rows
 marked ``test``).
 
-The local test rows include the rows the simulation *topped up* from the public test set
-(to ``min-local-test``).  Those are public test-set rows, not another hospital's private
-records; writing them into the file makes the CSV hospital's local test set identical to
-the simulation's without a top-up of its own.
+The local test rows are the hospital's own held-out records and nothing else: no node's
+local test set is topped up from the public test set, in the simulation or from a file.
 """
 
 from __future__ import annotations
@@ -108,7 +106,8 @@ def export_heart_hospitals(
 
     The CSVs hold the rows of ``DataSpec("heart", num_clients=4, partitioner="natural",
     seed=seed, min_local_test=min_local_test)``: run the ``csv`` provider on them and each
-    hospital gets the same training records and local test set as in that simulation.
+    hospital gets the same training records and local test set as in that simulation
+    (``min_local_test`` changes no record: it is the minimum the reports flag below).
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     public = save_public_bundle(

@@ -55,13 +55,14 @@ def test_npz_with_integer_labels_holds_out_record_by_record(
     data = ArrayRecords(path=npz(tmp_path, x=x, y=y), seed=4).load(digits)
     held = held_out_by_record(LabelledArrays(x, y), 0.2, seed=4)
     assert 0 < held.sum() < 30
-    assert (len(data.train), data.own_test, data.topped_up) == (
+    # Only the node's own held-out records: below the default minimum of 100, flagged.
+    assert (len(data.train), len(data.test), data.too_few) == (
         int((~held).sum()),
         int(held.sum()),
-        100 - int(held.sum()),
+        True,
     )
     assert np.array_equal(data.train.x, x[~held]) and np.array_equal(data.train.y, y[~held])
-    assert np.array_equal(data.test.x[: data.own_test], x[held])
+    assert np.array_equal(data.test.x, x[held]) and np.array_equal(data.test.y, y[held])
     assert data.train.x.dtype == np.float32 and data.train.y.dtype == np.int64
 
 
@@ -86,10 +87,9 @@ def test_npz_with_class_names_and_a_declared_split(tmp_path: Path, digits: Publi
     data = ArrayRecords(path=path, min_local_test=10, min_records=9).load(digits)
     is_test = split == "test"
     assert np.array_equal(data.train.x, x[~is_test]) and np.array_equal(data.train.y, y[~is_test])
-    assert np.array_equal(data.test.x[:3], x[is_test]) and np.array_equal(
-        data.test.y[:3], y[is_test]
-    )
-    assert (len(data.train), data.own_test, data.topped_up, len(data.test)) == (9, 3, 7, 10)
+    assert np.array_equal(data.test.x, x[is_test]) and np.array_equal(data.test.y, y[is_test])
+    # Three own test records against a minimum of 10: never topped up, flagged.
+    assert (len(data.train), len(data.test), data.min_test, data.too_few) == (9, 3, 10, True)
 
 
 def test_make_provider_takes_kebab_case_options(tmp_path: Path, digits: PublicData) -> None:
@@ -101,7 +101,7 @@ def test_make_provider_takes_kebab_case_options(tmp_path: Path, digits: PublicDa
     assert isinstance(provider, ArrayRecords) and provider.min_records == 2
     data = provider.load(digits)
     held = int(held_out_by_record(LabelledArrays(x, y), 0.2, seed=0).sum())
-    assert (len(data.train), data.own_test, data.topped_up) == (4 - held, held, 0)
+    assert (len(data.train), len(data.test), data.too_few) == (4 - held, held, False)
 
 
 def test_the_load_is_audited(tmp_path: Path, digits: PublicData) -> None:

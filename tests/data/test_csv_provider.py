@@ -112,7 +112,7 @@ def test_rows_encode_with_the_declared_constants_and_the_split_column_is_honoure
     assert np.array_equal(data.train.y, LABELS[[0, 2, 3]])
     assert np.array_equal(data.test.x, ENCODED[[1, 4]])
     assert np.array_equal(data.test.y, LABELS[[1, 4]])
-    assert (data.own_test, data.topped_up) == (2, 0)
+    assert (len(data.test), data.min_test, data.too_few) == (2, 0, False)
     assert data.train.x.dtype == np.float32 and data.train.y.dtype == np.int64
 
 
@@ -126,17 +126,16 @@ def test_whitespace_and_crlf_and_column_order_do_not_matter(tmp_path: Path) -> N
     assert np.array_equal(data.train.x, ENCODED[[0, 2, 3]])
 
 
-def test_top_up_follows_the_label_mix_of_all_the_records(tmp_path: Path) -> None:
-    sick = [r.replace("healthy", "sick") for r in ROWS]
-    provider = write(tmp_path, sick)
+def test_the_local_test_set_is_never_topped_up_below_the_minimum(tmp_path: Path) -> None:
+    provider = write(tmp_path, ROWS)
     data = CsvTable(path=provider.path, schema=provider.schema, min_local_test=12).load(
         tiny_public()
     )
-    assert (data.own_test, data.topped_up, len(data.test)) == (2, 10, 12)
-    drawn = data.test.x[2:]
-    # Every topped-up row is a public test row of class "sick" (odd public index).
-    assert np.all(data.test.y[2:] == 1)
-    assert np.all(drawn[:, 0] % 2 == 1) and np.all(drawn[:, 1:] == 0.0)
+    # Two own test records, minimum 12: the test set stays those two (no public row is
+    # drawn in); the node's accuracy is flagged as measured on too few.
+    assert np.array_equal(data.test.x, ENCODED[[1, 4]])
+    assert np.array_equal(data.test.y, LABELS[[1, 4]])
+    assert (len(data.test), data.min_test, data.too_few) == (2, 12, True)
 
 
 def test_without_a_split_column_a_fraction_is_held_out_record_by_record(
@@ -155,10 +154,10 @@ def test_without_a_split_column_a_fraction_is_held_out_record_by_record(
     held = held_out_by_record(everything, 0.3, seed=3)
     # Identical records hash alike: both copies go the same way.
     assert np.array_equal(held[:5], held[5:])
-    assert len(data.train) == int((~held).sum()) and data.own_test == int(held.sum())
-    assert data.own_test + data.topped_up == max(5, data.own_test)
+    assert len(data.train) == int((~held).sum()) and len(data.test) == int(held.sum())
+    assert data.too_few == (int(held.sum()) < 5)
     assert np.array_equal(data.train.x, everything.x[~held])
-    assert np.array_equal(data.test.x[: data.own_test], everything.x[held])
+    assert np.array_equal(data.test.x, everything.x[held])
 
 
 def test_make_provider_takes_kebab_case_options(tmp_path: Path) -> None:
@@ -171,7 +170,7 @@ def test_make_provider_takes_kebab_case_options(tmp_path: Path) -> None:
     assert isinstance(provider, CsvTable)
     assert (provider.min_local_test, provider.seed, provider.test_fraction) == (4, 1, 0.2)
     data = provider.load(tiny_public())
-    assert (len(data.train), data.own_test, data.topped_up) == (3, 2, 2)
+    assert (len(data.train), len(data.test), data.too_few) == (3, 2, True)
     with pytest.raises(ValueError, match="must be float"):
         make_provider("csv", {"path": written.path, "test-fraction": "0.2"})
 

@@ -51,7 +51,7 @@ def test_pathological_gives_each_client_two_classes() -> None:
 
 def test_natural_partition_is_the_hospitals() -> None:
     data = build_federated_data(DataSpec("heart", num_clients=4, partitioner="natural", seed=0))
-    sizes = [len(c.train) + c.own_test for c in data.clients]
+    sizes = [len(c.train) + len(c.test) for c in data.clients]
     assert sizes == [212, 182, 32, 92]
     with pytest.raises(ValueError, match="4 groups but num-clients is 3"):
         build_federated_data(DataSpec("heart", num_clients=3, partitioner="natural", seed=0))
@@ -61,7 +61,6 @@ def test_transfer_set_is_disjoint_from_every_client() -> None:
     data = build_federated_data(DIGITS)
     public = row_hashes(data.transfer.x)
     for client in data.clients:
-        # The held-out top-up rows come from the test pool, which is disjoint too.
         assert public.isdisjoint(row_hashes(client.train.x))
         assert public.isdisjoint(row_hashes(client.test.x))
     assert public.isdisjoint(row_hashes(data.global_test.x))
@@ -77,14 +76,16 @@ def test_transfer_digest_is_stable_across_seeds_and_tracks_content() -> None:
     assert make_transfer_set("t", a.transfer.x).digest == a.transfer.digest
 
 
-def test_local_tests_have_100_examples_matching_the_client_mix() -> None:
+def test_local_tests_hold_only_the_clients_own_records() -> None:
     data = build_federated_data(DIGITS)
+    pool = row_hashes(data.global_test.x)
     for client in data.clients:
-        assert len(client.test) >= 100
-        assert client.own_test + client.topped_up == len(client.test)
-        train_mix = np.bincount(client.train.y, minlength=10) / len(client.train)
-        test_mix = np.bincount(client.test.y, minlength=10) / len(client.test)
-        assert 0.5 * np.abs(train_mix - test_mix).sum() < 0.25
+        own = row_hashes(client.test.x)
+        # A fifth of the client's records, none from the public test set, none in training.
+        assert len(client.test) == round(0.2 * (len(client.train) + len(client.test)))
+        assert own.isdisjoint(pool) and own.isdisjoint(row_hashes(client.train.x))
+        assert client.min_test == DIGITS.min_local_test
+        assert client.too_few == (len(client.test) < DIGITS.min_local_test)
 
 
 def test_same_spec_same_arrays_and_seed_changes_partition() -> None:

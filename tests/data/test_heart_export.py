@@ -49,8 +49,8 @@ def test_csv_hospitals_get_the_simulations_records(tmp_path: Path, seed: int) ->
             assert got.y.dtype == want.y.dtype == np.int64
             assert np.array_equal(got.x, want.x) and np.array_equal(got.y, want.y)
         assert data.digest == expected.digest
-        # The file's test rows already reach min-local-test: nothing more is drawn.
-        assert (data.own_test, data.topped_up) == (len(expected.test), 0)
+        # The file's test rows are the hospital's own held-out records, and only those.
+        assert len(data.test) == len(expected.test) == data.own_test
 
 
 def test_the_files_hold_raw_values_and_the_public_bundle_is_the_builtin(tmp_path: Path) -> None:
@@ -61,13 +61,13 @@ def test_the_files_hold_raw_values_and_the_public_bundle_is_the_builtin(tmp_path
     assert bundle.test_digest == builtin.test_digest and bundle.classes == HEART_CLASSES
     with export.hospitals[2].csv.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
-    # Switzerland: 26 training rows, then 6 own test rows topped up to 100.
-    assert [r["split"] for r in rows] == ["train"] * 26 + ["test"] * 100
+    # Switzerland: 26 training rows, then its 6 own test rows (no public row added).
+    assert [r["split"] for r in rows] == ["train"] * 26 + ["test"] * 6
     assert {r["diagnosis"] for r in rows} == set(HEART_CLASSES)
     assert {r["sex"] for r in rows} <= {"Female", "Male"}
     assert any(r["chol"] == "0" for r in rows)
     sizes = [sum(1 for _ in h.csv.open()) - 1 for h in export.hospitals]
-    assert sizes == [270, 246, 126, 174]
+    assert sizes == [212, 182, 32, 92]
 
 
 def test_the_schema_declares_the_public_split_constants(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fedkd.cli import app
+from fedkd.data.federated import DataSpec, build_federated_data
 
 
 @pytest.mark.integration
@@ -44,9 +45,10 @@ def test_compare_writes_json_markdown_and_plot(tmp_path: Path) -> None:
     report = json.loads((out / "comparison.json").read_text())
     assert set(report["strategies"]) == {"local", "knfu+include-self=false"}
     runs = report["runs"]
-    # Same data for both: the natural split gives every client the same local test set size.
+    # Same data for both: each hospital is scored on its own held-out records, no more.
     sizes = [r["local_test_examples_total"] for runs_ in runs.values() for r in runs_]
-    assert len(set(sizes)) == 1 and sizes[0] >= 400
+    hospitals = build_federated_data(DataSpec("heart", 4, "natural", seed=0)).clients
+    assert sizes == [sum(len(h.test) for h in hospitals)] * 2
     assert runs["knfu+include-self=false"][0]["strategy_params"]["include_self"] is False
     assert runs["local"][0]["bytes_up_per_client_round"] < 1000  # nothing but a status
     assert (out / "comparison.png").stat().st_size > 0

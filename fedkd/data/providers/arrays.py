@@ -12,8 +12,9 @@
   scaled by ``pixel / scale``.  A folder declares no hold-out.
 
 Without a declared hold-out, ``test-fraction`` of the records is held out at random
-(``seed``); either way the local test set is topped up from the public test set to
-``min-local-test`` rows, exactly as for the ``csv`` provider.
+(``seed``).  Either way the local test set holds the node's own records only, exactly as
+for the ``csv`` provider: never topped up; below ``min-local-test`` of them the node's
+local accuracy is reported with its interval, as too few.
 """
 
 from __future__ import annotations
@@ -84,7 +85,6 @@ class ArrayRecords(PrivateDataProvider):
         assert found is not None  # every way of finding nothing adds a problem
         return split_private(
             *found,
-            public,
             test_fraction=self.test_fraction,
             min_test=self.min_local_test,
             seed=self.seed,

@@ -66,6 +66,4 @@ class WithCanaries(PrivateDataProvider):
             np.concatenate([records.train.x, x.astype(records.train.x.dtype)]),
             np.concatenate([records.train.y, y.astype(records.train.y.dtype)]),
         )
-        return PrivateData(
-            train=train, test=records.test, own_test=records.own_test, topped_up=records.topped_up
-        )
+        return PrivateData(train=train, test=records.test, min_test=records.min_test)

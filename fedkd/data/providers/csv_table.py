@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from fedkd.data.arrays import LabelledArrays
-from fedkd.data.private import PrivateData, held_out_by_record, with_top_up
+from fedkd.data.private import PrivateData, held_out_by_record
 from fedkd.data.providers.base import (
     DataValidationError,
     PrivateDataProvider,
@@ -66,9 +66,6 @@ from fedkd.data.public import PublicData
 COLUMN_TYPES = ("float", "int", "category", "binary")
 SPLIT_VALUES = ("train", "test")
 MAX_LINES_PER_KIND = 10
-# The simulation's local-split stream (see ``fedkd.data.federated``): the same seed gives a
-# node the same hold-out whether its rows come from a built-in dataset or its own file.
-_SPLIT_SALT = 0xDA7A
 _SCHEMA_KEYS = ("name", "min-records", "label", "classes", "split", "columns")
 _COLUMN_KEYS = {
     "float": ("name", "type", "min", "max", "mean", "std"),
@@ -137,31 +134,26 @@ def training_count(num_records: int, is_test: np.ndarray | None, test_fraction: 
 def split_private(
     records: LabelledArrays,
     is_test: np.ndarray | None,
-    public: PublicData,
     *,
     test_fraction: float,
     min_test: int,
     seed: int,
 ) -> PrivateData:
-    """The node's training records and local test set.
+    """The node's training records and local test set, both of its own records only.
 
     With a declared hold-out (``is_test``, one bool per record) the records keep their file
     order on both sides; without one, ``test_fraction`` of them is held out record by record
     (:func:`~fedkd.data.private.held_out_by_record`), so one record more or less changes
-    the training set by that record only.  Either way the test set is topped up from the
-    public test set to ``min_test`` rows matching the label mix of all the node's records.
+    the training set by that record only.  The test set is never topped up: ``min_test``
+    is the stated minimum below which the node's local accuracy is reported as too few,
+    with its interval.
     """
-    rng = np.random.default_rng([seed, _SPLIT_SALT])
     if is_test is None:
         is_test = held_out_by_record(records, test_fraction, seed=seed)
-    return with_top_up(
-        records.subset(np.flatnonzero(~is_test)),
-        records.subset(np.flatnonzero(is_test)),
-        records.y,
-        public.test,
-        public.num_classes,
+    return PrivateData(
+        train=records.subset(np.flatnonzero(~is_test)),
+        test=records.subset(np.flatnonzero(is_test)),
         min_test=min_test,
-        rng=rng,
     )
 
 
@@ -530,8 +522,8 @@ class CsvTable(PrivateDataProvider):
     """Records from the CSV at ``path``, validated and encoded by the schema at ``schema``.
 
     Without a split column, ``test_fraction`` of the records is held out at random
-    (``seed``); either way the local test set is topped up from the public test set to
-    ``min_local_test`` rows.
+    (``seed``).  Either way the local test set holds the node's own records only; below
+    ``min_local_test`` of them its local accuracy is reported with its interval, as too few.
     """
 
     name = "csv"
@@ -565,7 +557,6 @@ class CsvTable(PrivateDataProvider):
         return split_private(
             records,
             is_test,
-            public,
             test_fraction=self.test_fraction,
             min_test=self.min_local_test,
             seed=self.seed,

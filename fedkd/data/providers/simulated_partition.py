@@ -28,7 +28,8 @@ class SimulatedPartition(PrivateDataProvider):
     """Part ``partition_id`` of ``dataset`` split ``partitioner``-wise into ``num_partitions``.
 
     The options mirror the run-config keys of the same names; the simulation fills them
-    in for each simulated node.
+    in for each simulated node.  The node's local test set is its own held-out records
+    only; ``min_local_test`` is recorded as the stated minimum, never filled up to.
     """
 
     name = "partition"
