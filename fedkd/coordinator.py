@@ -24,6 +24,7 @@ from fedkd.audit.releases import ReleaseLog
 from fedkd.config import RunConfig
 from fedkd.data.transfer import TransferSet
 from fedkd.fusion import Contribution, Instruction, Knowledge, make_fusion
+from fedkd.interrupt import RunFailed
 from fedkd.privacy.accounting import PRV_EPS_ERROR, DPSteps, History, compose
 from fedkd.privacy.accounting import epsilon as epsilon_of
 from fedkd.privacy.guard import CONTROL_MECHANISM, DP_MECHANISM
@@ -37,6 +38,7 @@ from fedkd.wire.types import (
     FusedKnowledge,
     KnowledgeReply,
     KnowledgeRequest,
+    NodeFingerprint,
     PrivacySpend,
     ReleaseKind,
     StatusCode,
@@ -74,6 +76,10 @@ _CLIENT_FAILURES = (
 _NOTHING = Instruction(ReleaseKind.NOTHING, np.zeros(0, dtype=np.uint32))
 
 
+class ResumeRefused(RunFailed):
+    """A checkpoint that must not be carried on: a node is not what it was."""
+
+
 @dataclass(frozen=True)
 class CoordinatorState:
     """What the coordinator carries from one round to the next, by node name.
@@ -91,6 +97,8 @@ class CoordinatorState:
     ledger_heads: dict[str, str]
     epsilon_recorded: dict[str, float]
     composed: dict[str, History]
+    fingerprints: dict[str, NodeFingerprint] = field(default_factory=dict)
+    """What each node said it was at the run's first handshake (keyed with its secret)."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +202,8 @@ class Coordinator:
         self._signers: dict[int, str] = {}  # Flower node id → name on its last signed reply
         self.ledger_heads: dict[int, str] = {}
         self.epsilon_recorded: dict[int, float] = {}
+        self.fingerprints: dict[int, NodeFingerprint] = {}
+        """What each named node said it is at the handshake (config, model, data)."""
         self.controls: set[int] = set()
         """Nodes whose replies said they are an audit's positive control (no guarantee)."""
         # Each node's DP releases as this server recorded them (σ, q, steps per reply).
@@ -216,6 +226,7 @@ class Coordinator:
             ledger_heads={named(n): h for n, h in self.ledger_heads.items()},
             epsilon_recorded={named(n): e for n, e in self.epsilon_recorded.items()},
             composed={named(n): h for n, h in self.composed.items()},
+            fingerprints={named(n): f for n, f in self.fingerprints.items()},
         )
 
     def resume(self, state: CoordinatorState) -> None:
@@ -223,11 +234,39 @@ class Coordinator:
 
         Call after :meth:`hello`.  A node that does not come back keeps its record in
         the registry; its pending targets are dropped.
+
+        Raises
+        ------
+        ResumeRefused
+            A node's configuration, model or data is not what it was when the run
+            started (its fingerprint differs): its rounds so far and the ones to come
+            would not be one run.
         """
         if state.run_id != self.run_id:
             raise ValueError(f"checkpoint of run {state.run_id}, not {self.run_id}")
+        changed = []
+        for node_id, name in sorted(self.names.items()):
+            then, now = state.fingerprints.get(name), self.fingerprints.get(node_id)
+            if then is not None and now is not None:
+                parts = now.changes_from(then)
+                if not now.data:  # a node that cannot read its data now stands aside
+                    parts = [p for p in parts if p != "data"]
+                changed += [f"{name}'s {' and '.join(parts)}"] if parts else []
+        if changed:
+            raise ResumeRefused(
+                f"cannot resume after round {state.completed_round}: "
+                f"{'; '.join(changed)} changed since the run started (start it afresh "
+                "with overwrite, or put them back)"
+            )
         self._rng.bit_generator.state = state.anchor_rng
         self._shared = state.shared
+        self.fingerprints.update(
+            {
+                n: state.fingerprints[name]
+                for n, name in self.names.items()
+                if name in state.fingerprints
+            }
+        )
         for node_id, name in self.names.items():
             if name in state.fused:
                 self._fused[node_id] = state.fused[name]
@@ -305,6 +344,7 @@ class Coordinator:
         neither, and a name outside a simulation's roster is nobody's.
         """
         heard: dict[int, str] = {}
+        said: dict[int, NodeFingerprint] = {}
         for delivery in deliveries:
             if delivery.payload is None:
                 continue
@@ -318,6 +358,8 @@ class Coordinator:
                 continue
             if reply.node_name and reply.run_id == self.run_id and reply.round == 0:
                 heard[delivery.node_id] = reply.node_name
+                if reply.fingerprint is not None:
+                    said[delivery.node_id] = reply.fingerprint
         by_name: dict[str, set[int]] = {}
         for node_id, name in heard.items():
             by_name.setdefault(name, set()).add(node_id)
@@ -332,6 +374,7 @@ class Coordinator:
                 )
             else:
                 self._learn_name(min(node_ids), name)
+        self.fingerprints = {n: said[n] for n in self.names if n in said}
         return dict(self.names)
 
     def _taken_names(self) -> set[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -121,10 +121,16 @@ class RunRecorder:
         """Nodes with at least one accepted training reply."""
         return len({r.node_id for r in self.rows.values() if r.round >= 1 and r.status == "ok"})
 
-    def first_reason(self) -> str:
-        """The first exclusion reason recorded, for a message about a run nobody joined."""
+    def rounds_without_replies(self, rounds: Iterable[int]) -> list[int]:
+        """The training rounds of ``rounds`` in which no node's reply was accepted."""
+        accepted = {r.round for r in self.rows.values() if r.status == "ok"}
+        return [r for r in rounds if r not in accepted]
+
+    def first_reason(self, from_round: int = 0) -> str:
+        """The first exclusion reason recorded (from ``from_round`` on), for a message
+        about a run nobody joined."""
         for key in sorted(self.rows):
-            if self.rows[key].reason:
+            if key[0] >= from_round and self.rows[key].reason:
                 return f"round {key[0]}: {self.rows[key].reason}"
         return "no reasons recorded"
 

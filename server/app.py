@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedkd.audit.releases import ReleaseLog, load_releases
 from fedkd.config import RunConfig, parse_run_config
-from fedkd.coordinator import Coordinator, Delivery, RoundOutcome
+from fedkd.coordinator import Coordinator, Delivery, ResumeRefused, RoundOutcome
 from fedkd.data.public import load_public_data
 from fedkd.deploy.keyring import signing_keys
 from fedkd.flower_glue.messages import flower_size, pack, unpack
@@ -215,11 +215,15 @@ def run_federation(
     run_id: str,
     directory: RunDirectory,
     stop: threading.Event | None = None,
+    roster: Mapping[str, int] | None = None,
 ) -> Path:
     """Run every round and the final evaluation into ``directory.staging``; return it.
 
-    Whatever ends the run early (``stop``, a failed round, missing nodes), the summary
-    is written with ``status: incomplete`` and the reason before the exception leaves.
+    Whatever ends the run early (``stop``, a failed round, missing nodes, a round
+    nobody's reply was accepted in), the summary is written with ``status: incomplete``
+    and the reason before the exception leaves.  A resume refused because a node
+    changed leaves the checkpoint and what was written before it untouched.
+    ``roster`` (a simulation's node name → partition) is who may take part.
     """
     # The server holds only public data: the transfer set, the classes, the public test set.
     public = load_public_data(cfg.public_spec)
@@ -236,6 +240,7 @@ def run_federation(
         registry=registry,
         releases=releases,
         signing_keys=signing_keys(Path(cfg.node_keys)) if cfg.node_keys else None,
+        roster=roster,
     )
     checkpoint = load_checkpoint(directory.staging, coordinator.ref)
     if checkpoint is not None:
@@ -249,6 +254,9 @@ def run_federation(
         hello(grid, coordinator, nodes, stop)
         first = 1 if checkpoint is None else _resume(checkpoint, coordinator, recorder, directory)
         _rounds(grid, cfg, coordinator, recorder, nodes, stop, first=first)
+    except ResumeRefused as exc:
+        log.error("%s", exc)  # the checkpoint is kept as it was: one line, no traceback
+        raise
     except (RunInterrupted, NodeCountError, NobodyAnswered) as exc:
         recorder.finish(num_nodes=len(nodes), extra=_extra(coordinator), incomplete=str(exc))
         raise
@@ -260,6 +268,20 @@ def run_federation(
     if not recorder.clients_taking_part():
         # Every node failed every round: the numbers would be chance, not a result.
         reason = "no node's reply was accepted in any round (" + recorder.first_reason() + ")"
+        recorder.finish(num_nodes=len(nodes), extra=_extra(coordinator), incomplete=reason)
+        raise RunFailed(reason)
+    empty = recorder.rounds_without_replies(range(1, cfg.num_server_rounds + 1))
+    if empty:
+        # A round no reply was accepted in left nothing to distil or average: what
+        # follows is not the run the config describes (e.g. every node failing after a
+        # resume), so it is not published as complete.
+        after = coordinator.resumed_after
+        reason = (
+            f"no node's reply was accepted in round(s) {_spans(empty)} of "
+            f"{cfg.num_server_rounds}"
+            + (f" (resumed after round {after})" if after else "")
+            + f": {recorder.first_reason(min(empty))}"
+        )
         recorder.finish(num_nodes=len(nodes), extra=_extra(coordinator), incomplete=reason)
         raise RunFailed(reason)
     if releases is not None:
@@ -350,6 +372,17 @@ def _rounds(
             if training:
                 _checkpoint(cfg, coordinator, recorder, recorder.run_dir, round_)
             progress.update(task, advance=1, status=_status_line(outcome))
+
+
+def _spans(rounds: list[int]) -> str:
+    """``[1, 2, 3, 7]`` → ``"1-3, 7"``."""
+    spans: list[list[int]] = []
+    for r in rounds:
+        if spans and r == spans[-1][1] + 1:
+            spans[-1][1] = r
+        else:
+            spans.append([r, r])
+    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
 
 
 def _extra(coordinator: Coordinator) -> dict[str, object]:

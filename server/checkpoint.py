@@ -10,6 +10,7 @@ Nothing in it executes when read (``allow_pickle=False``; plain JSON).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -23,7 +24,13 @@ from fedkd.coordinator import CoordinatorState
 from fedkd.fusion import Knowledge
 from fedkd.privacy.accounting import DPSteps
 from fedkd.run_directory import CHECKPOINT
-from fedkd.wire.types import FusedKnowledge, ModelWeights, TransferSetRef, WireDType
+from fedkd.wire.types import (
+    FusedKnowledge,
+    ModelWeights,
+    NodeFingerprint,
+    TransferSetRef,
+    WireDType,
+)
 
 FORMAT = "fedkd-server-checkpoint/1"
 
@@ -78,6 +85,9 @@ def save_checkpoint(folder: Path, checkpoint: Checkpoint) -> Path:
             name: [[s.noise_multiplier, s.sample_rate, s.steps] for s in history]
             for name, history in state.composed.items()
         },
+        "node_fingerprints": {
+            name: dataclasses.asdict(f) for name, f in state.fingerprints.items()
+        },
         "rows": checkpoint.rows,
         "names": {str(k): v for k, v in checkpoint.names.items()},
         "elapsed_s": checkpoint.elapsed_s,
@@ -124,6 +134,10 @@ def load_checkpoint(folder: Path, ref: TransferSetRef) -> Checkpoint | None:
         composed={
             name: tuple(DPSteps(float(s), float(q), int(n)) for s, q, n in steps)
             for name, steps in body["composed"].items()
+        },
+        fingerprints={
+            name: NodeFingerprint(**parts)
+            for name, parts in body.get("node_fingerprints", {}).items()
         },
     )
     return Checkpoint(

@@ -95,7 +95,7 @@ def _excluded_and_harmless(cfg: RunConfig, craft: Attack, reason: str) -> None:
     replies[2] = crafted if isinstance(crafted, bytes) else knowledge_reply_to_bytes(crafted)
     outcome = coord.ingest(1, [Delivery(n, replies[n]) for n in range(3)], down)
     assert outcome.accepted == [0, 1]
-    assert reason in outcome.excluded[2], outcome.excluded[2]
+    assert any(r in outcome.excluded[2] for r in reason.split("|")), outcome.excluded[2]
     clean, honest, clean_down = _replies(cfg)
     clean.ingest(1, [Delivery(0, honest[0]), Delivery(1, honest[1]), Delivery(2, None)], clean_down)
     for got, want in zip(_fused_for_honest(coord), _fused_for_honest(clean), strict=True):
@@ -159,7 +159,7 @@ WEIGHT_ATTACKS: dict[str, tuple[Attack, str]] = {
         lambda r: dataclasses.replace(
             r, weights={k: np.zeros(3, np.float32) for k in (r.weights or {})}
         ),
-        "other shapes",
+        "other shapes|shape (3,), expected",  # round 1: against the others; later: the model
     ),
 }
 

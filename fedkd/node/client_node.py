@@ -20,6 +20,7 @@ out as arrays; public and private data are cached per process.
 from __future__ import annotations
 
 import functools
+import json
 import time
 import traceback
 from dataclasses import dataclass, replace
@@ -69,6 +70,7 @@ from fedkd.wire.types import (
     KnowledgeReply,
     KnowledgeRequest,
     ModelWeights,
+    NodeFingerprint,
     PrivacySpend,
     Status,
     StatusCode,
@@ -273,8 +275,9 @@ class ClientNode:
             self.progress.save(request.run_id, state)
 
     def _hello(self, request: KnowledgeRequest) -> KnowledgeReply:
-        """Round 0: who the node is and where its ledger stands; no data is touched."""
-        head = self._open_ledger(request).head()
+        """Round 0: who the node is, where its ledger stands, and its fingerprint."""
+        ledger = self._open_ledger(request)
+        head = ledger.head()
         self.log.joined(
             run_id=request.run_id,
             settings={
@@ -289,6 +292,24 @@ class ClientNode:
         return replace(
             self._refusal(request, StatusCode.OK, ""),
             privacy=PrivacySpend(ledger_head=head),
+            fingerprint=self._fingerprint(ledger),
+        )
+
+    def _fingerprint(self, ledger: Ledger) -> NodeFingerprint:
+        """The node's configuration, model and data, keyed with its ledger's secret: a
+        resumed run refuses a node whose model or data changed, and the server learns no
+        digest it could test a candidate dataset against."""
+        # The model has a tag of its own (the architecture the node actually builds).
+        flat = {k: v for k, v in self.config.to_flat().items() if k != "model"}
+        config = json.dumps(flat, sort_keys=True, default=str)
+        try:
+            data = self._load().private.digest
+        except Exception:  # a node that cannot read its data stands aside in round 1
+            data = ""
+        return NodeFingerprint(
+            config=ledger.keyed(f"config:{config}"),
+            model=ledger.keyed(f"model:{self.architecture}"),
+            data=ledger.keyed(f"data:{data}") if data else "",
         )
 
     # --- one message ----------------------------------------------------------------------

@@ -182,6 +182,8 @@ def fields_sent(reply: KnowledgeReply) -> tuple[str, ...]:
         sent.append("weights")
     if reply.num_examples:
         sent.append("num_examples")
+    if reply.fingerprint is not None:
+        sent.append("fingerprint")
     if reply.eval is not None:
         report = reply.eval
         sent += ["eval.evaluated_round", "eval.partition_id", "eval.model"]

@@ -23,6 +23,7 @@ from fedkd.wire.types import (
     KnowledgeReply,
     KnowledgeRequest,
     ModelWeights,
+    NodeFingerprint,
     PrivacySpend,
     ReleaseKind,
     Status,
@@ -387,6 +388,8 @@ def knowledge_reply_to_proto(reply: KnowledgeReply) -> knowledge_pb2.KnowledgeRe
         message.weights.CopyFrom(weights_to_proto(reply.weights))
     if reply.eval is not None:
         message.eval.CopyFrom(eval_report_to_proto(reply.eval))
+    if reply.fingerprint is not None:
+        message.fingerprint.CopyFrom(node_fingerprint_to_proto(reply.fingerprint))
     return message
 
 
@@ -425,7 +428,22 @@ def knowledge_reply_from_proto(
         eval=eval_report_from_proto(message.eval) if message.HasField("eval") else None,
         node_name=message.node_name,
         software_version=message.software_version,
+        fingerprint=(
+            node_fingerprint_from_proto(message.fingerprint)
+            if message.HasField("fingerprint")
+            else None
+        ),
     )
+
+
+def node_fingerprint_to_proto(fingerprint: NodeFingerprint) -> knowledge_pb2.NodeFingerprint:
+    return knowledge_pb2.NodeFingerprint(
+        config=fingerprint.config, model=fingerprint.model, data=fingerprint.data
+    )
+
+
+def node_fingerprint_from_proto(message: knowledge_pb2.NodeFingerprint) -> NodeFingerprint:
+    return NodeFingerprint(config=message.config, model=message.model, data=message.data)
 
 
 def _check_schema_version(version: int, what: str) -> None:

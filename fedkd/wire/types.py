@@ -106,6 +106,20 @@ ModelWeights = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
+class NodeFingerprint:
+    """A node's configuration, model and data, each keyed with the node's own secret."""
+
+    config: str = ""
+    model: str = ""
+    data: str = ""
+
+    def changes_from(self, earlier: NodeFingerprint) -> list[str]:
+        """What differs from ``earlier`` ("configuration", "model", "data")."""
+        parts = (("configuration", "config"), ("model", "model"), ("data", "data"))
+        return [word for word, name in parts if getattr(self, name) != getattr(earlier, name)]
+
+
+@dataclass(frozen=True)
 class FusedKnowledge:
     """Personalised targets for one node on the anchors of ``round``."""
 
@@ -151,3 +165,4 @@ class KnowledgeReply:
     eval: EvalReport | None = None
     node_name: str = ""
     software_version: str = __version__
+    fingerprint: NodeFingerprint | None = None

@@ -8,6 +8,7 @@ once, every node's ledger one release per round, and the ε of a run never inter
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -19,7 +20,7 @@ import pytest
 from fedkd.api import RunResult
 from fedkd.config import parse_run_config
 from fedkd.flower_glue.simulation import run_simulation
-from fedkd.interrupt import RunInterrupted
+from fedkd.interrupt import RunFailed, RunInterrupted
 from fedkd.privacy.ledger import ReadOnlyLedger
 from fedkd.run_directory import CHECKPOINT, INCOMPLETE, STAGING
 
@@ -122,3 +123,65 @@ def test_stopped_after_round_two_resumes_at_round_three(tmp_path: Path) -> None:
     for name, value in by_name.items():
         assert value == pytest.approx(by_name_whole[name], rel=1e-9), name
         assert 3.0 < value <= 6.0
+
+
+SMALL: dict[str, Any] = {
+    "dataset": "digits",
+    "num-clients": 3,
+    "num-server-rounds": 3,
+    "model": "mlp-s",
+    "strategy": "mean",
+    "transfer-size": 100,
+}
+
+
+def _interrupted_after_round_one(cfg: Any, output_dir: Path) -> Path:
+    stop = threading.Event()
+    _stop_after_round(output_dir, 1, stop)
+    with pytest.raises(RunInterrupted):
+        run_simulation(cfg, stop=stop)
+    (interrupted,) = (output_dir / INCOMPLETE).iterdir()
+    return interrupted
+
+
+@pytest.mark.integration
+def test_a_node_with_another_model_refuses_to_resume_and_the_checkpoint_is_kept(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "swap"
+    cfg = parse_run_config({**SMALL, "run-name": "swap", "output-dir": str(out)})
+    interrupted = _interrupted_after_round_one(cfg, out)
+    before = {p.name: p.read_bytes() for p in interrupted.iterdir() if p.is_file()}
+    with pytest.raises(RunFailed) as refused:
+        run_simulation(cfg, node_sections={"1": {"model": "mlp-m"}})
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "cannot resume after round" in message and "node-1's model changed" in message
+    # The checkpoint and what the interrupted run wrote are as they were.
+    (kept,) = (out / INCOMPLETE).iterdir()
+    after = {p.name: p.read_bytes() for p in kept.iterdir() if p.is_file()}
+    assert {k: v for k, v in after.items() if k != ".lock"} == {
+        k: v for k, v in before.items() if k != ".lock"
+    }
+    # Put back, the run resumes and completes.
+    run_dir = run_simulation(cfg)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["resumed_after_round"] >= 1
+
+
+@pytest.mark.integration
+def test_a_run_nobody_answers_after_the_resume_is_incomplete(tmp_path: Path) -> None:
+    from tests.integration.hostile_client import DROP, hostile_app
+
+    out = tmp_path / "mute"
+    cfg = parse_run_config({**SMALL, "run-name": "mute", "output-dir": str(out)})
+    _interrupted_after_round_one(cfg, out)
+    # Every node still answers the handshake, then fails every training message.
+    mute = functools.partial(hostile_app, dict.fromkeys(range(3), DROP))
+    with pytest.raises(RunFailed, match=r"no node's reply was accepted in round\(s\) 2-3"):
+        run_simulation(cfg, client_app=mute)
+    (kept,) = (out / INCOMPLETE).iterdir()
+    summary = json.loads((kept / "summary.json").read_text())
+    assert summary["status"] == "incomplete"
+    assert "resumed after round" in summary["incomplete_reason"]
+    assert not (out / "mute").exists()  # nothing published

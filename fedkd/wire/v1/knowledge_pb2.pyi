@@ -77,7 +77,7 @@ class KnowledgeRequest(_message.Message):
     def __init__(self, schema_version: _Optional[int] = ..., run_id: _Optional[str] = ..., round: _Optional[int] = ..., transfer_set: _Optional[_Union[_tensor_pb2.TransferSetRef, _Mapping]] = ..., anchor_indices: _Optional[_Iterable[int]] = ..., fused: _Optional[_Union[FusedKnowledge, _Mapping]] = ..., reply_dtype: _Optional[_Union[_tensor_pb2.DType, str]] = ..., global_weights: _Optional[_Union[_tensor_pb2.ModelWeights, _Mapping]] = ..., all_anchors: _Optional[bool] = ..., ledger_head: _Optional[str] = ..., release: _Optional[_Union[ReleaseKind, str]] = ..., software_version: _Optional[str] = ...) -> None: ...
 
 class KnowledgeReply(_message.Message):
-    __slots__ = ("schema_version", "run_id", "round", "node_id", "transfer_set", "soft_labels", "num_examples", "privacy", "status", "weights", "eval", "node_name", "software_version")
+    __slots__ = ("schema_version", "run_id", "round", "node_id", "transfer_set", "soft_labels", "num_examples", "privacy", "status", "weights", "eval", "node_name", "software_version", "fingerprint")
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     ROUND_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +91,7 @@ class KnowledgeReply(_message.Message):
     EVAL_FIELD_NUMBER: _ClassVar[int]
     NODE_NAME_FIELD_NUMBER: _ClassVar[int]
     SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     schema_version: int
     run_id: str
     round: int
@@ -104,7 +105,18 @@ class KnowledgeReply(_message.Message):
     eval: EvalReport
     node_name: str
     software_version: str
-    def __init__(self, schema_version: _Optional[int] = ..., run_id: _Optional[str] = ..., round: _Optional[int] = ..., node_id: _Optional[int] = ..., transfer_set: _Optional[_Union[_tensor_pb2.TransferSetRef, _Mapping]] = ..., soft_labels: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., num_examples: _Optional[int] = ..., privacy: _Optional[_Union[_privacy_pb2.PrivacySpend, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., weights: _Optional[_Union[_tensor_pb2.ModelWeights, _Mapping]] = ..., eval: _Optional[_Union[EvalReport, _Mapping]] = ..., node_name: _Optional[str] = ..., software_version: _Optional[str] = ...) -> None: ...
+    fingerprint: NodeFingerprint
+    def __init__(self, schema_version: _Optional[int] = ..., run_id: _Optional[str] = ..., round: _Optional[int] = ..., node_id: _Optional[int] = ..., transfer_set: _Optional[_Union[_tensor_pb2.TransferSetRef, _Mapping]] = ..., soft_labels: _Optional[_Union[_tensor_pb2.Tensor, _Mapping]] = ..., num_examples: _Optional[int] = ..., privacy: _Optional[_Union[_privacy_pb2.PrivacySpend, _Mapping]] = ..., status: _Optional[_Union[Status, _Mapping]] = ..., weights: _Optional[_Union[_tensor_pb2.ModelWeights, _Mapping]] = ..., eval: _Optional[_Union[EvalReport, _Mapping]] = ..., node_name: _Optional[str] = ..., software_version: _Optional[str] = ..., fingerprint: _Optional[_Union[NodeFingerprint, _Mapping]] = ...) -> None: ...
+
+class NodeFingerprint(_message.Message):
+    __slots__ = ("config", "model", "data")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    config: str
+    model: str
+    data: str
+    def __init__(self, config: _Optional[str] = ..., model: _Optional[str] = ..., data: _Optional[str] = ...) -> None: ...
 
 class EvalReport(_message.Message):
     __slots__ = ("evaluated_round", "partition_id", "local_accuracy", "local_loss", "local_test_examples", "global_accuracy", "global_loss", "train_loss", "distill_loss", "phase_seconds", "model")
