@@ -10,6 +10,7 @@ reason; aggregation runs on the valid replies only, so one bad client never sink
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -463,7 +464,7 @@ class Coordinator:
             if reply is None:
                 continue
             if reply.eval is not None:
-                outcome.evals.append(reply.eval)
+                outcome.evals.append(self._attributed(delivery.node_id, reply.eval))
                 outcome.eval_nodes.append(delivery.node_id)
             if node.status == "ok":
                 valid[delivery.node_id] = reply
@@ -487,6 +488,13 @@ class Coordinator:
                 reason,
             )
         return outcome
+
+    def _attributed(self, node_id: int, report: EvalReport) -> EvalReport:
+        """``report`` with the partition this server can vouch for: -1 for a node of a
+        simulation it could not tie to a name (its claimed partition is unchecked)."""
+        if self.roster is None or node_id in self.names:
+            return report
+        return dataclasses.replace(report, partition_id=-1)
 
     def _decoded(self, round_: int, node_id: int, payload: bytes) -> KnowledgeReply:
         """The reply's bytes authenticated and decoded, tensors shaped as the request asked."""

@@ -42,6 +42,7 @@ class _Row:
     flower_bytes_down: int = 0
     status: str = ""
     reason: str = ""
+    rule: str = ""
     epsilon: float | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -96,6 +97,7 @@ class RunRecorder:
             row.flower_bytes_down += node.flower_bytes_down
             if outcome.round <= self.cfg.num_server_rounds:
                 row.status, row.reason, row.epsilon = node.status, node.reason, node.privacy_epsilon
+                row.rule = node.rule
         for node_id, report in zip(outcome.eval_nodes, outcome.evals, strict=True):
             self._record_eval(node_id, report)
         self.round_seconds[outcome.round] = (outcome.seconds, outcome.fusion_seconds)
@@ -103,7 +105,8 @@ class RunRecorder:
 
     def _record_eval(self, node_id: int, report: EvalReport) -> None:
         row = self._row(report.evaluated_round, node_id)
-        row.partition_id = report.partition_id
+        # A negative partition: the server could not tie the node to one (see Coordinator).
+        row.partition_id = report.partition_id if report.partition_id >= 0 else None
         row.model = report.model
         row.local_accuracy = _finite(report.local_accuracy)
         row.local_loss = _finite(report.local_loss)
@@ -191,13 +194,19 @@ def merge_node_logs(cfg: RunConfig, run_dir: Path, nodes: Sequence[NodeConfig]) 
         (r["round"], r["node_id"]): r
         for r in (json.loads(line) for line in metrics.read_text().splitlines() if line)
     }
+    # By the names the server tied to node ids, never by what a reply claimed (a node
+    # claiming another's partition would otherwise be given that node's local metrics).
+    summary_path = run_dir / "summary.json"
+    old = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     node_of = {
-        r["partition_id"]: r["node_id"] for r in rows.values() if r["partition_id"] is not None
+        entry["name"]: int(node_id)
+        for node_id, entry in old.get("privacy", {}).get("nodes", {}).items()
+        if entry.get("trusted_name")
     }
     for node in nodes:
-        if node.partition_id not in node_of:
+        if node.name not in node_of:
             continue
-        node_id = node_of[node.partition_id]
+        node_id = node_of[node.name]
         local_log = NodeLog(eval_path=node.eval_log_path, log_path=node.log_path)
         for local in local_log.evaluations():
             row = rows.setdefault(
@@ -216,8 +225,6 @@ def merge_node_logs(cfg: RunConfig, run_dir: Path, nodes: Sequence[NodeConfig]) 
             )
     ordered = [rows[k] for k in sorted(rows)]
     metrics.write_text("\n".join(json.dumps(r, sort_keys=True) for r in ordered) + "\n")
-    summary_path = run_dir / "summary.json"
-    old = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     summary = summarise(
         cfg, ordered, num_nodes=old.get("num_nodes_seen", len(nodes)), wall_s=old.get("wall_s", 0.0)
     )

@@ -404,10 +404,15 @@ def _privacy_record(coordinator: Coordinator) -> dict[str, object]:
         "registry": str(coordinator.registry.path) if coordinator.registry else None,
         # An audit's positive control: these nodes ran without noise; ε is unbounded.
         "controls": sorted(coordinator.name_of(n) for n in coordinator.controls),
+        # Names two or more nodes gave at the handshake: none of them holds it.
+        "contested_names": {
+            name: sorted(ids) for name, ids in sorted(coordinator.contested.items())
+        },
         # Every node that named itself, with what it spent (None: nothing accepted).
         "nodes": {
             str(node_id): {
                 "name": coordinator.name_of(node_id),
+                "trusted_name": node_id in coordinator.names,
                 "epsilon": coordinator.epsilon_recorded.get(node_id),
                 "ledger_head": coordinator.ledger_heads.get(node_id),
                 **({"mechanism": CONTROL_MECHANISM} if node_id in coordinator.controls else {}),
