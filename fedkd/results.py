@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from fedkd.config import RunConfig
 from fedkd.coordinator import RoundOutcome
-from fedkd.wire.types import EvalReport
+from fedkd.wire.types import EvalReport, StatusCode
 
 if TYPE_CHECKING:
     from fedkd.node.config import NodeConfig
@@ -125,8 +125,10 @@ class RunRecorder:
         return len({r.node_id for r in self.rows.values() if r.round >= 1 and r.status == "ok"})
 
     def rounds_without_replies(self, rounds: Iterable[int]) -> list[int]:
-        """The training rounds of ``rounds`` in which no node's reply was accepted."""
-        accepted = {r.round for r in self.rows.values() if r.status == "ok"}
+        """The training rounds of ``rounds`` in which no node's reply was accepted (a node
+        saying its privacy budget is spent has answered: the run did what it should)."""
+        answered = ("ok", StatusCode.BUDGET_EXHAUSTED.value)
+        accepted = {r.round for r in self.rows.values() if r.status in answered}
         return [r for r in rounds if r not in accepted]
 
     def first_reason(self, from_round: int = 0) -> str:

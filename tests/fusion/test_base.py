@@ -30,7 +30,11 @@ def test_every_strategy_file_registers_its_strategy() -> None:
 
     import fedkd.fusion
 
-    modules = {m.name for m in pkgutil.iter_modules(fedkd.fusion.__path__)} - {"base", "registry", "outliers"}
+    modules = {m.name for m in pkgutil.iter_modules(fedkd.fusion.__path__)} - {
+        "base",
+        "registry",
+        "outliers",
+    }
     registered = {cls.__module__.rsplit(".", 1)[1] for cls in FUSION_REGISTRY.values()}
     assert modules <= registered
     builtin = {"dsfl", "fedavg", "knfu", "local", "mean", "median", "trimmed-mean"}
