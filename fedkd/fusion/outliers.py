@@ -15,9 +15,12 @@ nothing is refused here (the value bounds of the reply rules still hold).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 FACTOR = 3.0
 """How many median distances an honest update may be away: generous, because honest
@@ -48,6 +51,12 @@ def norm_outliers(models: Sequence[Mapping[str, np.ndarray]]) -> dict[int, str]:
     typical = float(np.median(distances))
     spread = float(np.median(np.abs(distances - typical)))
     limit = FACTOR * typical + MADS * 1.4826 * spread
+    log.info(
+        "update distances %s; limit %.4g (largest at %.2f of it)",
+        " ".join(f"{d:.4g}" for d in distances),
+        limit,
+        float(distances.max()) / limit if limit > 0 else float("inf"),
+    )
     return {
         k: (
             f"update {d:.4g} away from the round's coordinate-wise median model, outside "
