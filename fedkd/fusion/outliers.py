@@ -51,7 +51,7 @@ def norm_outliers(models: Sequence[Mapping[str, np.ndarray]]) -> dict[int, str]:
     typical = float(np.median(distances))
     spread = float(np.median(np.abs(distances - typical)))
     limit = FACTOR * typical + MADS * 1.4826 * spread
-    log.info(
+    log.debug(
         "update distances %s; limit %.4g (largest at %.2f of it)",
         " ".join(f"{d:.4g}" for d in distances),
         limit,
