@@ -81,6 +81,18 @@ def huge_shape(reply: KnowledgeReply) -> bytes | None:
     return bytes(message.SerializeToString())
 
 
+def huge_weight_shape(reply: KnowledgeReply) -> bytes | None:
+    """A weights tensor declared [0, 2^32-1, 2^32-1] with no data."""
+    if reply.weights is None:
+        return None
+    message = knowledge_reply_to_proto(reply)
+    tensor = message.weights.tensors[0].tensor
+    del tensor.shape[:]
+    tensor.shape.extend([0, 2**32 - 1, 2**32 - 1])
+    tensor.data = b""
+    return bytes(message.SerializeToString())
+
+
 def name_squat(reply: KnowledgeReply) -> KnowledgeReply | None:
     """Node 0's name at the handshake and after, and node 0's partition in its evals."""
     squatted = dataclasses.replace(reply, node_name="node-0")
