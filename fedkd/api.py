@@ -6,26 +6,31 @@
     >>> table = fedkd.compare("simulations/demo.toml", ["local", "knfu"], seeds=[0, 1])
 
 Keyword overrides are run-config keys with ``_`` for ``-`` (``num_server_rounds=3``).
-Nothing here changes process-wide state that outlives the call.  Errors that are the
+Nothing here changes process-wide state that outlives the call (``os.environ`` is put
+back as it was found, whatever the libraries a run imports set).  Errors that are the
 caller's (config, data, paths) are ``ValueError`` or ``OSError`` raised before any
-simulation starts; an interrupted run raises :class:`fedkd.interrupt.RunInterrupted`
+simulation starts; a value of the wrong type (``num_server_rounds='3'``) is also a
+``TypeError``; an interrupted run raises :class:`fedkd.interrupt.RunInterrupted`
 after writing what it had to ``<output-dir>/incomplete/``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fedkd.config import (
     RUN_CONFIG_KEYS,
+    ConfigTypeError,
     ConfigValue,
     RunConfig,
     load_simulation_file,
@@ -108,32 +113,62 @@ class Comparison:
 def load_config(
     config: ConfigSource, overrides: Mapping[str, Any] | None = None
 ) -> tuple[RunConfig, dict[str, Any]]:
-    """The run config and the simulated nodes' ``[node]`` table from any config source."""
+    """The run config and the simulated nodes' ``[node]`` table from any config source.
+
+    Every value must have its key's type exactly (``num_server_rounds=3``, not ``'3'``
+    or ``3.0``; a bool is not a number): :class:`fedkd.config.ConfigTypeError`, a
+    ``TypeError`` and a ``ValueError``, names the key otherwise.
+    """
     flat = {_key(k): v for k, v in (overrides or {}).items()}
     if isinstance(config, RunConfig):
-        return parse_run_config({**config.to_flat(), **flat}), {}
+        return parse_run_config({**config.to_flat(), **flat}, strict=True), {}
     if isinstance(config, Mapping):
         table = {_key(k): v for k, v in config.items()}
-        nodes = table.pop("node", {})
-        return parse_run_config({**table, **flat}), dict(nodes)
+        nodes = _node_table(table.pop("node", {}))
+        return parse_run_config({**table, **flat}, strict=True), nodes
+    if not isinstance(config, str | os.PathLike):
+        raise TypeError(
+            "config must be a simulation TOML file's path, a RunConfig or a mapping of "
+            f"config keys, got {config!r} ({type(config).__name__})"
+        )
     path = Path(config)
     if not path.is_file():
         raise FileNotFoundError(f"no simulation config at {path}")
     return load_simulation_file(path, flat)
 
 
-def _key(name: str) -> str:
+def _node_table(nodes: Any) -> dict[str, Any]:
+    """The ``node`` entry of a mapping config (or ``nodes=``): a table of node config keys."""
+    if not isinstance(nodes, Mapping):
+        raise ConfigTypeError(
+            f"node must be a mapping of node config keys (a [node] table), got {nodes!r} "
+            f"({type(nodes).__name__})"
+        )
+    return dict(nodes)
+
+
+def _key(name: object) -> str:
     """``num_server_rounds`` → ``num-server-rounds`` (the config checks that it exists)."""
+    if not isinstance(name, str):
+        raise ConfigTypeError(f"config keys are strings, got {name!r}")
     return name.replace("_", "-")
 
 
-def preflight(cfg: RunConfig) -> None:
+def preflight(cfg: RunConfig, sections: Mapping[str, Any] | None = None) -> None:
     """What can be checked before a simulation starts: the output folder can be written,
     the public data can be had (dataset known, files there and whole, labels in range,
-    the transfer set fits), and the partition settings fit the dataset."""
+    the transfer set fits), and the partition settings fit the dataset.  With the
+    simulation's ``[node]`` ``sections``, every simulated node's config too: its data
+    provider and options, its device, and the records the partition must deal out."""
     from fedkd.data.public import load_public_data
 
     check_output_dir(Path(cfg.output_dir))
+    nodes = None
+    if sections is not None:
+        # The nodes' own configs first: they read no data, so a slip there is found at once.
+        from fedkd.node.simulated import representative_nodes
+
+        nodes = representative_nodes(cfg, sections, state_dir="preflight")
     public = load_public_data(cfg.public_spec)
     if cfg.partitioner == "pathological" and cfg.classes_per_client > public.num_classes:
         raise ValueError(
@@ -145,6 +180,88 @@ def preflight(cfg: RunConfig) -> None:
             f"min-local-test must be <= {len(public.test)} (the public test records of "
             f"{public.name} a node can be topped up from), got {cfg.min_local_test}"
         )
+    if nodes is None:
+        return
+    if any(_partitioned(node) for node in nodes):
+        check_partition_fits(cfg)
+    check_devices_available({node.device for node in nodes})
+
+
+def _partitioned(node: NodeConfig) -> bool:
+    """Whether the node's records are its share of the run's dataset."""
+    from fedkd.node.config import CANARY_PROVIDER
+
+    if node.data == CANARY_PROVIDER:
+        return dict(node.data_options).get("base", "partition") == "partition"
+    return node.data == "partition"
+
+
+def check_partition_fits(cfg: RunConfig) -> None:
+    """The dataset has the records ``cfg``'s partition deals out: at least
+    :data:`~fedkd.data.partition.MIN_PARTITION_SIZE` per client, and for the natural
+    partitioner one group (e.g. hospital) per client."""
+    from fedkd.data.partition import MIN_PARTITION_SIZE
+
+    name, records, groups = _records_to_deal(cfg.dataset, cfg.data_dir, cfg.transfer_size)
+    need = cfg.num_clients * MIN_PARTITION_SIZE
+    if need > records:
+        raise ValueError(
+            f"num-clients = {cfg.num_clients} needs {need} records ({MIN_PARTITION_SIZE} per "
+            f"client) but {name} has {records} to deal out: use num-clients <= "
+            f"{records // MIN_PARTITION_SIZE} or a larger dataset"
+        )
+    if cfg.partitioner == "natural":
+        if groups is None:
+            raise ValueError(
+                f"partitioner = natural needs a dataset with natural groups; {name} has "
+                "none (heart has its hospitals)"
+            )
+        if groups != cfg.num_clients:
+            raise ValueError(
+                f"num-clients must be {groups} with partitioner = natural on {name} "
+                f"(one client per group), got {cfg.num_clients}"
+            )
+
+
+@functools.lru_cache(maxsize=8)
+def _records_to_deal(
+    dataset: str, data_dir: str, transfer_size: int
+) -> tuple[str, int, int | None]:
+    """The dataset's name, its records left for the clients once the transfer set is
+    carved out, and its natural groups among them (None without groups)."""
+    import numpy as np
+
+    from fedkd.data.public import carve_transfer
+    from fedkd.data.sources import load_source
+
+    source = load_source(dataset, data_dir=Path(data_dir) if data_dir else None)
+    _, private = carve_transfer(source, transfer_size)
+    groups = None
+    if source.train_groups is not None:
+        groups = len(np.unique(source.train_groups[private]))
+    return source.name, len(private), groups
+
+
+def check_devices_available(devices: Iterable[str]) -> None:
+    """The accelerators the simulated nodes ask for exist on this machine (where they
+    run); ``auto`` and ``cpu`` always do (torch is imported only for another)."""
+    wanted = sorted(set(devices) - {"auto", "cpu"})
+    if not wanted:
+        return
+    import torch
+
+    for device in wanted:
+        if device.startswith("cuda"):
+            count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+            index = int(device.partition(":")[2] or 0)
+            if index >= count:
+                have = f"{count} CUDA device(s)" if count else "no CUDA device"
+                raise ValueError(
+                    f"device {device!r} is not on this machine ({have}); "
+                    'use device = "auto" (CUDA when there is one) or "cpu"'
+                )
+        elif device == "mps" and not torch.backends.mps.is_available():
+            raise ValueError('device \'mps\' is not on this machine; use device = "auto" or "cpu"')
 
 
 def check_output_dir(output_dir: Path) -> None:
@@ -176,13 +293,38 @@ def simulate(
     written to ``<output-dir>/<run-name>`` when complete; an existing run there is
     replaced only with ``overwrite=True``.
     """
-    from fedkd.flower_glue.simulation import run_simulation
+    with environment_kept():
+        cfg, sections = load_config(config, overrides)
+        sections = _node_table(nodes) if nodes is not None else sections
+        _check_stop(stop)
+        preflight(cfg, sections)
+        output_dir = Path(cfg.output_dir).expanduser().resolve()
+        check_free(output_dir, cfg.run_name, overwrite=cfg.overwrite)
+        from fedkd.flower_glue.simulation import run_simulation
 
-    cfg, sections = load_config(config, overrides)
-    preflight(cfg)
-    check_free(Path(cfg.output_dir).expanduser().resolve(), cfg.run_name, overwrite=cfg.overwrite)
-    run_dir = run_simulation(cfg, node_sections=nodes if nodes is not None else sections, stop=stop)
-    return RunResult.load(run_dir)
+        run_dir = run_simulation(cfg, node_sections=sections, stop=stop)
+        return RunResult.load(run_dir)
+
+
+@contextlib.contextmanager
+def environment_kept() -> Iterator[None]:
+    """``os.environ`` as it was found, whatever happened inside: the libraries a run
+    imports set variables of their own on import (Flower ``GRPC_VERBOSITY`` and
+    ``RAY_ENABLE_UV_RUN_RUNTIME_ENV``, scikit-learn and joblib ``KMP_*``)."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        for key in set(os.environ) - set(saved):
+            del os.environ[key]
+        for key, value in saved.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
+
+
+def _check_stop(stop: object) -> None:
+    if stop is not None and not isinstance(stop, threading.Event):
+        raise TypeError(f"stop must be a threading.Event or None, got {type(stop).__name__}")
 
 
 def compare(
@@ -203,30 +345,37 @@ def compare(
     config and nodes are identical are kept instead of run again.  Every run's config is
     checked before the first one starts.
     """
-    base, sections = load_config(config, overrides)
-    sections = dict(nodes) if nodes is not None else sections
-    names = _strategy_list(strategies)
-    seed_list = _seed_list(seeds)
-    title = name or base.run_name
-    out = Path(base.output_dir).expanduser().resolve() / title
-    planned = _plan(base, title, out, names, seed_list, overrides, config)
-    preflight(base)
-    to_run = []
-    for key, cfg in planned.items():
-        if not (reuse and _finished_with(out / cfg.run_name, cfg, sections)):
-            check_free(out, cfg.run_name, overwrite=cfg.overwrite)
-            to_run.append(key)
-    from fedkd.flower_glue.simulation import run_simulation
+    with environment_kept():
+        base, sections = load_config(config, overrides)
+        sections = _node_table(nodes) if nodes is not None else sections
+        names = _strategy_list(strategies)
+        seed_list = _seed_list(seeds)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name must be a string or None, got {name!r}")
+        if not isinstance(reuse, bool):
+            raise TypeError(f"reuse must be True or False, got {reuse!r}")
+        _check_stop(stop)
+        title = name or base.run_name
+        out = Path(base.output_dir).expanduser().resolve() / title
+        planned = _plan(base, title, out, names, seed_list, overrides, config)
+        for cfg in planned.values():
+            preflight(cfg, sections)
+        to_run = []
+        for key, cfg in planned.items():
+            if not (reuse and _finished_with(out / cfg.run_name, cfg, sections)):
+                check_free(out, cfg.run_name, overwrite=cfg.overwrite)
+                to_run.append(key)
+        from fedkd.flower_glue.simulation import run_simulation
 
-    for key in to_run:
-        cfg = planned[key]
-        _rule(f"{key[0]} · seed {key[1]}")
-        run_simulation(dataclasses.replace(cfg, overwrite=True), node_sections=sections, stop=stop)
-    runs = {
-        s: tuple(RunResult.load(out / planned[(s, seed)].run_name) for seed in seed_list)
-        for s in names
-    }
-    return _write_comparison(out, title, runs, base, seed_list)
+        for key in to_run:
+            cfg = dataclasses.replace(planned[key], overwrite=True)
+            _rule(f"{key[0]} · seed {key[1]}")
+            run_simulation(cfg, node_sections=sections, stop=stop)
+        runs = {
+            s: tuple(RunResult.load(out / planned[(s, seed)].run_name) for seed in seed_list)
+            for s in names
+        }
+        return _write_comparison(out, title, runs, base, seed_list)
 
 
 def _plan(
@@ -266,12 +415,12 @@ def variant_overrides(token: str) -> dict[str, ConfigValue]:
     A parameter named like a run-config key (``dp``, ``dp-target-epsilon``, ``lr``…) sets
     that key; any other is the strategy's own (``top-m`` → ``knfu-top-m``).
     """
-    from fedkd.config import parse_override
+    from fedkd.config import text_override
 
     name, *params = token.split("+")
     overrides: dict[str, ConfigValue] = {}
     for param in params:
-        key, value = parse_override(param)
+        key, value = text_override(param)
         if not param.partition("=")[1]:
             raise ValueError(f"variant parameter {param!r} in {token!r} is not key=value")
         overrides[key if key in RUN_CONFIG_KEYS else f"{name}-{key}"] = value
@@ -279,7 +428,15 @@ def variant_overrides(token: str) -> dict[str, ConfigValue]:
 
 
 def _strategy_list(strategies: Sequence[str] | str) -> list[str]:
-    given = strategies.split(",") if isinstance(strategies, str) else list(strategies)
+    if isinstance(strategies, str):
+        given = strategies.split(",")
+    elif isinstance(strategies, Sequence) and all(isinstance(s, str) for s in strategies):
+        given = list(strategies)
+    else:
+        raise TypeError(
+            "strategies must be a list of strategy names such as ['local', 'knfu'] or a "
+            f"string 'local,knfu', got {strategies!r}"
+        )
     names = [s.strip() for s in given if s.strip()]
     if not names:
         raise ValueError("no strategies given: name at least one, e.g. local,mean,knfu")
@@ -289,19 +446,35 @@ def _strategy_list(strategies: Sequence[str] | str) -> list[str]:
 
 
 def _seed_list(seeds: Iterable[int] | str) -> list[int]:
-    given = seeds.split(",") if isinstance(seeds, str) else list(seeds)
+    """``[0, 1, 2]`` (whole numbers, not bools) or the CLI's text ``"0,1,2"``."""
+    if isinstance(seeds, str):
+        given: list[object] = []
+        for text in (t.strip() for t in seeds.split(",")):
+            if not text:
+                continue
+            try:
+                given.append(int(text))
+            except ValueError:
+                raise ValueError(
+                    f"seed {text!r} is not a whole number (e.g. --seeds 0,1,2)"
+                ) from None
+    elif isinstance(seeds, Iterable) and not isinstance(seeds, bytes | Mapping):
+        given = list(seeds)
+    else:
+        raise TypeError(
+            f"seeds must be a list of whole numbers such as [0, 1, 2] (or the text "
+            f"'0,1,2'), got {seeds!r} ({type(seeds).__name__})"
+        )
     out = []
     for seed in given:
-        text = str(seed).strip()
-        if not text:
-            continue
-        try:
-            value = int(text)
-        except ValueError:
-            raise ValueError(f"seed {text!r} is not a whole number (e.g. --seeds 0,1,2)") from None
-        if value < 0:
-            raise ValueError(f"seed {value} must be >= 0")
-        out.append(value)
+        if not isinstance(seed, int) or isinstance(seed, bool):
+            raise TypeError(
+                f"seeds must be whole numbers such as [0, 1, 2], got {seed!r} "
+                f"({type(seed).__name__}) in {seeds!r}"
+            )
+        if seed < 0:
+            raise ValueError(f"seed {seed} must be >= 0")
+        out.append(seed)
     if not out:
         raise ValueError("no seeds given, e.g. 0,1,2")
     if len(set(out)) != len(out):

@@ -15,8 +15,9 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
-from fedkd.config import ConfigValue, parse_override, parse_run_config
+from fedkd.config import ConfigValue, parse_run_config, text_override
 from fedkd.interrupt import RunFailed, RunInterrupted
 
 app = typer.Typer(help="Federated knowledge distillation on Flower.", no_args_is_help=True)
@@ -83,13 +84,15 @@ def user_errors(command: Callable[P, R]) -> Callable[P, R]:
         except (ValueError, OSError) as exc:
             if _debug["on"]:
                 raise
-            errors.print(f"[red]error:[/] {_one_line(exc)}", soft_wrap=True, highlight=False)
+            errors.print(
+                f"[red]error:[/] {escape(_one_line(exc))}", soft_wrap=True, highlight=False
+            )
             raise typer.Exit(USER_ERROR_EXIT) from None
         except (RunInterrupted, KeyboardInterrupt) as exc:
-            errors.print(f"[yellow]stopped:[/] {exc or 'interrupted'}", soft_wrap=True)
+            errors.print(f"[yellow]stopped:[/] {escape(str(exc) or 'interrupted')}", soft_wrap=True)
             raise typer.Exit(INTERRUPTED_EXIT) from None
         except RunFailed as exc:
-            errors.print(f"[red]run failed:[/] {exc}", soft_wrap=True, highlight=False)
+            errors.print(f"[red]run failed:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
             raise typer.Exit(1) from None
 
     return wrapped
@@ -103,7 +106,8 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _overrides(items: list[str] | None) -> dict[str, ConfigValue]:
-    return dict(parse_override(item) for item in items or [])
+    """``--set`` values, typed as their keys want (text from a command line)."""
+    return dict(text_override(item) for item in items or [])
 
 
 @app.command()
@@ -553,13 +557,14 @@ def node_check(
         node = ClientNode(node_cfg, run_cfg, node_id=0)
         private = node.check()
     except DataValidationError as exc:
-        console.print(f"[red]{node_cfg.name}: the data cannot be used[/]\n{exc}", markup=False)
+        console.print(f"[red]{escape(node_cfg.name)}: the data cannot be used[/]")
+        console.print(str(exc), markup=False, highlight=False)
         raise typer.Exit(1) from exc
     except (ValueError, OSError) as exc:
-        console.print(f"[red]node check failed:[/] {exc}", soft_wrap=True)
+        console.print(f"[red]node check failed:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from exc
     console.print(
-        f"[green]{node_cfg.name} is ready[/]: {len(private.train)} training records, "
+        f"[green]{escape(node_cfg.name)} is ready[/]: {len(private.train)} training records, "
         f"local test {len(private.test)} ({private.own_test} own, {private.topped_up} public), "
         f"data digest {private.digest[:19]}…"
     )
@@ -569,7 +574,7 @@ def node_check(
     console.print(f"privacy policy: {policy.to_json()}", markup=False)
     note = lifetime_budget_note(node_cfg)
     if note:
-        console.print(f"[yellow]{note}[/]")
+        console.print(f"[yellow]{escape(note)}[/]")
     if node_cfg.audit_control_noise_off:
         console.print(f"[red]{CONTROL_MECHANISM}:[/] the audit's positive control (noise off)")
     if not policy.nominal_records:
@@ -582,7 +587,7 @@ def node_check(
         try:
             head = Ledger.open(node_cfg.ledger_path).head()
         except LedgerError as exc:
-            console.print(f"[red]ledger {node_cfg.ledger_path}: {exc}[/]")
+            console.print(f"[red]{escape(f'ledger {node_cfg.ledger_path}: {exc}')}[/]")
             raise typer.Exit(1) from exc
         console.print(f"ledger {node_cfg.ledger_path}: verified, head {head[:12]}…")
     else:
@@ -628,7 +633,7 @@ def _open_ledger(path: Path) -> list[Any]:
     try:
         return ReadOnlyLedger.read(path).rows()
     except LedgerError as exc:
-        console.print(f"[red]ledger failed verification:[/] {exc}", soft_wrap=True)
+        console.print(f"[red]ledger failed verification:[/] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from exc
 
 
@@ -771,7 +776,7 @@ def ledger_registry(
     try:
         observations = NodeRegistry.open(path).observations(node)
     except RegistryError as exc:
-        console.print(f"[red]{exc}[/]", soft_wrap=True)
+        console.print(f"[red]{escape(str(exc))}[/]", soft_wrap=True)
         raise typer.Exit(1) from exc
     table = Table()
     for column in ("node", "run", "round", "ε", "ledger head", "recorded"):

@@ -21,6 +21,7 @@ from typing import Any
 from fedkd.data.federated import DataSpec
 from fedkd.data.public import PublicDataSpec
 from fedkd.distill.settings import DistillConfig, OptimiserConfig
+from fedkd.known_names import check_device, check_name, unknown_name
 from fedkd.privacy.swing_config import SwingConfig
 from fedkd.wire.types import WireDType
 
@@ -103,10 +104,7 @@ class RunConfig:
                 raise ValueError(f"{_kebab(name)} must be > 0, got {getattr(self, name)}")
         if self.local_epochs < 0 or self.distill_epochs < 0:
             raise ValueError("local-epochs and distill-epochs must be >= 0")
-        if self.payload_dtype not in {d.value for d in WireDType}:
-            raise ValueError(
-                f"payload-dtype must be one of fp32/fp16/int8, got {self.payload_dtype!r}"
-            )
+        check_name("payload-dtype", self.payload_dtype, [d.value for d in WireDType])
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         self._check_ranges()
@@ -117,6 +115,10 @@ class RunConfig:
 
     def _check_ranges(self) -> None:
         """Every numeric key within what it means (the message names what is allowed)."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"{_kebab(f.name)} must be a finite number, got {value}")
         at_least_zero = (
             "min_local_test",
             "max_train_per_client",
@@ -128,6 +130,11 @@ class RunConfig:
         for name in at_least_zero:
             if getattr(self, name) < 0:
                 raise ValueError(f"{_kebab(name)} must be >= 0, got {getattr(self, name)}")
+        if self.clients_per_round > self.num_clients:
+            raise ValueError(
+                f"clients-per-round must be <= num-clients ({self.num_clients}), got "
+                f"{self.clients_per_round} (0 asks every node)"
+            )
         if self.classes_per_client < 1:
             raise ValueError(f"classes-per-client must be >= 1, got {self.classes_per_client}")
         if not self.transfer_size > 0:
@@ -156,6 +163,7 @@ class RunConfig:
 
     def _check_privacy(self) -> None:
         from fedkd.privacy.modes import ACCOUNTANTS, GRAD_SAMPLE_MODES
+        from fedkd.privacy.swing_config import NOISE_LAWS
 
         if self.dp:
             if not (self.dp_target_epsilon > 0 or self.dp_noise_multiplier > 0):
@@ -169,33 +177,34 @@ class RunConfig:
                 raise ValueError("dp-max-grad-norm and dp-physical-batch-size must be > 0")
         if self.dp_target_epsilon < 0 or self.dp_noise_multiplier < 0:
             raise ValueError("dp-target-epsilon and dp-noise-multiplier must be >= 0")
-        if self.dp_accountant not in ACCOUNTANTS:
-            raise ValueError(f"dp-accountant must be one of {ACCOUNTANTS}")
-        if self.dp_grad_sample_mode not in ("", *GRAD_SAMPLE_MODES):
-            raise ValueError(
-                f"dp-grad-sample-mode must be empty (fastest valid) or one of "
-                f"{GRAD_SAMPLE_MODES}, got {self.dp_grad_sample_mode!r}"
-            )
-        if self.swing_scorer and self.swing_scorer not in _scorer_names():
-            raise ValueError(
-                f"swing-scorer must be empty (off) or one of {_scorer_names()}, "
-                f"got {self.swing_scorer!r}"
-            )
+        check_name("dp-accountant", self.dp_accountant, ACCOUNTANTS)
+        if self.dp_grad_sample_mode:  # empty: the fastest valid mode
+            check_name("dp-grad-sample-mode", self.dp_grad_sample_mode, GRAD_SAMPLE_MODES)
+        if self.swing_scorer:  # empty: off
+            check_name("swing-scorer", self.swing_scorer, _scorer_names())
+        check_name("swing-noise", self.swing_noise, NOISE_LAWS)
         _ = self.swing  # builds, and so validates, the swing settings
 
     def _check_names(self) -> None:
-        """Unknown strategies or models fail here, not later inside a simulated client."""
+        """Every name a config picks from a registry (strategy, models, partitioner,
+        device) is checked here, with "did you mean …?", not later inside a client."""
+        from fedkd.data.partition import SCHEMES
         from fedkd.fusion import FUSION_REGISTRY
 
-        if self.strategy not in FUSION_REGISTRY:
-            raise ValueError(
-                f"unknown strategy {self.strategy!r}; known: {sorted(FUSION_REGISTRY)}"
-            )
+        check_name("strategy", self.strategy, FUSION_REGISTRY)
+        check_name("partitioner", self.partitioner, SCHEMES)
+        check_device("device", self.device)
         self._check_strategy_params()
+        for pid in self._client_models():
+            if pid >= self.num_clients:
+                raise ValueError(
+                    f"client-models names client {pid}, but num-clients is {self.num_clients} "
+                    f"(clients 0 … {self.num_clients - 1})"
+                )
         models = {self.model_for(pid) for pid in range(self.num_clients)}
-        unknown = sorted(models - set(_model_names(models)))
-        if unknown:
-            raise ValueError(f"unknown model(s) {unknown}; known: {sorted(_model_names(models))}")
+        known = _model_names(models)
+        for name in sorted(models):
+            check_name("model", name, known)
         if FUSION_REGISTRY[self.strategy].identical_architectures and len(models) > 1:
             raise ValueError(
                 f"{self.strategy} averages weights and needs one architecture for every "
@@ -309,13 +318,19 @@ class RunConfig:
 
     def model_for(self, partition_id: int) -> str:
         """Architecture of client ``partition_id``: ``client-models = "0:cnn-s,3:mlp-l"``."""
+        return self._client_models().get(partition_id, self.model)
+
+    def _client_models(self) -> dict[int, str]:
+        """``client-models`` as partition id → architecture (each id at most once)."""
         mapping: dict[int, str] = {}
         for item in filter(None, (s.strip() for s in self.client_models.split(","))):
             pid, sep, name = item.partition(":")
-            if not sep or not pid.strip().isdigit() or not name.strip():
+            if not sep or not (pid.strip().isascii() and pid.strip().isdigit()) or not name.strip():
                 raise ValueError(f"client-models entry {item!r} is not 'partition-id:model'")
+            if int(pid) in mapping:
+                raise ValueError(f"client-models names client {int(pid)} twice")
             mapping[int(pid)] = name.strip()
-        return mapping.get(partition_id, self.model)
+        return mapping
 
     def to_flat(self) -> dict[str, ConfigValue]:
         """Every key, strategy parameters as keys of their own (config.json, comparisons)."""
@@ -389,29 +404,61 @@ _FIELDS = {
 RUN_CONFIG_KEYS = frozenset(_FIELDS)
 
 
-def parse_run_config(raw: Mapping[str, Any]) -> RunConfig:
-    """Build a :class:`RunConfig` from flat kebab-case keys, coercing and checking types."""
+class ConfigTypeError(ValueError, TypeError):
+    """A config value of the wrong type (``'3'`` or ``2.0`` for an integer, ``1`` for a
+    bool): a ``TypeError`` to Python callers, and a ``ValueError`` like every other
+    config error (the CLI's one line and exit 2)."""
+
+
+def parse_run_config(raw: Mapping[str, Any], *, strict: bool = False) -> RunConfig:
+    """Build a :class:`RunConfig` from flat kebab-case keys, checking types.
+
+    ``strict`` (the Python API, config files): every value has its key's type exactly
+    (an int is accepted for a float; a bool is never a number; ``'3'`` is not an int).
+    Otherwise text is coerced (``"7"`` → 7), as values from Flower's run config may be.
+    """
     values: dict[str, Any] = {}
     strategy_params: dict[str, ConfigValue] = {}
     extra: dict[str, ConfigValue] = {}
     from fedkd.fusion import param_owner
 
     for key, value in raw.items():
+        if not isinstance(key, str):
+            raise ConfigTypeError(f"config keys are strings, got {key!r}")
         if key == STRATEGY_PARAMS_KEY:
             strategy_params.update(_unpack_strategy_params(value))
         elif key in _FIELDS:
-            values[_FIELDS[key].name] = _coerce(key, value, _FIELDS[key].default)
+            check = _exact if strict else _coerce
+            values[_FIELDS[key].name] = check(key, value, _FIELDS[key].default)
         elif param_owner(key) is not None:
             strategy_params[key] = _scalar(key, value)
         elif key.startswith("x-"):
             extra[key] = _scalar(key, value)
         else:
-            raise ValueError(f"unknown config key {key!r}; known: {sorted(_FIELDS)}")
+            raise ValueError(
+                unknown_name(
+                    "config key",
+                    key,
+                    known_config_keys(),
+                    hint="see RunConfig in fedkd/config.py for every key",
+                )
+            )
     return RunConfig(
         **values,
         strategy_params=tuple(sorted(strategy_params.items())),
         extra=tuple(sorted(extra.items())),
     )
+
+
+def known_config_keys() -> list[str]:
+    """Every key a run config may hold: its own, and every strategy's parameters."""
+    from fedkd.fusion import FUSION_REGISTRY
+
+    keys = [*RUN_CONFIG_KEYS, STRATEGY_PARAMS_KEY]
+    for name, cls in FUSION_REGISTRY.items():
+        if dataclasses.is_dataclass(cls):
+            keys += [f"{name}-{_kebab(f.name)}" for f in dataclasses.fields(cls)]
+    return sorted(keys)
 
 
 def _unpack_strategy_params(packed: Any) -> dict[str, ConfigValue]:
@@ -431,31 +478,54 @@ def _unpack_strategy_params(packed: Any) -> dict[str, ConfigValue]:
 
 def _scalar(key: str, value: Any) -> ConfigValue:
     if not isinstance(value, bool | int | float | str):
-        raise ValueError(f"{key} must be a bool, number or string, got {value!r}")
+        raise ConfigTypeError(
+            f"{key} must be a bool, number or string, got {value!r} ({type(value).__name__})"
+        )
+    return value
+
+
+def _exact(key: str, value: Any, default: Any) -> Any:
+    """``value`` if it has the type of ``default`` (an int widened for a float)."""
+    value = _scalar(key, value)
+    kind = type(default)
+    if kind is bool:
+        ok, wanted = isinstance(value, bool), "true or false"
+    elif kind is int:
+        ok, wanted = isinstance(value, int) and not isinstance(value, bool), "an integer"
+    elif kind is float:
+        ok, wanted = isinstance(value, int | float) and not isinstance(value, bool), "a number"
+        value = float(value) if ok else value
+    else:
+        ok, wanted = isinstance(value, str), "a string"
+    if not ok:
+        raise ConfigTypeError(f"{key} must be {wanted}, got {value!r} ({type(value).__name__})")
     return value
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
+    """``value`` as the type of ``default``, text converted (``"7"`` → 7, ``"true"``)."""
     value = _scalar(key, value)
     kind = type(default)
     if kind is bool:
         if isinstance(value, str) and value.lower() in {"true", "false"}:
             return value.lower() == "true"
         if not isinstance(value, bool):
-            raise ValueError(f"{key} must be true or false, got {value!r}")
+            raise ConfigTypeError(f"{key} must be true or false, got {value!r}")
         return value
+    if isinstance(value, bool) and kind in (int, float):
+        raise ConfigTypeError(f"{key} must be a number, got {value!r}")
     if kind is int:
-        if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-            raise ValueError(f"{key} must be an integer, got {value!r}")
+        if isinstance(value, float) and not value.is_integer():
+            raise ConfigTypeError(f"{key} must be an integer, got {value!r}")
         try:
             return int(value)
         except ValueError:
-            raise ValueError(f"{key} must be an integer, got {value!r}") from None
+            raise ConfigTypeError(f"{key} must be an integer, got {value!r}") from None
     if kind is float:
         try:
             return float(value)
         except ValueError:
-            raise ValueError(f"{key} must be a number, got {value!r}") from None
+            raise ConfigTypeError(f"{key} must be a number, got {value!r}") from None
     return str(value)
 
 
@@ -469,6 +539,23 @@ def parse_override(text: str) -> tuple[str, ConfigValue]:
     except tomllib.TOMLDecodeError:
         value = raw.strip()
     return key.strip(), _scalar(key.strip(), value)
+
+
+def text_override(text: str) -> tuple[str, ConfigValue]:
+    """One ``key=value`` typed at a command line, as the key's type wants it: TOML syntax
+    (``lr=0.1``, ``dp=true``); a key that takes text keeps the text as written
+    (``run-name=2024`` names the run "2024"); ``true``/``false`` in any case for a bool."""
+    key, value = parse_override(text)
+    field_ = _FIELDS.get(key)
+    if field_ is None or isinstance(value, type(field_.default)):
+        return key, value
+    if isinstance(field_.default, str):
+        raw = text.partition("=")[2].strip()
+        return key, value if isinstance(value, str) else raw
+    is_bool_text = isinstance(value, str) and value.lower() in ("true", "false")
+    if isinstance(field_.default, bool) and is_bool_text:
+        return key, str(value).lower() == "true"
+    return key, value
 
 
 def load_config_file(path: Path, overrides: Mapping[str, ConfigValue] = {}) -> RunConfig:
@@ -496,7 +583,7 @@ def load_simulation_file(
     base = path.resolve().parent
     if isinstance(table.get("public-data"), str) and table["public-data"]:
         table["public-data"] = str(base / Path(table["public-data"]).expanduser())
-    return parse_run_config({**table, **overrides}), resolve_paths(nodes, base)
+    return parse_run_config({**table, **overrides}, strict=True), resolve_paths(nodes, base)
 
 
 _PATH_KEYS = ("data-path", "data-schema", "public-data", "state-dir")

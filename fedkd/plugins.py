@@ -70,5 +70,9 @@ def dataclass_params(owner: str, cls: type, params: dict[str, Param]) -> dict[st
     fields = {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
     unknown = sorted(set(params) - set(fields))
     if unknown:
-        raise ValueError(f"{owner} has no parameter(s) {unknown}; known: {sorted(fields)}")
+        from fedkd.known_names import did_you_mean
+
+        near = [f"{name!r}" for u in unknown if (name := did_you_mean(u, fields)) is not None]
+        hint = f"did you mean {' or '.join(near)}? " if near else ""
+        raise ValueError(f"{owner} has no parameter(s) {unknown}; {hint}known: {sorted(fields)}")
     return {key: typed_param(owner, key, fields[key].default, v) for key, v in params.items()}

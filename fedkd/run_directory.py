@@ -3,8 +3,10 @@
 A run writes into a fresh staging folder (``<output-dir>/.staging/<run-name>-<token>``)
 and is moved into place with one ``rename`` when it is complete.  A run that is
 interrupted or fails is moved to ``<output-dir>/incomplete/<run-name>-<token>`` with
-``status: incomplete`` in its summary.  A run that checkpointed its rounds is resumed,
-token and all, when the same run (same config fingerprint) is started again.  So
+``status: incomplete`` in its summary (written if the run wrote none), also when the
+process must exit at once (:meth:`RunDirectory.abandon`).  A run that checkpointed its
+rounds is resumed, token and all, when the same run (same config fingerprint) is started
+again.  So
 ``<output-dir>/<run-name>`` only ever holds a complete run, of exactly the
 ``config.json`` beside it, and an existing one is replaced only when the run was
 started with ``overwrite``.
@@ -138,13 +140,45 @@ class RunDirectory:
         self._tidy()
         return target
 
-    def set_aside(self) -> Path:
-        """Move an interrupted or failed run to ``incomplete/``; return where it went."""
+    def set_aside(self, reason: str = "") -> Path:
+        """Move an interrupted or failed run to ``incomplete/``; return where it went.
+
+        Its ``summary.json`` says ``status: incomplete``: the one the run wrote (which
+        says why), else one recording ``reason``, so no run is set aside unexplained.
+        """
+        self._mark_incomplete(reason, then=False)
         self.incomplete.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.staging, self.incomplete)
         self.release()
         self._tidy()
         return self.incomplete
+
+    def abandon(self, reason: str) -> Path | None:
+        """Set the run aside now, for a process about to exit at once (a second Ctrl-C
+        or SIGTERM): ``summary.json`` says ``status: incomplete`` and adds ``reason`` to
+        the one it had (a summary the run wrote keeps its figures).  Its checkpoint stays,
+        so the run can still be resumed.  None when nothing is staged any more."""
+        if not self.staging.is_dir():
+            return None
+        self._mark_incomplete(reason, then=True)
+        return self.set_aside()
+
+    def _mark_incomplete(self, reason: str, *, then: bool) -> None:
+        """``status: incomplete`` in the staged summary (written if the run wrote none);
+        ``then`` adds ``reason`` after the reason it had."""
+        summary = read_summary(self.staging)
+        if summary is not None and summary.get("status") == INCOMPLETE_STATUS and not then:
+            return
+        summary = summary or {"run_name": self.run_name}
+        earlier = summary.get("incomplete_reason")
+        summary["status"] = INCOMPLETE_STATUS
+        if earlier and then:
+            summary["incomplete_reason"] = f"{earlier}; then {reason}"
+        else:
+            summary["incomplete_reason"] = reason or earlier or "ended before it finished"
+        partial = self.staging / "summary.json.partial"
+        partial.write_text(json.dumps(summary, indent=2, sort_keys=True))
+        os.replace(partial, self.staging / "summary.json")
 
     def _tidy(self) -> None:
         """Remove the staging folder's parent once no run is staged in it."""

@@ -15,6 +15,9 @@ if TYPE_CHECKING:
     import datasets
 
 SCHEMES = ("iid", "dirichlet", "pathological", "natural")
+MIN_PARTITION_SIZE = 10
+"""The fewest records a simulated client is dealt (the Dirichlet partitioner redraws
+until every client has as many): num-clients times this must fit the records to share."""
 SPLIT_VERSION = 1
 """Bump when this module changes which rows a partition gets: cached splits
 (:mod:`fedkd.data.partition_cache`) are keyed by it."""
@@ -29,7 +32,7 @@ def partition_indices(
     alpha: float = 0.5,
     classes_per_partition: int = 2,
     groups: np.ndarray | None = None,
-    min_partition_size: int = 10,
+    min_partition_size: int = MIN_PARTITION_SIZE,
 ) -> list[np.ndarray]:
     """Sorted, disjoint int64 row indices into ``labels``, one array per partition.
 
@@ -44,8 +47,9 @@ def partition_indices(
     from flwr_datasets import partitioner as fp
 
     datasets.disable_progress_bars()
-    if scheme not in SCHEMES:
-        raise ValueError(f"unknown partitioner {scheme!r}; known: {SCHEMES}")
+    from fedkd.known_names import check_name
+
+    check_name("partitioner", scheme, SCHEMES)
     columns: dict[str, np.ndarray] = {
         "row": np.arange(len(labels), dtype=np.int64),
         "label": np.asarray(labels, dtype=np.int64),

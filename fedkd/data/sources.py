@@ -8,6 +8,8 @@ directory (``$FEDKD_DATA``); ``fedkd data fetch NAME`` puts them there.
 from __future__ import annotations
 
 import csv
+import gzip
+import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,11 +66,9 @@ def _stratified_split(
 
 def load_digits_source(*, data_dir: Path | None = None) -> SourceDataset:
     """scikit-learn's 8×8 handwritten digits (1,797 images, 10 classes); 400 held out."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = (np.asarray(bunch.images, dtype=np.float32) / 16.0)[:, None, :, :]
-    y = np.asarray(bunch.target, dtype=np.int64)
+    images, target = _digits_table()
+    x = (np.asarray(images, dtype=np.float32) / 16.0)[:, None, :, :]
+    y = np.asarray(target, dtype=np.int64)
     test_idx, train_idx = _stratified_split(y, 400 / len(y), np.random.default_rng(SPLIT_SEED))
     return SourceDataset(
         name="digits",
@@ -77,6 +77,24 @@ def load_digits_source(*, data_dir: Path | None = None) -> SourceDataset:
         train=LabelledArrays(x[train_idx], y[train_idx]),
         test=LabelledArrays(x[test_idx], y[test_idx]),
     )
+
+
+def _digits_table() -> tuple[np.ndarray, np.ndarray]:
+    """The 8×8 images (values 0…16) and labels of scikit-learn's bundled digits table,
+    read from its CSV as ``sklearn.datasets.load_digits`` does, without importing
+    scikit-learn (seconds of scipy and pandas, which a check before a run should not
+    cost); through scikit-learn where the table is not where it ships it."""
+    spec = importlib.util.find_spec("sklearn")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    table = Path(folders[0]) / "datasets" / "data" / "digits.csv.gz" if folders else None
+    if table is None or not table.is_file():
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        return np.asarray(bunch.images), np.asarray(bunch.target)
+    with gzip.open(table, "rt", encoding="utf-8") as fh:
+        data = np.loadtxt(fh, delimiter=",")
+    return data[:, :-1].reshape(-1, 8, 8), data[:, -1].astype(np.int64)
 
 
 # --- heart -------------------------------------------------------------------------------
@@ -291,6 +309,7 @@ SOURCES: dict[str, Callable[..., SourceDataset]] = {
 
 
 def load_source(name: str, *, data_dir: Path | None = None) -> SourceDataset:
-    if name not in SOURCES:
-        raise ValueError(f"unknown dataset {name!r}; known: {sorted(SOURCES)}")
+    from fedkd.known_names import check_name
+
+    check_name("dataset", name, SOURCES)
     return SOURCES[name](data_dir=data_dir)

@@ -8,7 +8,7 @@ policy, state directory), which the server never sees, as each node's operator w
 have written it.
 
 Everything this sets up for a run (environment variables for Flower and Ray, the
-``flwr`` logger's level, the SIGINT handler) is put back when the run ends.
+``flwr`` logger's level, the SIGINT and SIGTERM handlers) is put back when the run ends.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from fedkd.config import ConfigValue, RunConfig, parse_run_config
-from fedkd.interrupt import RunFailed, RunInterrupted
+from fedkd.interrupt import RunFailed, StopEvent, interrupted
 from fedkd.run_directory import RunDirectory
 
 if TYPE_CHECKING:
@@ -49,6 +49,13 @@ FLOWER_ENV = {
     "HF_HUB_OFFLINE": "1",
     "RAY_DEDUP_LOGS": "0",
     "TQDM_DISABLE": "1",
+    # Flower sets these two when it is first imported; a run sets them every time, as the
+    # Python API puts the environment back after each call.
+    "GRPC_VERBOSITY": "error",
+    "RAY_ENABLE_UV_RUN_RUNTIME_ENV": "0",
+    # Ray's C++ crash handler would take SIGTERM from the run's own handler (it aborts
+    # the process, leaving the run in .staging/): SIGTERM stops a run as Ctrl-C does.
+    "RAY_DISABLE_FAILURE_SIGNAL_HANDLER": "1",
 }
 INTERRUPTED_EXIT = 130
 
@@ -146,40 +153,46 @@ def run_simulation(
         overwrite=cfg.overwrite,
         fingerprint=cfg.fingerprint() if cfg.resume else None,
     )
-    try:
-        nodes = simulated_nodes(cfg, directory.token, node_sections)
-        _warn_without_budget(nodes)
-        fresh_dir = simulated_state_dir(cfg, token=directory.token)
-        born_with_the_run = any(n.state_dir == str(fresh_dir) for n in nodes)
-        if cfg.privacy_registry and born_with_the_run:
-            raise ValueError(
-                "privacy-registry remembers node ledgers across runs, but simulated nodes "
-                "get fresh ledgers every run unless [node] state-dir names where they persist"
-            )
-        if born_with_the_run:
-            # Nodes born with the run are new hospitals each run: the server's record of
-            # them is born with it too (nodes that persist use the shared default registry).
-            cfg = dataclasses.replace(cfg, privacy_registry=str(fresh_dir / "server-registry.db"))
-        write_node_configs(nodes, directory.staging / "node-configs")
-        with _flower_environment(), _stopped_by_sigint(stop) as stop_event:
-            _run_flower_simulation(
-                cfg,
-                directory,
-                nodes,
-                client_app,
-                num_cpus_per_client,
-                num_gpus_per_client,
-                stop_event,
-            )
-        _note_nodes(cfg, directory.staging, nodes)
-    except RunFailed as exc:
-        where = directory.set_aside()
-        raise RunFailed(f"{exc}{_node_log_hint(nodes)}; what the run had is in {where}") from exc
-    except BaseException:
-        if directory.staging.exists():
-            directory.set_aside()
-        raise
-    return directory.publish()
+    with _stopped_by_signals(stop, on_abort=directory.abandon) as signals:
+        try:
+            nodes = simulated_nodes(cfg, directory.token, node_sections)
+            _warn_without_budget(nodes)
+            fresh_dir = simulated_state_dir(cfg, token=directory.token)
+            born_with_the_run = any(n.state_dir == str(fresh_dir) for n in nodes)
+            if cfg.privacy_registry and born_with_the_run:
+                raise ValueError(
+                    "privacy-registry remembers node ledgers across runs, but simulated nodes "
+                    "get fresh ledgers every run unless [node] state-dir names where they persist"
+                )
+            if born_with_the_run:
+                # Nodes born with the run are new hospitals each run: the server's record of
+                # them is born with it too (nodes that persist use the shared default registry).
+                registry = str(fresh_dir / "server-registry.db")
+                cfg = dataclasses.replace(cfg, privacy_registry=registry)
+            write_node_configs(nodes, directory.staging / "node-configs")
+            with _flower_environment(), _ray_leaves_sigterm_alone():
+                _run_flower_simulation(
+                    cfg,
+                    directory,
+                    nodes,
+                    client_app,
+                    num_cpus_per_client,
+                    num_gpus_per_client,
+                    signals.event,
+                )
+            _note_nodes(cfg, directory.staging, nodes)
+        except RunFailed as exc:
+            with signals.finishing():
+                where = directory.set_aside(str(exc))
+            hint = _node_log_hint(nodes)
+            raise RunFailed(f"{exc}{hint}; what the run had is in {where}") from exc
+        except BaseException as exc:
+            with signals.finishing():
+                if directory.staging.exists():
+                    directory.set_aside(f"{type(exc).__name__}: {exc}")
+            raise
+        with signals.finishing():
+            return directory.publish()
 
 
 def _node_log_hint(nodes: list[NodeConfig]) -> str:
@@ -266,43 +279,116 @@ class _DropDeprecationNotice(logging.Filter):
         return "DEPRECATED" not in record.getMessage()
 
 
+class _Signals:
+    """SIGINT (Ctrl-C) and SIGTERM during a run: the first asks the run to stop (it
+    stops between polls and writes what it had); a second ends the process at once,
+    after ``on_abort`` has set the run aside as incomplete.  While the run is being put
+    away (published or set aside), a second one waits until that is done."""
+
+    def __init__(self, event: threading.Event, on_abort: Callable[[str], Path | None]) -> None:
+        self.event = event
+        self.on_abort = on_abort
+        self._finishing = False
+        self._pending = ""
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if not self.event.is_set():
+            again = "Ctrl-C" if signum == signal.SIGINT else name
+            print(
+                f"\ninterrupted ({name}): stopping the run ({again} again to stop at once)",
+                file=sys.stderr,
+                flush=True,
+            )
+            if isinstance(self.event, StopEvent):
+                self.event.set_for(name)
+            else:
+                self.event.set()
+        elif self._finishing:
+            self._pending = name
+        else:
+            self._abort(name)
+
+    @contextlib.contextmanager
+    def finishing(self) -> Iterator[None]:
+        """Putting the run away (a rename or two): a second signal waits for it."""
+        self._finishing = True
+        try:
+            yield
+        finally:
+            self._finishing = False
+            if self._pending:
+                self._abort(self._pending)
+
+    def _abort(self, name: str) -> None:
+        print(f"\ninterrupted again ({name}): stopping now", file=sys.stderr, flush=True)
+        try:
+            where = self.on_abort(f"stopped at once by a second {name}")
+            if where is not None:
+                print(f"what the run had is in {where}", file=sys.stderr, flush=True)
+        except Exception as exc:  # exiting regardless: say why nothing was kept
+            print(f"could not set the run aside: {exc}", file=sys.stderr, flush=True)
+        _shutdown_ray()
+        os._exit(INTERRUPTED_EXIT)
+
+
 @contextlib.contextmanager
-def _stopped_by_sigint(stop: threading.Event | None) -> Iterator[threading.Event]:
-    """The first SIGINT sets the run's stop event; a second one ends the process now.
+def _stopped_by_signals(
+    stop: threading.Event | None, *, on_abort: Callable[[str], Path | None]
+) -> Iterator[_Signals]:
+    """SIGINT and SIGTERM handled as :class:`_Signals` says for the duration; the
+    previous handlers are put back afterwards.
 
     Only the main thread can own a signal: elsewhere (a worker thread of a notebook's
     kernel) the run can still be stopped through ``stop``.
     """
-    event = stop or threading.Event()
+    signals = _Signals(stop or StopEvent(), on_abort)
     if threading.current_thread() is not threading.main_thread():
-        yield event
+        yield signals
         return
-
-    def on_sigint(signum: int, frame: FrameType | None) -> None:
-        if event.is_set():
-            print("\ninterrupted again: stopping now", file=sys.stderr, flush=True)
-            _shutdown_ray()
-            os._exit(INTERRUPTED_EXIT)
-        print(
-            "\ninterrupted: stopping the run (Ctrl-C again to stop at once)",
-            file=sys.stderr,
-            flush=True,
-        )
-        event.set()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, signals.handle) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield event
+        yield signals
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def _ray_leaves_sigterm_alone() -> Iterator[None]:
+    """``ray.init`` in the main thread puts its own SIGTERM handler in place of the run's
+    (one that exits mid-run: Flower hangs, the run stays in ``.staging/``); for the run,
+    Ray's request to set one is ignored.  Ray's processes are stopped either way: when
+    the run ends, or by the run's handler on a second signal.  (Entered after
+    :func:`_flower_environment`, as Ray reads ``RAY_DISABLE_FAILURE_SIGNAL_HANDLER`` when
+    it is first imported.)"""
+    try:
+        import ray._private.utils as ray_utils
+    except ImportError:  # no Ray: nothing to keep away
+        yield
+        return
+    original = getattr(ray_utils, "set_sigterm_handler", None)
+    if original is None:
+        yield
+        return
+    ray_utils.set_sigterm_handler = _ignore_sigterm_handler
+    try:
+        yield
+    finally:
+        ray_utils.set_sigterm_handler = original
+
+
+def _ignore_sigterm_handler(handler: object) -> None:
+    """Stands in for Ray's ``set_sigterm_handler`` while a run owns SIGTERM."""
 
 
 def _shutdown_ray() -> None:
-    """Stop the Ray processes this run started (raylet, GCS, workers) by their ids."""
-    with contextlib.suppress(Exception):
-        import ray
-
-        ray.shutdown()
+    """Stop the Ray processes this run started (raylet, GCS, workers) by their ids (none
+    when this process never imported Ray)."""
+    ray = sys.modules.get("ray")
+    if ray is not None:
+        with contextlib.suppress(Exception):
+            ray.shutdown()
 
 
 def server_app_for(
@@ -350,4 +436,4 @@ def _run_flower_simulation(
     if stop.is_set():
         # The ServerApp stopped between polls and wrote what it had; say so to the caller
         # even if Flower swallowed the exception on its way out of the server thread.
-        raise RunInterrupted("interrupted (SIGINT)")
+        raise interrupted(stop)

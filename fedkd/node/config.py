@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fedkd.known_names import check_device, check_name, unknown_name
 from fedkd.plugins import Param, typed_param
 from fedkd.privacy.policy import PrivacyPolicy
 
@@ -85,11 +86,11 @@ class NodeConfig:
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in "/\\\0") or self.name in {".", ".."}:
             raise ValueError(f"node name {self.name!r} must be a plain file-name-safe word")
+        check_device("device", self.device)
         if self.adversary:
             from fedkd.node.adversary import ATTACKS
 
-            if self.adversary not in ATTACKS:
-                raise ValueError(f"adversary {self.adversary!r} is not one of {list(ATTACKS)}")
+            check_name("adversary", self.adversary, ATTACKS)
             if not self.simulated:
                 raise ValueError("adversary is only for simulated nodes, never a real one")
             if self.adversary == "mimic":
@@ -216,8 +217,9 @@ def parse_node_config(raw: Mapping[str, Any]) -> NodeConfig:
         elif key == "num-partitions":
             continue  # Flower's simulation engine sets it on every simulated node
         else:
-            known = sorted([*_SIMPLE, *(POLICY_PREFIX + k for k in _POLICY), "data-…"])
-            raise ValueError(f"unknown node config key {key!r}; known: {known}")
+            known = [*_SIMPLE, *(POLICY_PREFIX + k for k in _POLICY)]
+            hint = "data-<option> for the data provider's options; see fedkd/node/config.py"
+            raise ValueError(unknown_name("node config key", key, known, hint=hint))
     if policy.get("max_epsilon") == 0:
         policy["max_epsilon"] = math.inf  # 0 in a config file means "no cap"
     config = NodeConfig(
