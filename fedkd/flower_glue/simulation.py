@@ -392,9 +392,13 @@ def _shutdown_ray() -> None:
 
 
 def server_app_for(
-    cfg: RunConfig, directory: RunDirectory, stop: threading.Event | None
+    cfg: RunConfig,
+    directory: RunDirectory,
+    stop: threading.Event | None,
+    roster: Mapping[str, int] | None = None,
 ) -> ServerApp:
-    """fedkd's ServerApp bound to ``cfg``, writing into ``directory``'s staging folder."""
+    """fedkd's ServerApp bound to ``cfg``, writing into ``directory``'s staging folder;
+    ``roster`` is the simulated nodes' names and partitions (who may take part)."""
     from flwr.serverapp import Grid, ServerApp
 
     from server.app import run_federation
@@ -403,7 +407,9 @@ def server_app_for(
 
     @built.main()
     def main(grid: Grid, context: Context) -> None:
-        run_federation(grid, cfg, run_id=str(context.run_id), directory=directory, stop=stop)
+        run_federation(
+            grid, cfg, run_id=str(context.run_id), directory=directory, stop=stop, roster=roster
+        )
 
     return built
 
@@ -425,7 +431,9 @@ def _run_flower_simulation(
     run_of = FixedRunConfig(cfg.to_flat())
     build = client_app or fedkd_client_app
     flower_run_simulation(
-        server_app=server_app_for(cfg, directory, stop),
+        server_app=server_app_for(
+            cfg, directory, stop, roster={n.name: n.partition_id for n in nodes}
+        ),
         client_app=build(node_of, run_of),
         num_supernodes=cfg.num_clients,
         backend_config={
