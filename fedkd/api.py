@@ -175,11 +175,6 @@ def preflight(cfg: RunConfig, sections: Mapping[str, Any] | None = None) -> None
             f"classes-per-client must be <= {public.num_classes} (the classes of "
             f"{public.name}), got {cfg.classes_per_client}"
         )
-    if cfg.min_local_test > len(public.test):
-        raise ValueError(
-            f"min-local-test must be <= {len(public.test)} (the public test records of "
-            f"{public.name} a node can be topped up from), got {cfg.min_local_test}"
-        )
     if nodes is None:
         return
     if any(_partitioned(node) for node in nodes):

@@ -133,6 +133,14 @@ def simulate(
         f"(median {_fmt(result.summary['alma_median'])}), global {_fmt(global_acc)}, "
         f"{result.summary['wall_s']:.1f} s → {result.run_dir}"
     )
+    too_few = result.summary.get("alma_too_few_clients") or []
+    if too_few:
+        console.print(
+            f"{len(too_few)} node(s) hold fewer than min-local-test "
+            f"{result.summary['alma_min_local_test']} own test records (their accuracy has a "
+            "wide interval: summary.json); ALMA over the rest "
+            f"{_fmt(result.summary['alma_at_min'])}"
+        )
 
 
 def _python_keys(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -565,8 +573,14 @@ def node_check(
         raise typer.Exit(1) from exc
     console.print(
         f"[green]{escape(node_cfg.name)} is ready[/]: {len(private.train)} training records, "
-        f"local test {len(private.test)} ({private.own_test} own, {private.topped_up} public), "
-        f"data digest {private.digest[:19]}…"
+        f"local test {len(private.test)} own records"
+        + (
+            f" (fewer than min-local-test {private.min_test}: its local accuracy is reported "
+            "with its 95% interval, as too few)"
+            if private.too_few
+            else ""
+        )
+        + f", data digest {private.digest[:19]}…"
     )
     # What the node pins (transfer-digest) to agree to this transfer set and no other.
     console.print(f"transfer set digest {node.transfer_digest()}", soft_wrap=True)

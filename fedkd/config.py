@@ -46,6 +46,9 @@ class RunConfig:
     transfer_size: int = 500
     anchors_per_round: int = 0
     min_local_test: int = 100
+    """The stated minimum of own test records per node: below it a node's local accuracy
+    is flagged ``too_few`` in summary.json, with its 95 % interval.  Local test sets are
+    never topped up from public rows."""
     max_train_per_client: int = 0
     global_test_size: int = 0
     """Public test images the global accuracy is measured on: 0 = all of them; k = a fixed

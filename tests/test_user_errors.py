@@ -111,12 +111,6 @@ CASES: list[tuple[str, list[str], str, bool]] = [
         True,
     ),
     (
-        "too many local test records",
-        ["simulate", DIGITS, "--set", "min-local-test=100000"],
-        "min-local-test must be <= 401",
-        False,
-    ),
-    (
         "more classes than the dataset",
         ["simulate", DIGITS, "--set", "partitioner=pathological", "--set", "classes-per-client=20"],
         "classes-per-client must be <= 10",

@@ -32,17 +32,6 @@ class PrivateData:
     min_test: int = 0
 
     @property
-    def own_test(self) -> int:
-        """The node's own test records: all of ``test``."""
-        return len(self.test)
-
-    @property
-    def topped_up(self) -> int:
-        """Public rows in the local test set: always 0 (local test sets are never topped
-        up); kept for callers that still print it."""
-        return 0
-
-    @property
     def too_few(self) -> bool:
         """Fewer own test records than the stated minimum: the accuracy goes with its
         interval and a flag."""
