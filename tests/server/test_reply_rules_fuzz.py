@@ -612,8 +612,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("valid-weights", None, WEIGHTS, 2, _valid_weights),
     M("valid-weights-first", None, WEIGHTS, 1, _valid_weights),
 )
-INVALID_EXAMPLES, VALID_EXAMPLES = 26, 200
-"""Per mutation: every rule ≥ 20 hits, and valid variations ≥ a quarter of the suite."""
+INVALID_EXAMPLES, VALID_EXAMPLES, HANDSHAKE_EXAMPLES = 26, 200, 106
+"""Per mutation: every rule ≥ 20 hits, valid variations ≥ a quarter of the suite, and
+≥ 2,000 handshakes."""
 
 
 @dataclass
@@ -751,7 +752,7 @@ def _handshake_example(mutation: Mutation, data: st.DataObject) -> None:
     base = _hello(FUZZED)
     if mutation.rule == "tensor.shape":  # something for the mutation to reshape
         base = dataclasses.replace(_honest(harness, FUZZED, 1), round=0, eval=None)
-    records = data.draw(st.integers(0, 99), label="records")
+    records = data.draw(st.integers(0, 10**6), label="records")
     ctx = Context(harness, 0, dataclasses.replace(base, num_examples=records))
     produced = mutation.make(data, ctx)
     deliveries = [Delivery(n, _wire(harness, _hello(n), n)) for n in range(NODES - 1)]
@@ -775,8 +776,9 @@ def _handshake_example(mutation: Mutation, data: st.DataObject) -> None:
 
 def test_the_handshake_survives_every_mutation() -> None:
     for mutation in HANDSHAKE_MUTATIONS:
-        _fuzz(mutation, _handshake_example, INVALID_EXAMPLES)
-    assert HANDSHAKE.examples >= 20 * len(HANDSHAKE_MUTATIONS) and HANDSHAKE.slowest < HANG_S
+        _fuzz(mutation, _handshake_example, HANDSHAKE_EXAMPLES)
+    print(f"\nhandshake fuzz: {HANDSHAKE.examples} examples, slowest {HANDSHAKE.slowest:.3f} s")
+    assert HANDSHAKE.examples >= 2000 and HANDSHAKE.slowest < HANG_S
     assert all(HANDSHAKE.rules[m.name] >= 20 for m in HANDSHAKE_MUTATIONS)
 
 
