@@ -26,10 +26,17 @@ from fedkd.config import RunConfig
 from fedkd.data.transfer import TransferSet
 from fedkd.fusion import Contribution, Instruction, Knowledge, make_fusion
 from fedkd.interrupt import RunFailed
-from fedkd.privacy.accounting import PRV_EPS_ERROR, DPSteps, History, compose
+from fedkd.privacy.accounting import (
+    PRV_EPS_ERROR,
+    PRV_MAX_GRID_POINTS,
+    DPSteps,
+    History,
+    compose,
+    prv_grid_points,
+)
 from fedkd.privacy.accounting import epsilon as epsilon_of
 from fedkd.privacy.guard import CONTROL_MECHANISM, DP_MECHANISM
-from fedkd.privacy.node_registry import NodeRegistry
+from fedkd.privacy.node_registry import NodeRegistry, RegistryError
 from fedkd.version_check import incompatibility
 from fedkd.wire.errors import PayloadError
 from fedkd.wire.serde import ReplyShapes, knowledge_reply_from_bytes, knowledge_request_to_bytes
@@ -47,6 +54,7 @@ from fedkd.wire.types import (
 )
 from fedkd.wire.validate import (
     ReplyExpectation,
+    name_problem,
     normalised_soft_labels,
     reject,
     validate_reply,
@@ -56,6 +64,12 @@ log = logging.getLogger(__name__)
 BOUNDARY_RULE = "server.boundary"
 """The rule recorded when judging a reply failed in a way no declared rule foresaw: the
 node is excluded, the round goes on (a bug to fix, never a crash)."""
+CLAIMED_SIGMA = (0.3, 100.0)
+"""The noise multipliers a claim may state: any run's calibration lands inside, and the
+accountant's own cost runs away outside (σ = 1e-6 asks it for petabytes)."""
+MAX_STEPS_PER_EPOCH = 10**5
+"""1/q at most: a node of 6.4 million records at batch 64 (a claimed q = 2^-24 made the
+accountant take 26 s and return ε < 0)."""
 CLAIM_TOLERANCE = 2 * PRV_EPS_ERROR + 1e-6
 """How far below the server's composition a claim may be (the accountants' estimate error)."""
 
@@ -125,7 +139,8 @@ class NodeRound:
     status: str = "pending"
     reason: str = ""
     rule: str = ""
-    """The declared reply rule that excluded the node (:data:`fedkd.wire.validate.REPLY_RULES`)."""
+    """The declared reply rule that excluded the node (:data:`fedkd.wire.validate.REPLY_RULES`),
+    or :data:`BOUNDARY_RULE` when judging it failed in a way no rule foresaw."""
     privacy_epsilon: float | None = None
 
 
@@ -203,6 +218,7 @@ class Coordinator:
         self._signers: dict[int, str] = {}  # Flower node id → name on its last signed reply
         self.ledger_heads: dict[int, str] = {}
         self.epsilon_recorded: dict[int, float] = {}
+        self._carried_fingerprints: dict[str, NodeFingerprint] = {}
         self.fingerprints: dict[int, NodeFingerprint] = {}
         """What each named node said it is at the handshake (config, model, data)."""
         self.controls: set[int] = set()
@@ -227,7 +243,10 @@ class Coordinator:
             ledger_heads={named(n): h for n, h in self.ledger_heads.items()},
             epsilon_recorded={named(n): e for n, e in self.epsilon_recorded.items()},
             composed={named(n): h for n, h in self.composed.items()},
-            fingerprints={named(n): f for n, f in self.fingerprints.items()},
+            fingerprints={
+                **self._carried_fingerprints,
+                **{named(n): f for n, f in self.fingerprints.items() if n in self.names},
+            },
         )
 
     def resume(self, state: CoordinatorState) -> None:
@@ -248,26 +267,25 @@ class Coordinator:
         changed = []
         for node_id, name in sorted(self.names.items()):
             then, now = state.fingerprints.get(name), self.fingerprints.get(node_id)
-            if then is not None and now is not None:
-                parts = now.changes_from(then)
-                if not now.data:  # a node that cannot read its data now stands aside
-                    parts = [p for p in parts if p != "data"]
-                changed += [f"{name}'s {' and '.join(parts)}"] if parts else []
+            if then is None:
+                continue
+            if now is None:
+                changed.append(f"{name} gives no fingerprint to check against it")
+                continue
+            parts = now.changes_from(then)
+            if not (now.data and then.data):  # a node that could not read its data
+                parts = [p for p in parts if p != "data"]
+            if parts:
+                changed.append(f"{name}'s {' and '.join(parts)} changed since the run started")
         if changed:
             raise ResumeRefused(
-                f"cannot resume after round {state.completed_round}: "
-                f"{'; '.join(changed)} changed since the run started (start it afresh "
-                "with overwrite, or put them back)"
+                f"cannot resume after round {state.completed_round}: {'; '.join(changed)} "
+                "(start it afresh with overwrite, or put them back)"
             )
+        # Nodes absent now keep their fingerprints for the next resume.
+        self._carried_fingerprints = dict(state.fingerprints)
         self._rng.bit_generator.state = state.anchor_rng
         self._shared = state.shared
-        self.fingerprints.update(
-            {
-                n: state.fingerprints[name]
-                for n, name in self.names.items()
-                if name in state.fingerprints
-            }
-        )
         for node_id, name in self.names.items():
             if name in state.fused:
                 self._fused[node_id] = state.fused[name]
@@ -357,7 +375,12 @@ class Coordinator:
             except Exception as exc:  # the boundary: one node's reply never ends the run
                 log.error("handshake: node %d: %s", delivery.node_id, _unforeseen(exc))
                 continue
-            if reply.node_name and reply.run_id == self.run_id and reply.round == 0:
+            if name_problem(reply.node_name):
+                log.warning(
+                    "handshake: node %d: %s", delivery.node_id, name_problem(reply.node_name)
+                )
+                continue
+            if reply.run_id == self.run_id and reply.round == 0:
                 heard[delivery.node_id] = reply.node_name
                 if reply.fingerprint is not None:
                     said[delivery.node_id] = reply.fingerprint
@@ -457,6 +480,8 @@ class Coordinator:
             outcome.nodes[delivery.node_id] = node
             try:
                 reply = self._accept(round_, delivery, node)
+            except (RegistryError, OSError):
+                raise  # the server's own records failed: no node's fault, the run's problem
             except Exception as exc:
                 node.status, node.reason, node.rule = "invalid", _unforeseen(exc), BOUNDARY_RULE
                 log.error("round %d: node %d: %s", round_, delivery.node_id, node.reason)
@@ -490,9 +515,9 @@ class Coordinator:
         return outcome
 
     def _attributed(self, node_id: int, report: EvalReport) -> EvalReport:
-        """``report`` with the partition this server can vouch for: -1 for a node of a
-        simulation it could not tie to a name (its claimed partition is unchecked)."""
-        if self.roster is None or node_id in self.names:
+        """``report`` with the partition this server can vouch for: -1 (none) without a
+        roster, or for a node it could not tie to a name (the claim is unchecked)."""
+        if self.roster is not None and node_id in self.names:
             return report
         return dataclasses.replace(report, partition_id=-1)
 
@@ -569,14 +594,13 @@ class Coordinator:
                 f"δ = {cfg.dp_delta:g} by {cfg.dp_accountant!r}",
             )
         sigma, q = spend.noise_multiplier, spend.sample_rate
-        per_epoch = round(1 / q) if math.isfinite(q) and 0 < q <= 1 else 0
-        if not (math.isfinite(sigma) and sigma > 0) or not (
-            per_epoch >= 1 and abs(per_epoch * q - 1) <= 1e-9
-        ):
+        low, high = CLAIMED_SIGMA
+        per_epoch = round(1 / q) if math.isfinite(q) and 1 / MAX_STEPS_PER_EPOCH <= q <= 1 else 0
+        if not low <= sigma <= high or not (per_epoch >= 1 and abs(per_epoch * q - 1) <= 1e-9):
             raise reject(
                 "claim.parameters",
-                f"claims σ = {sigma!r}, q = {q!r}: σ must be finite and > 0, q = 1/k for an "
-                "integer k",
+                f"claims σ = {sigma!r}, q = {q!r}: σ must be in [{low:g}, {high:g}], q = 1/k "
+                f"for an integer k <= {MAX_STEPS_PER_EPOCH}",
             )
         trained = round_ <= cfg.num_server_rounds and reply.status.code is StatusCode.OK
         planned = cfg.local_epochs * per_epoch if trained else 0
@@ -588,7 +612,7 @@ class Coordinator:
                 if trained
                 else f"claims {spend.release_steps} DP steps in a round without training",
             )
-        before = self.epsilon_recorded.get(node_id, 0.0)
+        before = self._epsilon_floor(node_id, reply.node_name)
         if not math.isfinite(spend.epsilon) or spend.epsilon < before - 1e-9:
             raise reject(
                 "claim.epsilon",
@@ -597,16 +621,34 @@ class Coordinator:
         seen = self._composed_with(node_id, spend)
         if not seen:
             return
+        if cfg.dp_accountant == "prv":
+            points = prv_grid_points(seen, delta=cfg.dp_delta)
+            if points > PRV_MAX_GRID_POINTS:
+                raise reject(
+                    "claim.composition",
+                    f"the releases claimed would need a PRV grid of {points:.3g} points to "
+                    f"account (the server accounts up to {PRV_MAX_GRID_POINTS:.3g})",
+                )
         try:
             floor = composed_epsilon(seen, delta=cfg.dp_delta, accountant=cfg.dp_accountant)
-        except ValueError as exc:
+        except (ValueError, MemoryError) as exc:
             raise reject("claim.composition", f"privacy spend cannot be composed: {exc}") from exc
+        if not (math.isfinite(floor) and floor >= 0):
+            raise reject("claim.composition", f"the releases claimed compose to ε = {floor!r}")
         if spend.epsilon < floor - CLAIM_TOLERANCE:
             raise reject(
                 "claim.composition",
                 f"privacy spend under-claimed: ε {spend.epsilon:.6g} < {floor:.6g}, the "
                 "composition of the releases this server recorded",
             )
+
+    def _epsilon_floor(self, node_id: int, name: str) -> float:
+        """The ε a node's claim may not go below: what it claimed before in this run, or,
+        for a node about to be known by ``name``, what that name claimed in earlier runs."""
+        recorded = self.epsilon_recorded.get(node_id, 0.0)
+        if node_id not in self.names and self._may_take(name):
+            recorded = max(recorded, self._earlier_epsilons.get(name, 0.0))
+        return recorded
 
     def _composed_with(self, node_id: int, spend: PrivacySpend) -> History:
         """The node's recorded DP releases, with this reply's (when it released any)."""
@@ -656,6 +698,7 @@ class Coordinator:
             partition_id=(
                 self.roster.get(name) if self.roster is not None and name is not None else None
             ),
+            roster=self.roster,
         )
 
     # --- aggregation ----------------------------------------------------------------------
@@ -695,7 +738,8 @@ class Coordinator:
             return {}
         if result.shared is not None:
             self._shared_before, self._shared = self._shared, result.shared
-            self._shared_from = (round_, sorted(self.name_of(n) for n in contributions))
+            fused = [n for n in contributions if n not in result.excluded]
+            self._shared_from = (round_, sorted(self.name_of(n) for n in fused))
         for node_id, knowledge in result.per_node.items():
             if knowledge.targets is None:
                 continue

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flwr.app import Context, Message, MessageType
 from flwr.serverapp import Grid, ServerApp
@@ -219,10 +220,11 @@ def run_federation(
 ) -> Path:
     """Run every round and the final evaluation into ``directory.staging``; return it.
 
-    Whatever ends the run early (``stop``, a failed round, missing nodes, a round
-    nobody's reply was accepted in), the summary is written with ``status: incomplete``
-    and the reason before the exception leaves.  A resume refused because a node
-    changed leaves the checkpoint and what was written before it untouched.
+    Whatever ends the run early (``stop``, a failed round, missing nodes, no reply
+    accepted in any round after a resume point), the summary is written with ``status:
+    incomplete`` and the reason before the exception leaves.  A resume refused because a
+    node changed writes nothing: the checkpoint and the files before it stay as they were
+    (the folder is set aside again, from where the next start resumes).
     ``roster`` (a simulation's node name → partition) is who may take part.
     """
     # The server holds only public data: the transfer set, the classes, the public test set.
@@ -258,35 +260,36 @@ def run_federation(
         log.error("%s", exc)  # the checkpoint is kept as it was: one line, no traceback
         raise
     except (RunInterrupted, NodeCountError, NobodyAnswered) as exc:
-        recorder.finish(num_nodes=len(nodes), extra=_extra(coordinator), incomplete=str(exc))
+        _finish(recorder, coordinator, nodes, incomplete=str(exc))
         raise
     except Exception as exc:
         log.exception("run %s failed", cfg.run_name)
         reason = f"{type(exc).__name__}: {exc}"
-        recorder.finish(num_nodes=len(nodes), extra=_extra(coordinator), incomplete=reason)
+        _finish(recorder, coordinator, nodes, incomplete=reason)
         raise RunFailed(f"the run failed ({reason}); it ended with what it had") from exc
     if not recorder.clients_taking_part():
         # Every node failed every round: the numbers would be chance, not a result.
         reason = "no node's reply was accepted in any round (" + recorder.first_reason() + ")"
-        recorder.finish(num_nodes=len(nodes), extra=_extra(coordinator), incomplete=reason)
+        _finish(recorder, coordinator, nodes, incomplete=reason)
         raise RunFailed(reason)
+    after = coordinator.resumed_after
+    resumed_rounds = range(after + 1, cfg.num_server_rounds + 1)
     empty = recorder.rounds_without_replies(range(1, cfg.num_server_rounds + 1))
-    if empty:
-        # A round no reply was accepted in left nothing to distil or average: what
-        # follows is not the run the config describes (e.g. every node failing after a
-        # resume), so it is not published as complete.
-        after = coordinator.resumed_after
+    if after and resumed_rounds and set(resumed_rounds) <= set(empty):
+        # Every round after the resume point went unanswered (e.g. every node failing on
+        # what the checkpoint handed it): the rows before it are not this run's result.
         reason = (
-            f"no node's reply was accepted in round(s) {_spans(empty)} of "
-            f"{cfg.num_server_rounds}"
-            + (f" (resumed after round {after})" if after else "")
-            + f": {recorder.first_reason(min(empty))}"
+            f"no node's reply was accepted in round(s) {_spans(list(resumed_rounds))} of "
+            f"{cfg.num_server_rounds} (resumed after round {after}): "
+            f"{recorder.first_reason(after + 1)}"
         )
-        recorder.finish(num_nodes=len(nodes), extra=_extra(coordinator), incomplete=reason)
+        _finish(recorder, coordinator, nodes, incomplete=reason)
         raise RunFailed(reason)
+    if empty:
+        log.warning("run %s: no reply was accepted in round(s) %s", cfg.run_name, _spans(empty))
     if releases is not None:
         releases.save(directory.staging / "releases")
-    summary = recorder.finish(num_nodes=len(nodes), extra=_extra(coordinator))
+    summary = _finish(recorder, coordinator, nodes)
     log.info("run %s done: ALMA %s", cfg.run_name, summary["alma"])
     return directory.staging
 
@@ -385,8 +388,24 @@ def _spans(rounds: list[int]) -> str:
     return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
 
 
-def _extra(coordinator: Coordinator) -> dict[str, object]:
-    extra: dict[str, object] = {"privacy": _privacy_record(coordinator)}
+def _finish(
+    recorder: RunRecorder, coordinator: Coordinator, nodes: list[int], *, incomplete: str = ""
+) -> dict[str, Any]:
+    """Write the summary (what the server kept of each node's privacy with it)."""
+    return recorder.finish(
+        num_nodes=len(nodes), extra=_extra(coordinator, recorder), incomplete=incomplete
+    )
+
+
+def _extra(coordinator: Coordinator, recorder: RunRecorder) -> dict[str, object]:
+    cfg = coordinator.cfg
+    extra: dict[str, object] = {
+        "privacy": _privacy_record(coordinator),
+        # Training rounds in which no node's reply was accepted: nothing was fused there.
+        "rounds_without_replies": recorder.rounds_without_replies(
+            range(1, cfg.num_server_rounds + 1)
+        ),
+    }
     if coordinator.resumed_after:
         extra["resumed_after_round"] = coordinator.resumed_after
     return extra

@@ -214,17 +214,18 @@ PLAUSIBLE_COUNT_FACTOR = 3.0
 def contribution_weights(
     contributions: Mapping[int, Contribution], nodes: Sequence[int]
 ) -> np.ndarray:
-    """Each node's record count, capped; uniform when any node reported none.
+    """Each node's record count, bounded; uniform when no node reported one (DP).
 
-    Counts are client claims.  The rule: ``w_k = min(n_k, 3 · median_j n_j)`` over the
-    round's contributions, so one node claiming 10^9 records among five holds at most
-    3/7 of the weight, and one claiming 1 record holds its share of 1.  Under DP nodes
-    report no count (the coordinator also sends 0 for every node then), and a round in
-    which any node reports 0 is weighted uniformly: counts never decide by their absence.
+    Counts are client claims.  The rule: ``w_k = min(max(n_k, 1), 3 · median_j n_j)``
+    over the round's contributions, so one node claiming 10^9 records among five holds at
+    most 3/7 of the weight, one claiming 1 record holds its share of 1, and one claiming 0
+    counts as 1 rather than turning the round uniform.  Under DP nodes report no count
+    (the coordinator also hands 0 for every node then): the weights are uniform.
     """
     counts = np.array([contributions[n].num_examples for n in nodes], dtype=np.float64)
-    if len(counts) == 0 or not np.all(counts > 0):
+    if not counts.any():
         return np.ones_like(counts)
+    counts = np.maximum(counts, 1.0)
     cap = PLAUSIBLE_COUNT_FACTOR * float(np.median(counts))
     return np.minimum(counts, cap)
 

@@ -119,7 +119,9 @@ class FedAvg(Strategy):
         # The architecture most nodes sent is the federation's; a node whose tensors differ
         # in name or shape is excluded (named), not allowed to sink the round.
         signatures = {n: _signature(c.weights or {}) for n, c in usable.items()}
-        common = max(set(signatures.values()), key=list(signatures.values()).count)
+        # Most nodes' architecture; a tie goes to the lowest node id's (never hash order).
+        votes = list(signatures.values())
+        common = max(votes, key=lambda s: (votes.count(s), -votes.index(s)))
         for n, signature in signatures.items():
             if signature != common:
                 excluded[n] = _mismatch(dict(common), dict(signature))

@@ -7,7 +7,8 @@ distributed learning: towards optimal statistical rates", ICML 2018), the refere
 the round's coordinate-wise median model ``m``; a model is refused when its distance to it
 leaves the robust spread of the round's distances::
 
-    d_k = ‖θ_k − m‖₂        limit = FACTOR · median(d) + MADS · 1.4826 · MAD(d)
+    d_k = ‖θ_k − m‖₂        limit = max(FACTOR · median(d) + MADS · 1.4826 · MAD(d),
+                                        RELATIVE_FLOOR · ‖m‖₂)
 
 With fewer than :data:`MIN_NODES` models there is no majority to define a spread, and
 nothing is refused here (the value bounds of the reply rules still hold).
@@ -27,6 +28,8 @@ FACTOR = 3.0
 non-IID nodes with more records take more local steps and move further."""
 MADS = 5.0
 MIN_NODES = 3
+RELATIVE_FLOOR = 1e-3
+"""The limit is never below this fraction of the median model's norm."""
 
 
 def norm_outliers(models: Sequence[Mapping[str, np.ndarray]]) -> dict[int, str]:
@@ -50,7 +53,10 @@ def norm_outliers(models: Sequence[Mapping[str, np.ndarray]]) -> dict[int, str]:
     distances = np.sqrt(np.sum(np.square(flat - center), axis=1))
     typical = float(np.median(distances))
     spread = float(np.median(np.abs(distances - typical)))
-    limit = FACTOR * typical + MADS * 1.4826 * spread
+    # With most models identical the spread is 0: a floor relative to the model's own size
+    # keeps a node that merely moved from being refused.
+    floor = RELATIVE_FLOOR * float(np.sqrt(np.sum(np.square(center))))
+    limit = max(FACTOR * typical + MADS * 1.4826 * spread, floor)
     log.debug(
         "update distances %s; limit %.4g (largest at %.2f of it)",
         " ".join(f"{d:.4g}" for d in distances),

@@ -78,6 +78,13 @@ from fedkd.wire.types import (
     WireDType,
 )
 
+_NOT_FINGERPRINTED = frozenset(
+    {"model", "device", "keep-model", "signing-key", "bundle-sha256", "transfer-digest",
+     "state-dir", "public-data"}
+)  # fmt: skip
+"""Node-config keys outside the configuration fingerprint: the model has a tag of its own;
+the others change how or where the node runs, not what it computes (its store's secret
+keys every tag, and the public data is pinned by digest)."""
 HELLO_ROUND = 0
 """A request for round 0 is the server's handshake: the node answers with its name and
 ledger head only, so the first real request can carry the head the server recorded."""
@@ -299,8 +306,7 @@ class ClientNode:
         """The node's configuration, model and data, keyed with its ledger's secret: a
         resumed run refuses a node whose model or data changed, and the server learns no
         digest it could test a candidate dataset against."""
-        # The model has a tag of its own (the architecture the node actually builds).
-        flat = {k: v for k, v in self.config.to_flat().items() if k != "model"}
+        flat = {k: v for k, v in self.config.to_flat().items() if k not in _NOT_FINGERPRINTED}
         config = json.dumps(flat, sort_keys=True, default=str)
         try:
             data = self._load().private.digest

@@ -23,7 +23,6 @@ from fedkd.privacy.accounting import epsilon as epsilon_of
 from fedkd.privacy.ledger import Release
 from fedkd.privacy.policy import EffectivePrivacy, PolicyRefusal
 from fedkd.privacy.sampling import sample_rate, steps_per_epoch
-from fedkd.wire.types import CLAIMED_MECHANISMS as CLAIMED_MECHANISMS
 from fedkd.wire.types import CONTROL_MECHANISM as CONTROL_MECHANISM
 from fedkd.wire.types import DP_MECHANISM as DP_MECHANISM
 from fedkd.wire.types import KnowledgeReply, PrivacySpend

@@ -14,6 +14,7 @@ the node's earlier rounds), ``fusion`` in the strategy.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,6 +33,9 @@ from fedkd.wire.types import (
 
 MAX_REPORTED_RECORDS = 10**9
 """A node reporting more private records than this is not believed."""
+MAX_NAME_LENGTH = 64
+UNNAMED_PREFIX = "flower-node-"
+"""How the server calls a node that gave no name it keeps; no node may give one like it."""
 MAX_WEIGHT_MAGNITUDE = 1e6
 """No trained parameter is this large; a reply that sends one is poisoning, and an
 average with 3e38 in it overflows the next round's arithmetic."""
@@ -76,7 +80,9 @@ REPLY_RULES: tuple[ReplyRule, ...] = (
         "identity.node",
         "reply",
         "node_id, node_name",
-        "the node the request went to, under the name it gave at the handshake",
+        "the node the request went to, under the name it gave at the handshake; a name is "
+        f"1-{MAX_NAME_LENGTH} printable characters, no path separator, not . or .., not "
+        f"{UNNAMED_PREFIX}*",
     ),
     ReplyRule("identity.transfer-set", "reply", "transfer_set.digest", "the run's transfer set"),
     ReplyRule("software.version", "reply", "software_version", "a supported fedkd version"),
@@ -102,7 +108,8 @@ REPLY_RULES: tuple[ReplyRule, ...] = (
         "eval.partition",
         "reply",
         "eval.partition_id",
-        "the partition the roster gives the node's name (simulations); 0 otherwise",
+        "the partition the simulation's roster gives the node's name (unchecked, and not "
+        "recorded, without a roster)",
     ),
     ReplyRule(
         "soft-labels.values",
@@ -169,6 +176,20 @@ REPLY_RULES: tuple[ReplyRule, ...] = (
 RULES = {rule.name: rule for rule in REPLY_RULES}
 
 
+def name_problem(name: str) -> str:
+    """Why ``name`` cannot name a node ("" when it can): names become file names (the
+    audit's release files, the registry), log lines and summary keys."""
+    if not 1 <= len(name) <= MAX_NAME_LENGTH or not name.isprintable():
+        return (
+            f"node name {name[:MAX_NAME_LENGTH]!r} is not 1-{MAX_NAME_LENGTH} printable characters"
+        )
+    if any(c in name for c in "/\\") or name in {".", ".."}:
+        return f"node name {name!r} is not a plain file name"
+    if name.startswith(UNNAMED_PREFIX):
+        return f"node name {name!r} takes the server's prefix for unnamed nodes"
+    return ""
+
+
 def reject(rule: str, reason: str) -> PayloadError:
     """The error for a failed row of :data:`REPLY_RULES` (an undeclared rule is a bug)."""
     if rule not in RULES:
@@ -195,7 +216,9 @@ class ReplyExpectation:
     names_of_others: frozenset[str] = frozenset()
     """Names other nodes hold: a node without one of its own may not reply under them."""
     partition_id: int | None = None
-    """The node's partition in the simulation's roster (``None``: no roster)."""
+    """The node's partition in the simulation's roster (``None``: no roster, or a node
+    without a name yet: then ``roster`` gives the partition of the name it replies under)."""
+    roster: Mapping[str, int] | None = None
 
 
 def validate_reply(reply: KnowledgeReply, expected: ReplyExpectation) -> None:
@@ -208,6 +231,8 @@ def validate_reply(reply: KnowledgeReply, expected: ReplyExpectation) -> None:
         raise reject(
             "identity.node", f"claims node {reply.node_id}, sent by node {expected.node_id}"
         )
+    if reply.node_name and name_problem(reply.node_name):
+        raise reject("identity.node", name_problem(reply.node_name))
     if expected.node_name is not None and reply.node_name != expected.node_name:
         raise reject(
             "identity.node",
@@ -231,7 +256,7 @@ def validate_reply(reply: KnowledgeReply, expected: ReplyExpectation) -> None:
             f"reports {reply.num_examples} records (at most {MAX_REPORTED_RECORDS})",
         )
     if reply.eval is not None:
-        _validate_eval(reply.eval, expected)
+        _validate_eval(reply.eval, expected, reply.node_name)
     # Whatever the status says, anything the reply carries is checked before it is used.
     _validate_soft_labels(reply, expected)
     _validate_weights(reply, expected)
@@ -247,7 +272,7 @@ def _validate_mechanism(reply: KnowledgeReply, expected: ReplyExpectation) -> No
         raise reject("claim.mechanism", "run requires DP but the reply claims no privacy spend")
 
 
-def _validate_eval(report: EvalReport, expected: ReplyExpectation) -> None:
+def _validate_eval(report: EvalReport, expected: ReplyExpectation, node_name: str) -> None:
     """Client-reported metrics: accuracies in [0, 1], losses ≥ 0 (NaN: not reported);
     what it evaluated and for which partition, as the server's records say."""
     for name in ("local_accuracy", "global_accuracy"):
@@ -270,11 +295,14 @@ def _validate_eval(report: EvalReport, expected: ReplyExpectation) -> None:
             f"eval of round {report.evaluated_round}, but round {expected.round}'s request "
             f"evaluates round {expected.round - 1}",
         )
-    if expected.partition_id is not None and report.partition_id != expected.partition_id:
+    holder: str | None = expected.node_name
+    partition = expected.partition_id
+    if holder is None and expected.roster is not None:
+        holder, partition = node_name, expected.roster.get(node_name)
+    if partition is not None and report.partition_id != partition:
         raise reject(
             "eval.partition",
-            f"eval for partition {report.partition_id}, but {expected.node_name!r} is "
-            f"partition {expected.partition_id}",
+            f"eval for partition {report.partition_id}, but {holder!r} is partition {partition}",
         )
 
 

@@ -360,6 +360,17 @@ def _node_name(data: st.DataObject, ctx: Context) -> Produced:
     return dataclasses.replace(ctx.honest, node_name=name if name != NAMES[FUZZED] else "")
 
 
+def _bad_name(data: st.DataObject, ctx: Context) -> Produced:
+    name = data.draw(
+        st.one_of(
+            st.sampled_from(["../../x", "a/b", "a\\b", ".", "..", "flower-node-7", "x" * 65]),
+            st.text(min_size=1, max_size=20).map(lambda t: t + "/"),
+            st.text(alphabet=st.characters(categories=["Cc"]), min_size=1, max_size=5),
+        )
+    )
+    return dataclasses.replace(ctx.honest, node_name=name)
+
+
 def _transfer_digest(data: st.DataObject, ctx: Context) -> Produced:
     ref = dataclasses.replace(ctx.honest.transfer_set, digest=_other_text(data, TRANSFER.digest))
     return dataclasses.replace(ctx.honest, transfer_set=ref)
@@ -473,10 +484,14 @@ def _mechanism(data: st.DataObject, ctx: Context) -> Produced:
 
 def _parameters(data: st.DataObject, ctx: Context) -> Produced:
     bad_rate = st.one_of(
-        st.sampled_from([2.0, 0.0, -0.1, math.nan, math.inf, 0.3, 0.15]), st.floats(1.0001, 1e9)
+        st.sampled_from([2.0, 0.0, -0.1, math.nan, math.inf, 0.3, 0.15, 2.0**-24, 5e-324]),
+        st.floats(1.0001, 1e9),
+        st.integers(10**5 + 1, 2**60).map(lambda k: 1 / k),  # the accountant's cost runs away
     )
     bad_sigma = st.one_of(
-        st.sampled_from([0.0, math.nan, math.inf, -math.inf]), st.floats(max_value=0.0)
+        st.sampled_from([0.0, math.nan, math.inf, -math.inf, 1e-6, 1e4]),
+        st.floats(max_value=0.2999),
+        st.floats(min_value=100.0001),
     )
     field = data.draw(st.sampled_from(["delta", "accountant", "noise_multiplier", "sample_rate"]))
     value: Any
@@ -586,6 +601,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     M("round", "identity.round", WEIGHTS, 2, _round_number),
     M("node-id", "identity.node", DP, 1, _node_id),
     M("node-name", "identity.node", WEIGHTS, 2, _node_name),
+    M("bad-name", "identity.node", WEIGHTS, 2, _bad_name),
     M("transfer-digest", "identity.transfer-set", DP, 1, _transfer_digest),
     M("version", "software.version", WEIGHTS, 2, _version),
     M("records", "count.records", WEIGHTS, 2, _records),

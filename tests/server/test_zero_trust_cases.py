@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from fedkd.coordinator import Coordinator, Delivery
 from fedkd.fusion import Contribution
 from fedkd.fusion.base import contribution_weights
+from fedkd.privacy.node_registry import NodeRegistry
 from fedkd.wire.serde import knowledge_reply_to_proto
 from fedkd.wire.types import KnowledgeReply
 from tests.server.test_reply_rules_fuzz import (
@@ -197,3 +199,63 @@ def test_two_nodes_giving_one_name_without_keys_neither_holds_it() -> None:
         _wire(WEIGHTS, dataclasses.replace(_honest(WEIGHTS, FUZZED, 1), node_name="node-0")),
     )
     assert coord.snapshot(1).ledger_heads.get("node-0") is None
+
+
+@pytest.mark.parametrize(
+    ("sigma", "q", "steps"), [(1.0, 2.0**-24, 2**24), (1e-6, 0.5, 2), (1e4, 0.5, 2)]
+)
+def test_a_claim_the_accountant_would_choke_on_is_refused_at_once(
+    sigma: float, q: float, steps: int
+) -> None:
+    """σ = 1e-6 once asked the PRV accountant for petabytes; q = 2^-24, 26 s and ε < 0."""
+    liar = _privacy(
+        _honest(DP, FUZZED, 1), noise_multiplier=sigma, sample_rate=q, release_steps=steps
+    )
+    _, outcome = _attacked(DP, 1, liar)
+    _excluded(outcome, "claim.parameters")
+
+
+def test_a_history_whose_prv_grid_is_too_large_is_not_accounted() -> None:
+    """Within the parameter bounds, a history the PRV accountant would need 4e6 points for."""
+    from fedkd.privacy.accounting import PRV_MAX_GRID_POINTS, DPSteps, compose, prv_grid_points
+
+    assert prv_grid_points(compose((), DPSteps(0.3, 1e-5, 10**5)), delta=1e-5) > PRV_MAX_GRID_POINTS
+    cfg = dataclasses.replace(DP.cfg, dp_accountant="prv", local_epochs=1)
+    harness = Harness("prv", cfg, keyed=True)
+    liar = _privacy(
+        _honest(DP, FUZZED, 1), accountant="prv", noise_multiplier=0.3, sample_rate=1e-5,
+        release_steps=10**5,
+    )  # fmt: skip
+    coord = _coordinator(harness)
+    coord.requests(1, list(range(NODES)))
+    outcome = coord.ingest(1, [Delivery(FUZZED, _wire(harness, liar))], {FUZZED: (1, 1)})
+    node = outcome.nodes[FUZZED]
+    assert node.rule == "claim.composition" and "PRV grid of" in node.reason, node.reason
+
+
+@pytest.mark.parametrize("name", ["../../x", "a/b", "flower-node-0", "x" * 65, "tab\there"])
+def test_a_name_that_is_no_plain_file_name_is_refused(name: str) -> None:
+    reply = dataclasses.replace(_honest(WEIGHTS, FUZZED, 2), node_name=name)
+    _, outcome = _attacked(WEIGHTS, 2, reply)
+    _excluded(outcome, "identity.node")
+
+
+def test_outside_dp_a_zero_count_counts_as_one_not_as_a_uniform_round() -> None:
+    claims = {n: Contribution(num_examples=100 * (n + 1)) for n in range(3)}
+    claims[3] = Contribution(num_examples=0)
+    weights = contribution_weights(claims, list(range(4)))
+    np.testing.assert_allclose(weights, [100.0, 200.0, 300.0, 1.0])
+
+
+def test_a_node_that_skips_the_handshake_keeps_its_names_earlier_epsilon_floor(
+    tmp_path: Path,
+) -> None:
+    registry = NodeRegistry.open(tmp_path / "registry.db")
+    registry.record(NAMES[FUZZED], run_id="before", round_=9, ledger_head="h", epsilon=50.0)
+    coord = Coordinator(
+        DP.cfg, run_id="fuzz-run", transfer=TRANSFER, num_classes=10,
+        signing_keys=PUBLIC_KEYS, roster=ROSTER, registry=registry,
+    )  # fmt: skip
+    coord.hello([Delivery(n, _wire(DP, _hello(n), n)) for n in range(NODES - 1)])
+    outcome = _round(DP, coord, 1, _wire(DP, _honest(DP, FUZZED, 1)))  # ε 3.x < 50
+    assert "recorded 50" in _excluded(outcome, "claim.epsilon")
