@@ -457,12 +457,6 @@ class Coordinator:
         in_roster = self.roster is None or name in self.roster
         return bool(name) and name not in self.contested and in_roster
 
-    def _trusted_name(self, node_id: int) -> str | None:
-        """The name this server ties to the node, if it ties one (not contested)."""
-        return self.names.get(node_id)
-
-    # --- replies --------------------------------------------------------------------------
-
     def ingest(
         self, round_: int, deliveries: list[Delivery], bytes_down: dict[int, tuple[int, int]]
     ) -> RoundOutcome:
@@ -669,7 +663,7 @@ class Coordinator:
             self.epsilon_recorded[node_id] = spend.epsilon
         if spend.ledger_head:
             self.ledger_heads[node_id] = spend.ledger_head
-            name = self._trusted_name(node_id)
+            name = self.names.get(node_id)
             if self.registry is not None and name is not None:
                 self.registry.record(
                     name,
@@ -681,7 +675,7 @@ class Coordinator:
 
     def _expectation(self, round_: int, node_id: int) -> ReplyExpectation:
         ask = self.instruction(round_, node_id)
-        name = self._trusted_name(node_id)
+        name = self.names.get(node_id)
         return ReplyExpectation(
             run_id=self.run_id,
             round=round_,
