@@ -199,7 +199,9 @@ def audit_command(
     target: Annotated[int, typer.Option(help="The node whose data holds the canaries")] = 0,
     peer: Annotated[int, typer.Option(help="The hospital whose model is the peer view")] = 1,
     kinds: Annotated[str, typer.Option(help="Canary kinds: ood, mislabelled")] = "ood,mislabelled",
-    candidates: Annotated[int, typer.Option(help="½-inclusion canaries per kind")] = 500,
+    candidates: Annotated[
+        int, typer.Option(help="½-inclusion canaries per kind (0: as many as the share allows)")
+    ] = 0,
     references: Annotated[int, typer.Option(help="Never-inserted canaries per kind")] = 1000,
     repeats: Annotated[int, typer.Option(help="Copies of each inserted canary")] = 1,
     audit_seed: Annotated[int, typer.Option(help="Seed of the canaries and coins")] = 0,
@@ -209,12 +211,19 @@ def audit_command(
     shadows: Annotated[
         int, typer.Option(help="Shadow runs for LiRA and Clopper-Pearson (0: neither)")
     ] = 0,
+    canary_share: Annotated[
+        float, typer.Option(help="Inserted canary rows at most this share of the target's records")
+    ] = 0.1,
+    unaudited: Annotated[
+        bool, typer.Option(help="Also run each configuration without canaries (accuracy)")
+    ] = True,
     report: Annotated[bool, typer.Option(help="Also write a self-contained report.html")] = False,
     overwrite: OverwriteOption = False,
 ) -> None:
     """Audit privacy: insert canaries into one node's data, run the configurations on
-    identical data and seeds, and measure exposure, membership inference and a one-run
-    ε lower bound per attacker view, beside the accountant's ε."""
+    identical data and seeds, measure exposure, membership inference and a one-run ε
+    lower bound per attacker view, and judge each claim: consistent (exit 0), violated
+    (BROKEN, exit 3), not testable at this size (exit 4), invalid (exit 5)."""
     from fedkd.api import load_config
     from fedkd.audit.run import AuditSettings, audit
     from fedkd.run_directory import check_free
@@ -230,6 +239,8 @@ def audit_command(
         seed=audit_seed,
         control=control,
         shadows=shadows,
+        canary_share=canary_share,
+        unaudited=unaudited,
     )
     configurations = [c.strip() for c in compare_.split(",") if c.strip()]
     base, _ = load_config(config, overrides)
@@ -247,13 +258,35 @@ def audit_command(
     console.print(f"[green]audit written to[/] {outcome.json_path}")
     if outcome.report_path is not None:
         console.print(f"[green]report:[/] {outcome.report_path}")
-    if outcome.broken:
+    _audit_verdicts(outcome.record, outcome.markdown_path)
+    if outcome.exit_code:
+        raise typer.Exit(outcome.exit_code)
+
+
+def _audit_verdicts(record: dict[str, Any], markdown: Path) -> None:
+    """One line per configuration on stderr, the control first, BROKEN loudest."""
+    from rich.markup import escape
+
+    from fedkd.audit.wording import VERDICT_HEADINGS, control_words, ordered, verdict_words
+
+    if record.get("control"):
+        errors.print(f"[bold yellow]{control_words(record['control'])}[/]", soft_wrap=True)
+    styles = {"violated": "bold red", "invalid": "bold red", "not testable at this size": "yellow"}
+    for name, config in ordered(record):
+        style = styles.get(config["verdict"], "green")
+        errors.print(
+            f"[{style}]{name}: {VERDICT_HEADINGS[config['verdict']]}[/] — "
+            f"{escape(verdict_words(config))}",
+            soft_wrap=True,
+            markup=True,
+            highlight=False,
+        )
+    if record["broken_guarantees"]:
         errors.print(
             f"[bold red]BROKEN PRIVACY GUARANTEE[/]: an ε lower bound exceeds the claimed ε "
-            f"in {outcome.broken}; see {outcome.markdown_path}",
+            f"in {record['broken_guarantees']}; see {markdown}",
             soft_wrap=True,
         )
-        raise typer.Exit(3)
 
 
 @app.command("report")

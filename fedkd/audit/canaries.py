@@ -18,6 +18,7 @@ one seeded generator: the audit, not the run, owns this randomness.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ from pathlib import Path
 import numpy as np
 
 KINDS = ("ood", "mislabelled")
+MAX_AUTO_CANDIDATES = 1000
+"""Per kind, the most :func:`candidates_for_share` proposes: beyond ~2,000 candidates in
+all the one-run ceiling stops growing (``one_run_bound``)."""
 MISLABELLED_NOISE = 0.1
 """Noise added to a base record, as a fraction of the data's range."""
 
@@ -145,6 +149,21 @@ def draw_canaries(
         repeats=repeats,
         seed=seed,
     )
+
+
+def candidates_for_share(records: int, *, share: float, kinds: int, repeats: int) -> int:
+    """Candidates per kind such that the inserted rows — about half the candidates, each
+    ``repeats`` times — stay within ``share`` of ``records`` even three standard
+    deviations above the expected count of IN coins (at most MAX_AUTO_CANDIDATES)."""
+    allowed = share * records / repeats
+    total = 0
+    # The largest m with m/2 + 3·√m/2 ≤ allowed (Binomial(m, ½): mean m/2, sd √m/2).
+    if allowed > 0:
+        root = (-1.5 + math.sqrt(2.25 + 2 * allowed)) / 0.5 / 2
+        total = int(root**2)
+        while total > 0 and total / 2 + 1.5 * math.sqrt(total) > allowed:
+            total -= 1
+    return min(MAX_AUTO_CANDIDATES, total // kinds)
 
 
 def row_digests(x: np.ndarray) -> set[str]:

@@ -85,3 +85,28 @@ def epsilon_lower_bound(
         delta,
     )
     return ClopperPearsonBound(_epsilon(fpr, fnr, delta), ceiling, n_in, n_out, confidence)
+
+
+RUN_SEARCH_LIMIT = 1 << 30
+
+
+def runs_needed(epsilon: float, *, delta: float, confidence: float = 0.95) -> int | None:
+    """The fewest runs ``n`` with the canary and ``n`` without it whose ceiling (every run
+    classified right) exceeds ``epsilon``: what an audit over independent runs would need
+    where one run cannot reach a claim.  None when δ alone keeps the bound below it."""
+
+    def exceeds(n: int) -> bool:
+        bound = epsilon_lower_bound(fp=0, n_out=n, fn=0, n_in=n, delta=delta, confidence=confidence)
+        return bound.ceiling > epsilon
+
+    if exceeds(1):
+        return 1
+    low, high = 1, 2
+    while not exceeds(high):
+        if high >= RUN_SEARCH_LIMIT:
+            return None
+        low, high = high, 2 * high
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if not exceeds(middle) else (low, middle)
+    return high

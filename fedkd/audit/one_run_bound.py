@@ -15,6 +15,12 @@ plus a δ term (their Theorem 3.1 / Appendix D): the p-value of observing ``v`` 
 The bound is the largest ε whose p-value is still below ``alpha``: the mechanism is not
 (ε, δ)-DP for that ε, at confidence 1 − alpha.  Its *ceiling* — what ``r`` guesses could
 show at best — is the bound for ``v = r``.
+
+The ceiling is what decides whether a claim can be tested at all.  It grows with ``m``
+until the δ term ``2·m·δ`` takes over and then falls: at δ = 1e-5 and α = 0.05/15 it
+peaks near ε ≈ 5.5 around m ≈ 3,000, so no canary count lets one run refute a claim of
+ε = 8.  :func:`canaries_needed` finds the smallest ``m`` whose ceiling exceeds a claim,
+or says that none does.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ import numpy as np
 from scipy import stats
 
 SEARCH_STEPS = 40
+GUESS_FRACTIONS = (0.05, 0.1, 0.25, 0.5, 1.0)
+"""Fractions of the canaries guessed on (half IN at the top, half OUT at the bottom); the
+last guesses on every canary, which is what the highest ceilings need."""
+CANARY_SEARCH_LIMIT = 1 << 20
 
 
 def p_value(*, m: int, r: int, v: int, epsilon: float, delta: float) -> float:
@@ -85,7 +95,7 @@ def one_run_bound(
     *,
     delta: float,
     alpha: float,
-    guess_fractions: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5),
+    guess_fractions: tuple[float, ...] = GUESS_FRACTIONS,
 ) -> OneRunBound:
     """The bound from one run's canary ``scores`` (higher: more likely IN).
 
@@ -112,3 +122,45 @@ def one_run_bound(
     epsilon, r, v, _ = max(tried)
     ceiling = max(c for *_, c in tried)
     return OneRunBound(epsilon, ceiling, m, r, v, alpha, delta)
+
+
+def _guesses(m: int, fraction: float) -> int:
+    return 2 * max(1, int(fraction * m / 2))
+
+
+def ceiling(
+    m: int, *, delta: float, alpha: float, guess_fractions: tuple[float, ...] = GUESS_FRACTIONS
+) -> float:
+    """The most :func:`one_run_bound` can show with ``m`` canaries: every guess right."""
+    level = alpha / len(guess_fractions)
+    return max(
+        epsilon_lower_bound(m=m, r=r, v=r, delta=delta, alpha=level)
+        for r in {min(m, _guesses(m, f)) for f in guess_fractions}
+    )
+
+
+def canaries_needed(
+    epsilon: float,
+    *,
+    delta: float,
+    alpha: float,
+    guess_fractions: tuple[float, ...] = GUESS_FRACTIONS,
+) -> int | None:
+    """The fewest canaries whose ceiling exceeds ``epsilon``; None when no count does
+    (the ceiling peaks and falls again as the δ term grows, see the module docstring)."""
+    ceilings: dict[int, float] = {}
+
+    def at(m: int) -> float:
+        if m not in ceilings:
+            ceilings[m] = ceiling(m, delta=delta, alpha=alpha, guess_fractions=guess_fractions)
+        return ceilings[m]
+
+    low, high = 2, 4
+    while at(high) <= epsilon:
+        if high >= CANARY_SEARCH_LIMIT or at(high) < at(low):
+            return None  # past the peak (or the search limit) without exceeding ε
+        low, high = high, 2 * high
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if at(middle) <= epsilon else (low, middle)
+    return high

@@ -1,8 +1,10 @@
 """``report.html``: one self-contained page a privacy officer can read and sign.
 
-A plain-language summary first (what was attacked, by whom, what was found, the claimed
-ε beside the measured lower bound and its ceiling, what the numbers mean and do not
-mean), then the table, the ROC curves (log-log) and the exposure histograms.  Images are
+A control run says so at the top.  A plain-language summary first (what was attacked, by
+whom, the canary share, each configuration's verdict — violated, consistent, not
+testable at this size, invalid — with the claimed ε and its odds beside the measured
+lower bound and its ceiling, what the numbers mean and do not mean, and what the audit
+did not cover), then the table, the ROC curves (log-log) and the exposure histograms.  Images are
 PNG data URIs; the page loads nothing from anywhere and runs no script.
 """
 
@@ -14,18 +16,23 @@ import io
 import math
 from typing import Any
 
+from fedkd.audit.summary import tpr_cell
+from fedkd.audit.wording import (
+    EXPOSURE_WORDS,
+    VERDICT_HEADINGS,
+    accuracy_words,
+    control_words,
+    odds,
+    ordered,
+    share_words,
+    verdict_words,
+)
+
 VIEW_WORDS = {
     "server": "the coordinating server, from the soft labels the hospital sent it",
     "peer": "another hospital, from its own final model",
     "model-holder": "anyone holding the hospital's final model",
 }
-
-
-def ordered(record: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """Configurations in the order the audit ran them (JSON sorts its keys)."""
-    configurations = record["configurations"]
-    order = record.get("configuration_order") or list(configurations)
-    return [(name, configurations[name]) for name in order]
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -82,64 +89,39 @@ def _exposure_figure(name: str, config: dict[str, Any]) -> str:
         ax.hist(samples.get("references", []), bins=20, alpha=0.6, density=True, label="references")
         ax.hist(samples.get("inserted", []), bins=20, alpha=0.6, density=True, label="inserted")
         ax.set_title(f"{view}")
-        ax.set_xlabel("exposure (bits)")
+        ax.set_xlabel("rank exposure (bits)")
         ax.legend(fontsize=7)
     figure.suptitle(f"{name}: canary exposure", y=1.04)
     return _png(figure)
 
 
-def _verdict(config: dict[str, Any]) -> str:
-    if config.get("control"):
-        return _control_prefix(config) + _claim_verdict(config)
-    return _claim_verdict(config)
-
-
-def _control_prefix(config: dict[str, Any]) -> str:
-    return (
-        f"<strong class='bad'>{html.escape(str(config['control']))}</strong>: a positive "
-        "control — the target trained without noise, so this run has no privacy guarantee "
-        "(its ε is unbounded). It is tested against the nominal ε its sabotaged mechanism "
-        "pretends to, which a working audit must show broken. "
-    )
-
-
-def _claim_verdict(config: dict[str, Any]) -> str:
-    claimed = config["eps_claimed"]
-    bounds = [
-        (v["eps_lower_bound"] or 0.0, v["eps_lower_bound_ceiling"] or 0.0, view)
-        for view, v in config["views"].items()
-    ]
-    best, ceiling, view = max(bounds)
-    if claimed is None:
-        return (
-            f"No formal privacy guarantee was claimed (no DP-SGD). The strongest attack "
-            f"({html.escape(view)}) shows ε ≥ {_fmt(best, 2)} (the most these canaries could "
-            f"show is {_fmt(ceiling, 2)})."
-        )
-    if best > claimed:
-        return (
-            f"<strong class='bad'>The claimed guarantee is broken</strong>: the accountant "
-            f"claims ε = {_fmt(claimed, 2)}, and the attack by {html.escape(view)} proves "
-            f"ε ≥ {_fmt(best, 2)} at 95% confidence."
-        )
-    return (
-        f"The claimed guarantee holds against these attacks: the accountant claims "
-        f"ε = {_fmt(claimed, 2)}; the strongest attack proves ε ≥ {_fmt(best, 2)} "
-        f"(at most {_fmt(ceiling, 2)} could have been shown with these canaries)."
-    )
-
-
 def _strongest(config: dict[str, Any]) -> tuple[str, float]:
-    aucs = {
-        view: (v["lira"]["online"]["auc"] if v.get("lira") else v["mia_auc"]) or 0.5
-        for view, v in config["views"].items()
-    }
+    aucs = {}
+    for view, v in config["views"].items():
+        candidates = [v["mia_auc"]]
+        for attack in ("lira", "release_lira"):
+            if v.get(attack):
+                candidates.append(v[attack]["online"]["auc"])
+        aucs[view] = max((a for a in candidates if a is not None), default=0.5)
     view = max(aucs, key=lambda k: aucs[k])
     return view, aucs[view]
 
 
 def _copies(repeats: int) -> str:
     return "" if repeats == 1 else f" ({repeats} copies of each)"
+
+
+def _verdict_class(verdict: str) -> str:
+    return {"violated": "bad", "invalid": "bad", "not testable at this size": "warn"}.get(
+        verdict, "ok"
+    )
+
+
+def _control_banner(record: dict[str, Any]) -> str:
+    words = control_words(record.get("control"))
+    if not words:
+        return ""
+    return f"<p id='control' class='banner'><strong>{html.escape(words)}</strong></p>"
 
 
 def _summary(record: dict[str, Any]) -> str:
@@ -150,33 +132,44 @@ def _summary(record: dict[str, Any]) -> str:
         f"measure leakage, {canaries['inserted']} artificial records (“canaries”) were "
         f"planted in it{_copies(canaries['repeats'])}, and "
         f"{canaries['references_per_kind'] * len(canaries['kinds'])} "
-        "similar records were kept out for comparison. If an attacker can tell planted "
-        "records from the others, it could do the same to real patients' records.</p>",
+        "similar records were kept out for comparison: "
+        f"{html.escape(share_words(canaries, record.get('control')))} Canaries are built "
+        "to be easy to spot (noise images, wrong labels); real records are harder to "
+        "single out, so these figures are an upper end of what the same attacks would get "
+        "on real patients' records, not a measurement of it.</p>",
         "<p><strong>By whom.</strong> Three attackers, each using only what it would hold "
         "in a real deployment: " + "; ".join(html.escape(w) for w in VIEW_WORDS.values()) + ".</p>",
         "<p><strong>What was found.</strong></p><ul>",
     ]
     for name, config in ordered(record):
         view, auc = _strongest(config)
+        verdict = config["verdict"]
         parts.append(
-            f"<li><strong>{html.escape(name)}</strong> (accuracy {_fmt(config['alma'], 3)}): "
-            f"the best attacker ({html.escape(view)}) separates planted from unplanted "
-            f"records with AUC {_fmt(auc, 2)} (0.5 is guessing, 1.0 is certainty). "
-            f"{_verdict(config)}</li>"
+            f"<li><strong>{html.escape(name)}</strong> "
+            f"<span class='verdict {_verdict_class(verdict)}'>"
+            f"{html.escape(VERDICT_HEADINGS[verdict])}</span> "
+            f"({html.escape(accuracy_words(config))}): the best attacker "
+            f"({html.escape(view)}) separates planted from unplanted records with AUC "
+            f"{_fmt(auc, 2)} (0.5 is guessing, 1.0 is certainty). "
+            f"{html.escape(verdict_words(config))}</li>"
         )
     parts += [
         "</ul>",
         "<p><strong>What the numbers mean.</strong> ε is the accountant's worst-case "
-        "promise for any record and any attacker; a lower bound is what these attackers "
-        "<em>proved</em> from these canaries. A lower bound far below ε is expected and is "
-        "not a weakness of the guarantee. A lower bound <em>above</em> ε means the "
-        "guarantee does not hold. Exposure (bits) says how much more likely a planted "
-        "record is than the comparison records: about 1.4 bits is chance.</p>",
+        "promise for any record and any attacker: no outcome may become more than e^ε "
+        "times likelier (the odds) because one record was used. A lower bound is what "
+        "these attackers <em>proved</em> from these canaries, and its ceiling is the most "
+        "they could have proved. A claim above the ceiling cannot be tested by this audit "
+        "and is never called consistent. A lower bound <em>above</em> ε means the "
+        f"guarantee does not hold. {html.escape(EXPOSURE_WORDS)}</p>",
         "<p><strong>What they do not mean.</strong> An attack that finds nothing does not "
         "prove privacy: only the DP guarantee (ε) bounds every possible attacker. Settings "
         "without DP (ε = ∞) have no formal protection, whatever the measured leakage. "
         "Swing distillation, temperature and quantisation change the measured leakage "
         "but carry no ε.</p>",
+        "<p><strong>Not covered by this audit.</strong></p><ul>",
+        *(f"<li>{html.escape(item)}</li>" for item in record.get("not_covered", [])),
+        "</ul>",
         "</section>",
     ]
     return "\n".join(parts)
@@ -187,11 +180,11 @@ def _exposure_cell(v: dict[str, Any]) -> str:
     return f"{_fmt(v['exposure_mean_bits'], 2)} ({_fmt(low, 2)}–{_fmt(high, 2)})"
 
 
-def _lira_cells(lira: dict[str, Any] | None) -> list[str]:
+def _lira_cell(lira: dict[str, Any] | None) -> str:
     if not lira:
-        return ["—", "—"]
+        return "—"
     online = lira["online"]
-    return [f"{_fmt(online['auc'])} ({lira['shadows']})", _fmt(online["tpr_at_01pct_fpr"])]
+    return f"{_fmt(online['auc'])} ({lira['shadows']}); {html.escape(tpr_cell(online))}"
 
 
 def _clopper_pearson_cell(cp: dict[str, Any] | None) -> str:
@@ -201,11 +194,19 @@ def _clopper_pearson_cell(cp: dict[str, Any] | None) -> str:
     return f"{_fmt(cp['epsilon'], 2)} ({_fmt(cp['ceiling'], 2)}, {runs})"
 
 
+def _claim_cell(c: dict[str, Any]) -> str:
+    claim = c.get("claim")
+    if not claim:
+        return "∞ (no DP)"
+    return f"{_fmt(claim['epsilon'], 2)} (odds ≤ {html.escape(odds(claim['epsilon']))})"
+
+
 def _table(record: dict[str, Any]) -> str:
     head = (
-        "<tr><th>configuration</th><th>view</th><th>exposure bits (95% CI)</th>"
-        "<th>threshold AUC</th><th>TPR @ 0.1% FPR</th><th>LiRA AUC (shadows)</th>"
-        "<th>LiRA TPR @ 0.1% FPR</th><th>claimed ε</th><th>ε lower bound (ceiling)</th>"
+        "<tr><th>configuration</th><th>view</th><th>verdict</th>"
+        "<th>exposure rank bits (95% CI)</th><th>threshold AUC</th><th>threshold TPR</th>"
+        "<th>LiRA AUC (shadows); TPR</th><th>release LR AUC (shadows); TPR</th>"
+        "<th>claimed ε (odds)</th><th>ε lower bound (score)</th><th>ceiling</th>"
         "<th>Clopper–Pearson ε (ceiling, runs)</th></tr>"
     )
     rows = []
@@ -214,12 +215,16 @@ def _table(record: dict[str, Any]) -> str:
             cells = [
                 html.escape(name),
                 html.escape(view),
+                html.escape(VERDICT_HEADINGS[v.get("verdict", c["verdict"])]),
                 _exposure_cell(v),
                 _fmt(v["mia_auc"]),
-                _fmt(v["tpr_at_0.1pct_fpr"]),
-                *_lira_cells(v.get("lira")),
-                "∞" if c["eps_claimed"] is None else _fmt(c["eps_claimed"], 2),
-                f"{_fmt(v['eps_lower_bound'], 2)} ({_fmt(v['eps_lower_bound_ceiling'], 2)})",
+                html.escape(tpr_cell(v)),
+                _lira_cell(v.get("lira")),
+                _lira_cell(v.get("release_lira")),
+                _claim_cell(c),
+                f"{_fmt(v['eps_lower_bound'], 2)} "
+                f"({html.escape(str(v.get('eps_lower_bound_score')))})",
+                _fmt(v["eps_lower_bound_ceiling"], 2),
                 _clopper_pearson_cell(v.get("clopper_pearson")),
             ]
             rows.append("<tr>" + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")
@@ -232,6 +237,10 @@ table { border-collapse: collapse; font-size: 13px; }
 th, td { border: 1px solid #bbb; padding: 4px 6px; text-align: left; }
 th { background: #eee; }
 .bad { color: #b00; }
+.warn { color: #a60; }
+.ok { color: #060; }
+.verdict { font-weight: bold; }
+.banner { border: 2px solid #b00; padding: 0.6em; background: #fff4f4; }
 pre { background: #f6f6f6; padding: 1em; white-space: pre-wrap; }
 img { max-width: 100%; }
 """
@@ -253,9 +262,10 @@ def render_report(record: dict[str, Any]) -> str:
             "<html lang='en'><head><meta charset='utf-8'>",
             "<meta http-equiv='Content-Security-Policy' content=\"default-src 'none'; "
             "img-src data:; style-src 'unsafe-inline'\">",
-            "<title>fedkd privacy audit</title>",
+            f"<title>fedkd privacy audit{' (control run)' * bool(record.get('control'))}</title>",
             f"<style>{STYLE}</style></head><body>",
-            "<h1>Privacy audit report</h1>",
+            f"<h1>{'Control run: ' if record.get('control') else ''}Privacy audit report</h1>",
+            _control_banner(record),
             _summary(record),
             _table(record),
             "<section id='figures'><h2>Figures</h2>",

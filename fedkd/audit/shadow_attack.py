@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.metrics import roc_curve
@@ -31,6 +31,8 @@ class LiraResult:
     roc_fpr: list[float]
     roc_tpr: list[float]
     """Online LiRA's ROC, thinned to at most ROC_POINTS points (log-spaced in FPR)."""
+    scores: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
+    """The online likelihood ratio of every candidate (what a bound may use)."""
 
 
 def shadow_phi(
@@ -91,6 +93,7 @@ def lira(
         global_variance=fits.global_variance,
         roc_fpr=roc["fpr"],
         roc_tpr=roc["tpr"],
+        scores=online,
     )
 
 

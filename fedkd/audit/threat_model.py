@@ -53,3 +53,32 @@ def threat_model_text(delta: float | None) -> str:
         "above the claimed ε means the guarantee is broken.",
     ]
     return "\n".join(lines)
+
+
+def not_covered(*, target: int, seed: int, shadows: int, repeats: int) -> list[str]:
+    """What this audit did not test, so that no one reads more into it."""
+    items = [
+        f"one target node (partition {target}): other hospitals' records were not canaried",
+        "final models only for the model holder and the peer: no attack on intermediate "
+        "rounds' models (the server view does read every round's releases)",
+        "black-box attacks only: no white-box (gradient or weight) attack, no attacker "
+        "who chooses the public anchors or the fused targets",
+        f"one seed for the run and the canaries (audit seed {seed}): another draw of the "
+        "data, the partition or the coins can move every figure",
+        "two canary kinds (out-of-distribution noise, mislabelled records): worst-case "
+        "records for other data can leak more",
+        "one collusion pattern per view: the server and a peer colluding, or several "
+        "peers pooling their models, were not attacked",
+    ]
+    if not shadows:
+        items.append("no shadow runs: no LiRA, no likelihood test on the releases")
+    if repeats > 1:
+        items.append(
+            f"canaries were repeated {repeats}×: figures are about groups of {repeats} "
+            "records, not one record"
+        )
+    items.append(
+        "a bound below the claim is not proof of privacy: only the accountant's ε bounds "
+        "every attacker"
+    )
+    return items

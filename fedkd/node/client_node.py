@@ -337,7 +337,11 @@ class ClientNode:
             try:
                 remaining = self.run.num_server_rounds - request.round + 1
                 plan = self._plan(privacy, len(loaded.private.train), history, remaining)
-                reason = budget_refusal(plan, history, unbounded_since=unbounded)
+                # A positive control goes on as a silently broken node would: its nominal
+                # budget is checked on the steps it pretends to take, round after round.
+                reason = budget_refusal(
+                    plan, history, unbounded_since=None if self.control else unbounded
+                )
             except BudgetSpentError as exc:
                 reason = str(exc)
             if reason:

@@ -103,3 +103,16 @@ def test_the_release_log_round_trips(tmp_path: Path) -> None:
     assert [r.round for r in loaded] == [1, 2]
     np.testing.assert_array_equal(loaded[0].anchors, [3, 1])
     assert loaded[1].soft_labels.shape == (2, 10)
+
+
+@pytest.mark.parametrize("records", [700, 1126, 6569, 20_000])
+def test_canaries_sized_to_the_share_stay_within_it(records: int) -> None:
+    from fedkd.audit.canaries import candidates_for_share
+
+    per_kind = candidates_for_share(records, share=0.1, kinds=2, repeats=1)
+    rng = np.random.default_rng(records)
+    inserted = rng.binomial(2 * per_kind, 0.5, size=20_000)
+    assert per_kind >= 10
+    assert np.mean(inserted > 0.1 * records) < 0.005
+    # Not needlessly small: the expected count uses most of the share.
+    assert 2 * per_kind / 2 > 0.07 * records or per_kind == 1000
