@@ -153,6 +153,7 @@ def _configuration_record(r: ConfigurationResult) -> dict[str, Any]:
         "alma": r.alma,
         "global_acc": r.global_acc,
         "unaudited": r.unaudited,
+        "mechanism": r.mechanism,
         "collapsed": r.collapsed,
         "eps_claimed": r.eps_claimed,
         "delta": r.delta,
@@ -225,3 +226,17 @@ def write_report(out: Path, record: dict[str, Any]) -> Path:
     path = out / "report.html"
     path.write_text(render_report(record), encoding="utf-8")
     return path
+
+
+def one_configuration(record: dict[str, Any], name: str) -> dict[str, Any]:
+    """The record cut down to one configuration (a report about that claim alone)."""
+    if name not in record["configurations"]:
+        raise KeyError(f"no configuration {name!r}; the audit has {list(record['configurations'])}")
+    config = record["configurations"][name]
+    return {
+        **record,
+        "configurations": {name: config},
+        "configuration_order": [name],
+        "broken_guarantees": {k: v for k, v in record["broken_guarantees"].items() if k == name},
+        "verdicts": {name: record["verdicts"][name]},
+    }

@@ -191,6 +191,8 @@ def _clopper_pearson_cell(cp: dict[str, Any] | None) -> str:
     if not cp:
         return "—"
     runs = f"{cp['runs_in']}+{cp['runs_out']}"
+    if not cp["ceiling"]:
+        return f"— ({runs} runs: ceiling 0, too few to show anything)"
     return f"{_fmt(cp['epsilon'], 2)} ({_fmt(cp['ceiling'], 2)}, {runs})"
 
 

@@ -203,6 +203,8 @@ class ConfigurationResult:
     unaudited: dict[str, Any] | None = None
     """The same configuration without canaries: run_dir, alma, global_acc."""
     num_classes: int = 0
+    mechanism: dict[str, Any] | None = None
+    """The target's σ, q and DP steps in the audited run (``target_mechanism``)."""
 
     @property
     def broken(self) -> list[str]:
@@ -445,7 +447,29 @@ def _unaudited(
         plain, node_sections=_node_sections(sections, plain, settings, share, None)
     )
     result = RunResult.load(run_dir)
-    return {"run_dir": str(run_dir), "alma": result.alma, "global_acc": result.global_acc}
+    return {
+        "run_dir": str(run_dir),
+        "alma": result.alma,
+        "global_acc": result.global_acc,
+        "mechanism": target_mechanism(result, settings.target),
+    }
+
+
+def target_mechanism(result: Any, target: int) -> dict[str, Any] | None:
+    """σ, q and the DP steps of the target's ledger (None without DP steps): what must be
+    equal in the audited and the unaudited run for the audit to be of the deployed one."""
+    from fedkd.privacy.ledger import ReadOnlyLedger
+
+    node = next(n for n in result.nodes if int(n["partition-id"]) == target)
+    ledger = Path(str(node["state-dir"])) / f"{node['name']}.ledger.db"
+    rows = [row for row in ReadOnlyLedger.read(ledger).rows() if row.steps > 0]
+    if not rows:
+        return None
+    return {
+        "noise_multipliers": sorted({round(row.noise_multiplier, 9) for row in rows}),
+        "sample_rates": sorted({round(row.sample_rate, 12) for row in rows}),
+        "steps": sum(row.steps for row in rows),
+    }
 
 
 def _attack(
@@ -488,6 +512,7 @@ def _attack(
         delta=delta,
         control=str(target["name"]) in result.summary.get("privacy", {}).get("controls", []),
         num_classes=classes,
+        mechanism=target_mechanism(result, settings.target),
     )
     for view, model in models.items():
         out.views[view.value] = _view_result(score(model, canaries.x, canaries.y), canaries)
@@ -672,6 +697,12 @@ def _validity(result: ConfigurationResult, settings: AuditSettings) -> None:
             f"the audited model collapsed: ALMA {result.alma:.3f}"
             + (f" against {baseline:.3f} without canaries" if baseline is not None else "")
             + f" (chance {1 / result.num_classes:.3f}); its mechanism is not the deployed one"
+        )
+    deployed = (result.unaudited or {}).get("mechanism")
+    if result.unaudited is not None and deployed != result.mechanism:
+        reasons.append(
+            f"the audited mechanism is not the deployed one: σ, q and steps "
+            f"{result.mechanism} with canaries against {deployed} without"
         )
     if settings.control == "positive" and result.verdict is Verdict.CONSISTENT:
         reasons.append(

@@ -185,11 +185,15 @@ def _audit_of(run_dir: Path) -> dict[str, Any] | None:
             return {
                 "audit": str(record_path),
                 "configuration": name,
+                "control": record.get("control"),
+                "verdict": config.get("verdict"),
+                "verdict_reasons": config.get("verdict_reasons", []),
                 "views": {
                     view: {
                         key: v.get(key)
-                        for key in ("exposure_mean_bits", "mia_auc", "tpr_at_0.1pct_fpr",
-                                    "eps_lower_bound", "eps_lower_bound_ceiling", "eps_claimed")
+                        for key in ("verdict", "exposure_mean_bits", "mia_auc",
+                                    "tpr_at_zero_fpr", "tpr_at_0.1pct_fpr", "eps_lower_bound",
+                                    "eps_lower_bound_ceiling", "eps_claimed")
                     }
                     for view, v in config.get("views", {}).items()
                 },
@@ -235,6 +239,11 @@ def card_markdown(card: dict[str, Any]) -> str:
     audit = card.get("audit")
     if audit:
         lines += ["", f"## Audit ({audit['configuration']}, {audit['audit']})", ""]
+        if audit.get("control"):
+            lines.append(f"**Control run ({audit['control']}): not a deployable configuration.**")
+        if audit.get("verdict"):
+            reasons = "; ".join(audit.get("verdict_reasons") or [])
+            lines.append(f"Verdict: **{audit['verdict']}**" + (f" ({reasons})" if reasons else ""))
         for view, v in audit["views"].items():
             lines.append(f"- {view}: " + ", ".join(f"{k} {v[k]}" for k in v))
     return "\n".join(lines) + "\n"
