@@ -144,8 +144,13 @@ def _summary(record: dict[str, Any]) -> str:
     for name, config in ordered(record):
         view, auc = _strongest(config)
         verdict = config["verdict"]
+        mechanism = (
+            f"<strong class='bad'>{html.escape(str(config['control']))}</strong> "
+            if config.get("control")
+            else ""
+        )
         parts.append(
-            f"<li><strong>{html.escape(name)}</strong> "
+            f"<li>{mechanism}<strong>{html.escape(name)}</strong> "
             f"<span class='verdict {_verdict_class(verdict)}'>"
             f"{html.escape(VERDICT_HEADINGS[verdict])}</span> "
             f"({html.escape(accuracy_words(config))}): the best attacker "
