@@ -18,12 +18,12 @@ from tests.browser import render
 
 WORDING = {
     "consistent": [
-        "Consistent: claimed ε = 3",
+        "Consistent: claimed ε = 2.94",
         "so the claim was testable, and none refuted it",
         "Consistent is not proof of privacy",
     ],
     "not-testable": [
-        "Not testable at this size: claimed ε = 8",
+        "Not testable at this size: claimed ε = 7.86",
         "even a perfect attack could show at most",
         "No canary count suffices in one run at δ = 1e-05",
         "runs with a canary",

@@ -102,6 +102,9 @@ def test_the_positive_control_is_broken_where_testable_and_never_holds(tmp_path:
             "--report", "--no-unaudited", "--set", f"output-dir={tmp_path}",
             "--set", "num-clients=3", "--set", "num-server-rounds=3",
             "--set", "local-epochs=20", "--set", "dp-max-grad-norm=100",
+            # Distilling on public data erodes what the noise-free node memorised: with 2
+            # epochs 1 of 3 runs was detected at ε = 3, without them 3 of 3 (3.57–4.32).
+            "--set", "distill-epochs=0",
         ],
     )  # fmt: skip
     assert result.exit_code == 3, result.output
