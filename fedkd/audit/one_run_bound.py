@@ -25,6 +25,7 @@ or says that none does.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -55,8 +56,11 @@ def p_value(*, m: int, r: int, v: int, epsilon: float, delta: float) -> float:
     return min(1.0, beta + alpha_term * delta * 2 * m)
 
 
-def epsilon_lower_bound(*, m: int, r: int, v: int, delta: float, alpha: float) -> float:
-    """The largest ε with ``p_value(ε) < alpha`` (0 when even ε = 0 cannot be rejected)."""
+def epsilon_lower_bound(
+    *, m: int, r: int, v: int, delta: float, alpha: float, steps: int = SEARCH_STEPS
+) -> float:
+    """The largest ε with ``p_value(ε) < alpha`` (0 when even ε = 0 cannot be rejected),
+    to within 2^-``steps`` of the bracket the doubling found."""
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
     if p_value(m=m, r=r, v=v, epsilon=0.0, delta=delta) >= alpha:
@@ -66,7 +70,7 @@ def epsilon_lower_bound(*, m: int, r: int, v: int, delta: float, alpha: float) -
         low, high = high, 2 * high
         if high > 1e3:
             return math.inf
-    for _ in range(SEARCH_STEPS):
+    for _ in range(steps):
         middle = (low + high) / 2
         if p_value(m=m, r=r, v=v, epsilon=middle, delta=delta) < alpha:
             low = middle
@@ -129,14 +133,25 @@ def _guesses(m: int, fraction: float) -> int:
 
 
 def ceiling(
-    m: int, *, delta: float, alpha: float, guess_fractions: tuple[float, ...] = GUESS_FRACTIONS
+    m: int,
+    *,
+    delta: float,
+    alpha: float,
+    guess_fractions: tuple[float, ...] = GUESS_FRACTIONS,
+    steps: int = SEARCH_STEPS,
 ) -> float:
     """The most :func:`one_run_bound` can show with ``m`` canaries: every guess right."""
     level = alpha / len(guess_fractions)
     return max(
-        epsilon_lower_bound(m=m, r=r, v=r, delta=delta, alpha=level)
+        epsilon_lower_bound(m=m, r=r, v=r, delta=delta, alpha=level, steps=steps)
         for r in {min(m, _guesses(m, f)) for f in guess_fractions}
     )
+
+
+@functools.lru_cache(maxsize=8192)
+def _scan_ceiling(m: int, delta: float, alpha: float, fractions: tuple[float, ...]) -> float:
+    """:func:`ceiling` to 2^-24, remembered: audits ask the same counts again."""
+    return ceiling(m, delta=delta, alpha=alpha, guess_fractions=fractions, steps=24)
 
 
 def canaries_needed(
@@ -146,20 +161,33 @@ def canaries_needed(
     alpha: float,
     guess_fractions: tuple[float, ...] = GUESS_FRACTIONS,
 ) -> int | None:
-    """The fewest canaries whose ceiling exceeds ``epsilon``; None when no count does
-    (the ceiling peaks and falls again as the δ term grows, see the module docstring)."""
-    ceilings: dict[int, float] = {}
+    """The fewest canaries whose ceiling exceeds ``epsilon``; None when no count does.
+
+    The ceiling rises, peaks and falls again as the δ term grows (module docstring), so
+    counts are scanned on a grid with ratio 2^(1/8) up to a doubling past the peak (to
+    2^-24 in ε), and the first grid point above ``epsilon`` is then narrowed down by
+    bisection.  A claim within the grid's resolution of the peak (about 0.01 in ε) may be
+    reported unreachable.
+    """
 
     def at(m: int) -> float:
-        if m not in ceilings:
-            ceilings[m] = ceiling(m, delta=delta, alpha=alpha, guess_fractions=guess_fractions)
-        return ceilings[m]
+        return _scan_ceiling(m, delta, alpha, guess_fractions)
 
-    low, high = 2, 4
-    while at(high) <= epsilon:
-        if high >= CANARY_SEARCH_LIMIT or at(high) < at(low):
-            return None  # past the peak (or the search limit) without exceeding ε
-        low, high = high, 2 * high
+    previous, m, best, falling = 2, 2, 0.0, 0
+    while m <= CANARY_SEARCH_LIMIT:
+        value = at(m)
+        if value > epsilon:
+            break
+        if value > best:
+            best, falling = value, 0
+        elif value < best:
+            falling += 1
+        if falling >= 8:
+            return None  # a doubling past the peak without exceeding ε
+        previous, m = m, max(m + 1, int(m * 2 ** (1 / 8)))
+    else:
+        return None
+    low, high = previous, m
     while high - low > 1:
         middle = (low + high) // 2
         low, high = (middle, high) if at(middle) <= epsilon else (low, middle)

@@ -141,6 +141,8 @@ def _configuration_record(r: ConfigurationResult) -> dict[str, Any]:
             "correct_guesses": bound.correct if bound else None,
             "eps_claimed": r.eps_claimed,
             "delta": r.delta,
+            "eps_tested": r.claim.epsilon if r.claim else None,
+            "delta_tested": r.claim.delta if r.claim else None,
             "exposure_samples": v.exposure_samples,
             "roc_threshold": v.roc,
             "lira": _lira_record(v.lira),

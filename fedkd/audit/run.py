@@ -38,6 +38,7 @@ from fedkd.audit.exposure import (
     rank_exposure,
     reference_rank_exposure,
 )
+from fedkd.audit.group_privacy import group_claim
 from fedkd.audit.membership import AttackResult, threshold_attack
 from fedkd.audit.one_run_bound import OneRunBound, one_run_bound
 from fedkd.audit.presets import preset_overrides
@@ -612,6 +613,13 @@ def _shadow_attacks(
     public = load_public_data(cfg.public_spec)
     candidates = canaries.candidate
     member = canaries.coin[candidates]
+    # About the shadows' mechanism (which inserts canaries, even in a negative control),
+    # for groups of ``repeats`` records; reported beside the verdict, not part of it.
+    cp_delta = (
+        group_claim(result.eps_claimed, result.delta or 0.0, settings.repeats)[1]
+        if result.eps_claimed is not None
+        else (result.delta or 1e-5)
+    )
     for view in View:
         phis = shadow_phi(
             runs, view, canaries, cfg, target=settings.target, peer=settings.peer,
@@ -623,7 +631,7 @@ def _shadow_attacks(
             current,
             lira=online,
             clopper_pearson=clopper_pearson_over_shadows(
-                phis[:, candidates], coins[:, candidates], delta=result.delta or 1e-5,
+                phis[:, candidates], coins[:, candidates], delta=cp_delta,
                 confidence=1 - settings.alpha,
             ),
             candidate_scores={**current.candidate_scores, Score.LIRA: online.scores},
@@ -633,6 +641,9 @@ def _shadow_attacks(
         str(n["name"]) for n in json.loads((run_dir / "nodes.json").read_text())
         if int(n["partition-id"]) == settings.target
     )  # fmt: skip
+    if any(not run.target_releases for run in runs):
+        progress("release likelihood ratio skipped: a shadow's target released nothing")
+        return
     size = len(public.transfer.x)
     audited = release_phi(
         load_releases(run_dir / "releases" / f"{target_name}.npz"), order,
@@ -696,7 +707,7 @@ def _validity(result: ConfigurationResult, settings: AuditSettings) -> None:
         reasons.append(
             f"the audited model collapsed: ALMA {result.alma:.3f}"
             + (f" against {baseline:.3f} without canaries" if baseline is not None else "")
-            + f" (chance {1 / result.num_classes:.3f}); its mechanism is not the deployed one"
+            + f" (chance {1 / result.num_classes:.3f}); the audited model is not the deployed one"
         )
     deployed = (result.unaudited or {}).get("mechanism")
     if result.unaudited is not None and deployed != result.mechanism:

@@ -82,10 +82,14 @@ def _shadow_node(node: NodeConfig, folder: Path, canaries: Path | None) -> NodeC
     options = dict(node.data_options)
     if canaries is not None:
         options["canaries"] = str(canaries)
+    # Fresh DP randomness in every shadow: with reproducible DP each shadow would draw
+    # the audited run's own noise, and scores fitted on them would depend on it — the
+    # one-run bound then no longer holds.
     return dataclasses.replace(
         node,
         state_dir=str(folder / "node-state"),
         keep_model=False,
+        reproducible_dp=False,
         data_options=tuple(sorted(options.items())),
     )
 

@@ -61,10 +61,13 @@ def markdown_summary(record: dict[str, Any]) -> str:
     for name, c in ordered(record):
         lines += [f"**{name}.** {verdict_words(c)}", ""]
     for name, c in ordered(record):
-        claimed = "∞ (no DP)" if c["eps_claimed"] is None else f"{c['eps_claimed']:.3f}"
+        claim = c.get("claim")
+        tested = "no ε claimed" if not claim else (
+            f"claim tested ε {claim['epsilon']:.3f}, δ {claim['delta']:.3g}"
+            + ("" if claim["group"] == 1 else f" (a group of {claim['group']})")
+        )  # fmt: skip
         lines += [
-            f"## {name}: ALMA {num(c['alma'])}, global {num(c['global_acc'])}, "
-            f"claimed ε {claimed}, δ {c['delta']}",
+            f"## {name}: ALMA {num(c['alma'])}, global {num(c['global_acc'])}, {tested}",
             "",
             "| view | kind | exposure rank bits (95% CI) | references | above | "
             "skew-normal bits (references) | MIA AUC | TPR | ε lower bound (score) |",
@@ -88,6 +91,8 @@ def markdown_summary(record: dict[str, Any]) -> str:
                 )
         lines.append("")
     lines += _shadow_lines(record)
+    confidence_pct = 100 * (1 - float(record.get("settings", {}).get("alpha", 0.05)))
+    confidence = f"{confidence_pct:g}%"
     broken = record.get("broken_guarantees") or {}
     for name, views in broken.items():
         lines.append(
@@ -96,9 +101,14 @@ def markdown_summary(record: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "Bounds: one-run (Steinke, Nasr, Jagielski 2023), each view's from its strongest "
-        "score, at 95% confidence jointly over every (view, score) tried and every guess "
-        "count (Bonferroni); the ceiling is the bound if every guess were right. "
+        "Bounds: one-run (Steinke, Nasr, Jagielski 2023) at the claim's δ, each view's "
+        f"from its strongest score, at {confidence} confidence jointly over every (view, "
+        "score) tried and every guess count (Bonferroni); the ceiling is the bound if every "
+        "guess were right. Each configuration is its own family: with C configurations a "
+        f"false BROKEN somewhere has probability up to C × {100 - confidence_pct:g} %. "
+        "Clopper–Pearson over the shadow runs is about the shadows' mechanism (they insert "
+        f"canaries, even in a negative control), at {confidence} per view, beside the "
+        "verdict and not part of it. "
         + EXPOSURE_WORDS
         + " TPRs at an FPR are given only where the non-members are at least 1/FPR; "
         "otherwise at zero false positives (0 FP).",

@@ -100,7 +100,8 @@ def verdict_words(config: dict[str, Any]) -> str:
         )
     if verdict == "no guarantee claimed":
         return (
-            f"No formal guarantee was claimed (no DP-SGD): the attacks' figures only. The "
+            f"No ε was claimed for the target (no DP-SGD, or none reported): the attacks' "
+            "figures only. The "
             f"strongest attack shows {proved}; the most these canaries could show is "
             f"{num(ceiling, 2)}."
         )
@@ -133,9 +134,11 @@ def _what_would_test(claim: dict[str, Any], able: dict[str, Any]) -> str:
             "(--repeats 1)."
         )
     if able.get("canaries_needed"):
+        needed = able["canaries_needed"]
         return (
-            f"One run with {able['canaries_needed']} canaries (each inserted with "
-            "probability ½) could test it."
+            f"One run with {needed} candidate canaries in all (each inserted with "
+            f"probability ½; --candidates counts per kind) could test it, on a target with "
+            f"at least about {5 * needed * claim['group']} records to keep them within 10 %."
         )
     if able.get("runs_needed"):
         return (

@@ -193,7 +193,8 @@ def _audit_of(run_dir: Path) -> dict[str, Any] | None:
                         key: v.get(key)
                         for key in ("verdict", "exposure_mean_bits", "mia_auc",
                                     "tpr_at_zero_fpr", "tpr_at_0.1pct_fpr", "eps_lower_bound",
-                                    "eps_lower_bound_ceiling", "eps_claimed")
+                                    "eps_lower_bound_ceiling", "eps_claimed", "eps_tested",
+                                    "delta_tested")
                     }
                     for view, v in config.get("views", {}).items()
                 },

@@ -92,3 +92,18 @@ def test_an_audit_whose_canaries_would_swamp_the_target_is_refused_before_any_ru
     with pytest.raises(ValueError, match=message):
         audit(DIGITS, ["plain"], settings, tmp_path / "a", overrides={"output-dir": str(tmp_path)})
     assert not (tmp_path / "a" / "runs").exists()
+
+
+def test_shadows_draw_fresh_dp_randomness_even_when_the_audited_run_was_reproducible(
+    tmp_path: Path,
+) -> None:
+    """Shadows sharing the audited run's seeded noise would make the scores depend on it."""
+    import dataclasses
+
+    from fedkd.audit.shadows import _shadow_node
+    from fedkd.flower_glue.simulation import simulated_nodes
+
+    cfg = parse_run_config({"dataset": "digits", "num-clients": 3})
+    node = dataclasses.replace(simulated_nodes(cfg, "t")[0], reproducible_dp=True)
+    shadow = _shadow_node(node, tmp_path, None)
+    assert shadow.reproducible_dp is False and shadow.keep_model is False

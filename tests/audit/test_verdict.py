@@ -98,3 +98,12 @@ def test_combining_views_and_exit_codes() -> None:
     assert exit_code([n, c]) == 4
     assert exit_code([Verdict.INVALID, n]) == 5
     assert exit_code([Verdict.INVALID, v]) == 3
+
+
+def test_a_claim_just_below_the_peak_finds_the_count_past_a_dip_in_the_scan() -> None:
+    # The ceiling at 2,048 and 4,096 canaries is below 5.49; between them it is above.
+    assert ceiling(2048, delta=1e-5, alpha=LEVEL) < 5.49
+    assert ceiling(4096, delta=1e-5, alpha=LEVEL) < 5.49
+    needed = canaries_needed(5.49, delta=1e-5, alpha=LEVEL)
+    assert needed is not None and 2048 < needed < 4096
+    assert ceiling(needed, delta=1e-5, alpha=LEVEL) > 5.49
