@@ -637,10 +637,7 @@ def _shadow_attacks(
             candidate_scores={**current.candidate_scores, Score.LIRA: online.scores},
         )  # fmt: skip
     order = anchor_order(public.transfer.x, canaries.x[candidates])
-    target_name = next(
-        str(n["name"]) for n in json.loads((run_dir / "nodes.json").read_text())
-        if int(n["partition-id"]) == settings.target
-    )  # fmt: skip
+    target_name = next(n.name for n in nodes if n.partition_id == settings.target)
     if any(not run.target_releases for run in runs):
         progress("release likelihood ratio skipped: a shadow's target released nothing")
         return
