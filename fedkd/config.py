@@ -87,6 +87,12 @@ class RunConfig:
     dp_accountant: str = "prv"
     dp_grad_sample_mode: str = ""
     dp_physical_batch_size: int = 256
+    dp_batch_size: int = 0
+    """DP-SGD's logical batch (0: the recipe's, :mod:`fedkd.privacy.recipe`)."""
+    dp_lr: float = 0.0
+    """DP-SGD's learning rate (0: the recipe's)."""
+    dp_local_epochs: int = 0
+    """DP-SGD epochs per round (0: the recipe's multiple of ``local-epochs``)."""
     swing_scorer: str = ""
     swing_max_temperature: float = 8.0
     swing_noise: str = "gaussian"
@@ -129,6 +135,8 @@ class RunConfig:
             "clients_per_round",
             "anchors_per_round",
             "seed",
+            "dp_batch_size",
+            "dp_local_epochs",
         )
         for name in at_least_zero:
             if getattr(self, name) < 0:
@@ -180,6 +188,8 @@ class RunConfig:
                 raise ValueError("dp-max-grad-norm and dp-physical-batch-size must be > 0")
         if self.dp_target_epsilon < 0 or self.dp_noise_multiplier < 0:
             raise ValueError("dp-target-epsilon and dp-noise-multiplier must be >= 0")
+        if self.dp_lr < 0:
+            raise ValueError(f"dp-lr must be >= 0 (0: the recipe's), got {self.dp_lr}")
         check_name("dp-accountant", self.dp_accountant, ACCOUNTANTS)
         if self.dp_grad_sample_mode:  # empty: the fastest valid mode
             check_name("dp-grad-sample-mode", self.dp_grad_sample_mode, GRAD_SAMPLE_MODES)

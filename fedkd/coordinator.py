@@ -37,6 +37,7 @@ from fedkd.privacy.accounting import (
 from fedkd.privacy.accounting import epsilon as epsilon_of
 from fedkd.privacy.guard import CONTROL_MECHANISM, DP_MECHANISM
 from fedkd.privacy.node_registry import NodeRegistry, RegistryError
+from fedkd.privacy.recipe import private_epochs
 from fedkd.version_check import incompatibility
 from fedkd.wire.errors import PayloadError
 from fedkd.wire.serde import ReplyShapes, knowledge_reply_from_bytes, knowledge_request_to_bytes
@@ -597,12 +598,13 @@ class Coordinator:
                 f"for an integer k <= {MAX_STEPS_PER_EPOCH}",
             )
         trained = round_ <= cfg.num_server_rounds and reply.status.code is StatusCode.OK
-        planned = cfg.local_epochs * per_epoch if trained else 0
+        epochs = private_epochs(cfg)
+        planned = epochs * per_epoch if trained else 0
         if spend.release_steps != planned:
             raise reject(
                 "claim.steps",
                 f"claims {spend.release_steps} DP steps this round; the plan is {planned} "
-                f"({cfg.local_epochs} local epochs of 1/q = {per_epoch} steps)"
+                f"({epochs} DP-SGD epochs of 1/q = {per_epoch} steps)"
                 if trained
                 else f"claims {spend.release_steps} DP steps in a round without training",
             )

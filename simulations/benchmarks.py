@@ -1431,7 +1431,20 @@ TABLES: dict[str, Callable[[Settings], Table]] = {
     "privacy-utility": privacy_utility,
     "dp-throughput": dp_throughput,
     "allocator": allocator,
+    "dp-client": lambda s: _dp_ablation("client_table", s),
+    "dp-federated": lambda s: _dp_ablation("federated_table", s),
 }
+
+
+def _dp_ablation(part: str, s: Settings) -> Table:
+    """simulations/dp_ablation.py's tables (that module holds their rows and runners)."""
+    sys.path.insert(0, str(ROOT / "simulations"))
+    import dp_ablation
+
+    table: dict[str, Any] = getattr(dp_ablation, part)(s.smoke, s.runs)
+    for seconds in table.pop("spent"):
+        spend(seconds)
+    return Table(**table)
 
 
 # --- driver ---------------------------------------------------------------------------------

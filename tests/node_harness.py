@@ -8,8 +8,9 @@ from typing import Any
 from fedkd.config import RunConfig
 from fedkd.node import ClientNode, NodeConfig, simulated_node_config
 from fedkd.node.client_node import privacy_request
-from fedkd.privacy.guard import PrivacyPlan, TrainingPlan, plan_for
+from fedkd.privacy.guard import PrivacyPlan, plan_for
 from fedkd.privacy.policy import resolve_privacy
+from fedkd.privacy.recipe import training_plan
 from fedkd.wire.types import ModelWeights
 
 
@@ -58,5 +59,5 @@ def plan_of(cfg: RunConfig, num_records: int) -> PrivacyPlan:
     """The DP plan a node with no policy of its own makes for ``cfg``."""
     node = node_config(cfg, 0)
     privacy = resolve_privacy(node.policy, privacy_request(cfg))
-    training = TrainingPlan(cfg.num_server_rounds, cfg.local_epochs, cfg.batch_size)
+    training = training_plan(cfg, node.policy.nominal_records or num_records)
     return plan_for(privacy, training, num_records)

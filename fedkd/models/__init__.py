@@ -4,10 +4,10 @@ Plugins add architectures through the entry point group ``fedkd.models`` (import
 so Ray workers and SuperNodes that import fedkd see them too).
 """
 
-from fedkd.models import cnn, mlp
+from fedkd.models import cnn, mlp, scatnet
 from fedkd.models.registry import MODEL_REGISTRY, ModelSpec, build_model, register_model
 from fedkd.plugins import load_entry_points
 
 load_entry_points("fedkd.models")
 
-__all__ = ["MODEL_REGISTRY", "ModelSpec", "build_model", "cnn", "mlp", "register_model"]
+__all__ = ["MODEL_REGISTRY", "ModelSpec", "build_model", "cnn", "mlp", "register_model", "scatnet"]

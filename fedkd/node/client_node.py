@@ -50,7 +50,6 @@ from fedkd.privacy.accounting import BudgetSpentError, DPSteps, History, compose
 from fedkd.privacy.guard import (
     DP_MECHANISM,
     PrivacyPlan,
-    TrainingPlan,
     fields_sent,
     plan_for,
     reporting_plan,
@@ -58,6 +57,7 @@ from fedkd.privacy.guard import (
 )
 from fedkd.privacy.ledger import GENESIS, Ledger, LedgerError
 from fedkd.privacy.policy import EffectivePrivacy, PolicyRefusal, PrivacyRequest, resolve_privacy
+from fedkd.privacy.recipe import training_plan
 from fedkd.version_check import incompatibility
 from fedkd.wire.errors import PayloadError
 from fedkd.wire.serde import (
@@ -456,11 +456,7 @@ class ClientNode:
     def _plan(
         self, privacy: EffectivePrivacy, num_records: int, history: History, remaining: int
     ) -> PrivacyPlan:
-        training = TrainingPlan(
-            num_rounds=self.run.num_server_rounds,
-            local_epochs=self.run.local_epochs,
-            batch_size=self.run.batch_size,
-        )
+        training = training_plan(self.run, privacy.policy.nominal_records or num_records)
         try:
             return plan_for(
                 privacy, training, num_records, history=history, remaining_rounds=remaining

@@ -33,6 +33,7 @@ from fedkd.privacy.accounting import DPSteps
 from fedkd.privacy.csprng import ChaCha20Stream
 from fedkd.privacy.guard import PrivacyPlan
 from fedkd.privacy.policy import EffectivePrivacy
+from fedkd.privacy.recipe import dp_training
 from fedkd.privacy.scorers import make_scorer
 from fedkd.privacy.swing import swing_release, swing_targets
 from fedkd.wire.types import EvalReport, KnowledgeRequest, ModelWeights, ReleaseKind
@@ -139,7 +140,8 @@ def train(work: RoundWork, round_: int, plan: PrivacyPlan | None) -> tuple[float
             seed=seed,
         )
         return loss, None
-    if work.run.local_epochs == 0:
+    training = dp_training(work.run, plan.mechanism_records or len(records))
+    if training.local_epochs == 0:
         return float("nan"), None
     # Opacus loads with the first private step: a node without DP never imports it.
     from fedkd.privacy.dp_sgd import train_private
@@ -151,8 +153,8 @@ def train(work: RoundWork, round_: int, plan: PrivacyPlan | None) -> tuple[float
         work.model,
         records.x,
         records.y,
-        epochs=work.run.local_epochs,
-        cfg=work.run.optimiser,
+        epochs=training.local_epochs,
+        cfg=training.optimiser,
         noise_multiplier=actual_noise,
         max_grad_norm=work.privacy.max_grad_norm,
         grad_sample_mode=work.run.dp_grad_sample_mode or None,

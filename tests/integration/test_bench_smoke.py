@@ -29,7 +29,14 @@ SUBPROCESS_TABLES = ("plain-loops", "overhead", "scale", "ray-cluster", "allocat
 in worker processes beside the others (a run mostly waits on Ray's start-up)."""
 
 PARTS = {
-    "part 1": ("tuning", "cnn-accuracy", "communication", "plain-loops", "poisoned"),
+    "part 1": (
+        "tuning",
+        "cnn-accuracy",
+        "communication",
+        "plain-loops",
+        "poisoned",
+        "dp-client",
+    ),
     "part 2": (
         "overhead",
         "scale",
@@ -37,6 +44,7 @@ PARTS = {
         "privacy-utility",
         "dp-throughput",
         "allocator",
+        "dp-federated",
     ),
 }
 """BENCHMARKS.md's two halves, one smoke each, each within two minutes on 2 cores."""

@@ -44,7 +44,8 @@ BASE: dict[str, Any] = {
 FAILING = [
     {"dp-noise-multiplier": 1e-320},  # σ² underflows: the accountant divides by zero
     {"dp-noise-multiplier": 0.0, "dp-target-epsilon": 1e-6},  # no σ reaches that ε
-    {"lr": 1e308},  # the SGD step overflows float32
+    {"dp-lr": 1e308},  # the DP-SGD step overflows float32
+    {"dp-batch-size": -1},
     {"batch-size": 0},  # the run config itself is refused when the node parses it
     {"dp-physical-batch-size": 0},
     {"local-epochs": -1},

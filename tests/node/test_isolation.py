@@ -31,7 +31,7 @@ BASE: dict[str, Any] = {
 
 
 def test_a_failure_mid_training_is_the_fixed_reply_and_its_detail_stays_in_the_node_log() -> None:
-    cfg = parse_run_config({**BASE, "run-name": "overflow", "lr": 1e308})
+    cfg = parse_run_config({**BASE, "run-name": "overflow", "lr": 1e308, "dp-lr": 1e308})
     coord = Coordinator(
         cfg, run_id="r", transfer=build_federated_data(cfg.data_spec).transfer, num_classes=10
     )

@@ -33,6 +33,7 @@ def _cfg(**extra: object) -> RunConfig:
         "num-server-rounds": 3,
         "local-epochs": 1,
         "batch-size": 32,
+        "dp-batch-size": 32,
         "model": "mlp-s",
         "strategy": "mean",
         "seed": 5,
@@ -68,7 +69,7 @@ def test_epsilon_composes_round_by_round_and_matches_the_ledger() -> None:
     states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
     n = len(data.clients[0].train)
     plan = plan_of(cfg, n)
-    per_round = steps_per_epoch(n, cfg.batch_size)
+    per_round = steps_per_epoch(n, cfg.dp_batch_size)
     history: tuple[DPSteps, ...] = ()
     previous = 0.0
     for round_ in range(1, cfg.num_server_rounds + 1):
@@ -345,7 +346,7 @@ def test_every_step_that_saw_a_private_record_is_accounted_and_in_the_ledger(
     # Distillation's CE-on-private term is off under DP: DP-SGD steps are the only ones.
     assert len(steps_seen) == final.steps == sum(r.steps for r in rows)
     n = len(data.clients[0].train)
-    assert {r.sample_rate for r in rows if r.steps} == {sample_rate(n, cfg.batch_size)}
+    assert {r.sample_rate for r in rows if r.steps} == {sample_rate(n, cfg.dp_batch_size)}
     assert final.epsilon == pytest.approx(
         epsilon(
             (DPSteps(final.noise_multiplier, final.sample_rate, len(steps_seen)),),

@@ -158,7 +158,9 @@ def test_the_mechanism_and_every_reply_field_ignore_one_record_more_or_less(
     for name, keep in (("all", slice(None)), ("one-fewer", np.arange(121) != 5)):
         path = tmp_path / f"{name}.npz"
         np.savez(path, x=x[keep], y=y[keep], split=split[keep])
-        cfg = parse_run_config({**BASE, "run-name": name, "num-server-rounds": 1})
+        cfg = parse_run_config(
+            {**BASE, "run-name": name, "num-server-rounds": 1, "dp-batch-size": 32}
+        )
         section = {
             "data": "arrays",
             "data_path": str(path),
