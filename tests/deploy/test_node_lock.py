@@ -87,7 +87,7 @@ def test_the_lock_says_how_to_regenerate_it() -> None:
 def test_every_project_dependency_is_locked_within_its_specifier() -> None:
     pins = _pins()
     dependencies = _project_dependencies()
-    assert len(dependencies) == 14
+    assert len(dependencies) == 15
     for requirement in dependencies:
         name = canonicalize_name(requirement.name)
         assert name in pins, f"{name} missing from the lock"
