@@ -275,15 +275,16 @@ def federated_variant(strategy: str, epsilon: float | None, keys: str = "") -> s
 FEDERATED_ROWS: tuple[tuple[str, str], ...] = (
     ("DP-SGD alone (local), protocol", federated_variant("local", 3.0, PROTOCOL_KEYS)),
     ("knfu, protocol", federated_variant("knfu", 3.0, PROTOCOL_KEYS)),
-    ("mean, protocol", federated_variant("mean", 3.0, PROTOCOL_KEYS)),
     ("DP-SGD alone (local), recipe", federated_variant("local", 3.0)),
     ("knfu, recipe", federated_variant("knfu", 3.0)),
     ("mean, recipe", federated_variant("mean", 3.0)),
+    ("knfu, no DP", federated_variant("knfu", None)),
     ("knfu, recipe", federated_variant("knfu", 1.0)),
     ("knfu, recipe", federated_variant("knfu", 8.0)),
-    ("knfu, no DP", federated_variant("knfu", None)),
+    ("mean, protocol", federated_variant("mean", 3.0, PROTOCOL_KEYS)),
     ("knfu, recipe, distill-epochs 10", federated_variant("knfu", 3.0, "distill-epochs=10")),
 )
+"""Most telling first: an interrupted part has the recipe's rows at ε = 3."""
 
 
 def run_federated_part(runs: Path, *, smoke: bool = False) -> dict[str, Any]:
@@ -404,7 +405,9 @@ def federated_table(smoke: bool, runs: Path) -> dict[str, Any]:
         rows.append([
             labels.get(variant, variant), found.group(1) if found else "∞ (no DP)",
             f"{result.alma:.3f}", f"{result.global_acc:.3f}",
-            f"{spent:.2f}" if spent else "—", f"{float(result.summary['wall_s']):.0f} s",
+            f"{spent:.2f}" if spent else "—",
+            str(sum(result.summary.get("excluded_client_rounds", {}).values())),
+            f"{float(result.summary['wall_s']):.0f} s",
         ])  # fmt: skip
 
     def global_of(variant: str) -> str:
@@ -421,7 +424,15 @@ def federated_table(smoke: bool, runs: Path) -> dict[str, Any]:
         "title": "DP ablation, whole federations: cnn-s, MNIST α = 0.5, tuning seed",
         "command": "make bench TABLE=dp-federated  # simulations/dp_ablation.py, seed "
         f"{TUNING_SEED}",
-        "columns": ["setting", "target ε", "ALMA", "global acc.", "ε spent", "wall time"],
+        "columns": [
+            "setting",
+            "target ε",
+            "ALMA",
+            "global acc.",
+            "ε spent",
+            "client-rounds excluded",
+            "wall time",
+        ],
         "rows": rows,
         "spent": [float(r.summary["wall_s"]) for r in got.values()],
         "headline": headline,
