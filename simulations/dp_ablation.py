@@ -278,11 +278,11 @@ FEDERATED_ROWS: tuple[tuple[str, str], ...] = (
     ("DP-SGD alone (local), recipe", federated_variant("local", 3.0)),
     ("knfu, recipe", federated_variant("knfu", 3.0)),
     ("mean, recipe", federated_variant("mean", 3.0)),
+    ("knfu, recipe, distill-epochs 10", federated_variant("knfu", 3.0, "distill-epochs=10")),
     ("knfu, no DP", federated_variant("knfu", None)),
     ("knfu, recipe", federated_variant("knfu", 1.0)),
     ("knfu, recipe", federated_variant("knfu", 8.0)),
     ("mean, protocol", federated_variant("mean", 3.0, PROTOCOL_KEYS)),
-    ("knfu, recipe, distill-epochs 10", federated_variant("knfu", 3.0, "distill-epochs=10")),
 )
 """Most telling first: an interrupted part has the recipe's rows at ε = 3."""
 

@@ -102,6 +102,9 @@ def test_the_positive_control_is_broken_where_testable_and_never_holds(tmp_path:
             "--report", "--no-unaudited", "--set", f"output-dir={tmp_path}",
             "--set", "num-clients=3", "--set", "num-server-rounds=3",
             "--set", "local-epochs=20", "--set", "dp-max-grad-norm=100",
+            # Small steps to memorise with (batch 32, lr 0.05), not the DP recipe's long
+            # ones, which at C = 100 overshoot rather than fit the canaries.
+            "--set", "dp-batch-size=32", "--set", "dp-lr=0.05",
             # Distilling on public data erodes what the noise-free node memorised: with 2
             # epochs 1 of 3 runs was detected at ε = 3, without them 3 of 3 (3.57–4.32).
             "--set", "distill-epochs=0",
