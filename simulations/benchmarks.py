@@ -1431,17 +1431,18 @@ TABLES: dict[str, Callable[[Settings], Table]] = {
     "privacy-utility": privacy_utility,
     "dp-throughput": dp_throughput,
     "allocator": allocator,
-    "dp-client": lambda s: _dp_ablation("client_table", s),
-    "dp-federated": lambda s: _dp_ablation("federated_table", s),
+    "dp-client": lambda s: _dp_table("dp_ablation", "client_table", s),
+    "dp-federated": lambda s: _dp_table("dp_ablation", "federated_table", s),
+    "dp-central": lambda s: _dp_table("dp_utility", "central_table", s),
 }
 
 
-def _dp_ablation(part: str, s: Settings) -> Table:
-    """simulations/dp_ablation.py's tables (that module holds their rows and runners)."""
-    sys.path.insert(0, str(ROOT / "simulations"))
-    import dp_ablation
+def _dp_table(module: str, part: str, s: Settings) -> Table:
+    """A table whose rows and runners live in a module of their own under simulations/."""
+    import importlib
 
-    table: dict[str, Any] = getattr(dp_ablation, part)(s.smoke, s.runs)
+    sys.path.insert(0, str(ROOT / "simulations"))
+    table: dict[str, Any] = getattr(importlib.import_module(module), part)(s.smoke, s.runs)
     for seconds in table.pop("spent"):
         spend(seconds)
     return Table(**table)

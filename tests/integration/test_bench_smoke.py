@@ -36,6 +36,7 @@ PARTS = {
         "plain-loops",
         "poisoned",
         "dp-client",
+        "dp-central",
     ),
     "part 2": (
         "overhead",
