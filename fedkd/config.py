@@ -45,6 +45,9 @@ class RunConfig:
     classes_per_client: int = 2
     transfer_size: int = 500
     anchors_per_round: int = 0
+    local_test_fraction: float = 0.2
+    """The share of each simulated node's records held out as its local test set (0: every
+    record trains, as a central reference run wants; local accuracy is then not measured)."""
     min_local_test: int = 100
     """The stated minimum of own test records per node: below it a node's local accuracy
     is flagged ``too_few`` in summary.json, with its 95 % interval.  Local test sets are
@@ -148,6 +151,10 @@ class RunConfig:
             )
         if self.classes_per_client < 1:
             raise ValueError(f"classes-per-client must be >= 1, got {self.classes_per_client}")
+        if not 0 <= self.local_test_fraction < 1:
+            raise ValueError(
+                f"local-test-fraction must be in [0, 1), got {self.local_test_fraction}"
+            )
         if not self.transfer_size > 0:
             raise ValueError(f"transfer-size must be > 0, got {self.transfer_size}")
         if not 0 < self.dirichlet_alpha < math.inf:
@@ -251,6 +258,7 @@ class RunConfig:
             classes_per_client=self.classes_per_client,
             transfer_size=self.transfer_size,
             min_local_test=self.min_local_test,
+            local_test_fraction=self.local_test_fraction,
             max_train_per_client=self.max_train_per_client or None,
             data_dir=self.data_dir,
         )

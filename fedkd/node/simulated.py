@@ -132,6 +132,7 @@ def _partition_options(cfg: RunConfig, partition_id: int) -> dict[str, Any]:
         "classes-per-client": cfg.classes_per_client,
         "transfer-size": cfg.transfer_size,
         "min-local-test": cfg.min_local_test,
+        "local-test-fraction": cfg.local_test_fraction,
         "max-train-per-client": cfg.max_train_per_client,
         "data-dir": cfg.data_dir,
     }

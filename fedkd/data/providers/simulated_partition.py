@@ -42,6 +42,7 @@ class SimulatedPartition(PrivateDataProvider):
     classes_per_client: int = 2
     transfer_size: int = 500
     min_local_test: int = 100
+    local_test_fraction: float = 0.2
     max_train_per_client: int = 0
     data_dir: str = ""
 
@@ -56,6 +57,7 @@ class SimulatedPartition(PrivateDataProvider):
             classes_per_client=self.classes_per_client,
             transfer_size=self.transfer_size,
             min_local_test=self.min_local_test,
+            local_test_fraction=self.local_test_fraction,
             max_train_per_client=self.max_train_per_client or None,
             data_dir=self.data_dir,
         )
