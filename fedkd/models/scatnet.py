@@ -45,7 +45,8 @@ class _FeatureCache:
             computed = transform(x[missing].cpu())
             for i, row in zip(missing, computed, strict=True):
                 if self.used + row.numel() * 4 <= self.capacity:
-                    self.rows[(key, digests[i])] = row
+                    # A copy: a view would keep the whole batch alive past the count.
+                    self.rows[(key, digests[i])] = row.clone()
                     self.used += row.numel() * 4
             fresh = dict(zip(missing, computed, strict=True))
         else:

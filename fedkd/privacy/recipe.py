@@ -17,10 +17,13 @@ Kept apart from :mod:`fedkd.privacy.dp_sgd` so that planning never imports torch
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from fedkd.distill.settings import OptimiserConfig
 from fedkd.privacy.guard import TrainingPlan
+
+if TYPE_CHECKING:
+    from fedkd.config import RunConfig
 
 RECIPE_BATCH_SIZE = 256
 """The logical batch: σ/B (the noise in the averaged gradient) falls with B at a fixed ε
@@ -32,23 +35,6 @@ RECIPE_LR = 1.0
 into steps too short to train a model in a federation's few hundred steps."""
 RECIPE_EPOCH_FACTOR = 1
 """DP-SGD epochs per round, per local epoch the run asks for."""
-
-
-class DPTrainingKeys(Protocol):
-    """The run keys the recipe reads (a :class:`~fedkd.config.RunConfig` has them)."""
-
-    @property
-    def num_server_rounds(self) -> int: ...
-    @property
-    def local_epochs(self) -> int: ...
-    @property
-    def momentum(self) -> float: ...
-    @property
-    def dp_batch_size(self) -> int: ...
-    @property
-    def dp_lr(self) -> float: ...
-    @property
-    def dp_local_epochs(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -65,13 +51,13 @@ class DPTraining:
         return OptimiserConfig(lr=self.lr, momentum=self.momentum, batch_size=self.batch_size)
 
 
-def private_epochs(run: DPTrainingKeys) -> int:
+def private_epochs(run: RunConfig) -> int:
     """DP-SGD epochs per round: ``dp-local-epochs``, else the recipe's multiple of the
     run's ``local-epochs`` (0 stays 0: a run that trains nothing locally)."""
     return run.dp_local_epochs or RECIPE_EPOCH_FACTOR * run.local_epochs
 
 
-def private_batch_size(run: DPTrainingKeys, records: int) -> int:
+def private_batch_size(run: RunConfig, records: int) -> int:
     """The logical batch for ``records`` records: ``dp-batch-size``, else the recipe's,
     shrunk so an epoch keeps :data:`MIN_STEPS_PER_EPOCH` steps."""
     if run.dp_batch_size:
@@ -79,7 +65,7 @@ def private_batch_size(run: DPTrainingKeys, records: int) -> int:
     return max(1, min(RECIPE_BATCH_SIZE, records // MIN_STEPS_PER_EPOCH))
 
 
-def dp_training(run: DPTrainingKeys, records: int) -> DPTraining:
+def dp_training(run: RunConfig, records: int) -> DPTraining:
     """The DP training settings for a node with ``records`` (nominal) records."""
     return DPTraining(
         batch_size=private_batch_size(run, records),
@@ -89,7 +75,7 @@ def dp_training(run: DPTrainingKeys, records: int) -> DPTraining:
     )
 
 
-def training_plan(run: DPTrainingKeys, records: int) -> TrainingPlan:
+def training_plan(run: RunConfig, records: int) -> TrainingPlan:
     """The run's planned DP-SGD on a node with ``records`` (nominal) records, which σ is
     calibrated for: every round's epochs at the recipe's logical batch."""
     return TrainingPlan(
