@@ -71,7 +71,12 @@ class RunConfig:
     distill_temperature: float = 2.0
     distill_kl_weight: float = 1.0
     distill_ce_weight: float = 1.0
-    model: str = "mlp-m"
+    fusion_sharpen: float = 0.0
+    """T_s: every fused target sharpened as softmax(log F / T_s) (1: as fused; 0: the
+    default, :data:`fedkd.privacy.recipe.RECIPE_FUSION_SHARPEN` under DP, else 1)."""
+    model: str = ""
+    """Every client's architecture; "" takes the default (:func:`fedkd.privacy.recipe.
+    default_model`: ScatterNet + linear under DP on MNIST-like images, else ``mlp-m``)."""
     client_models: str = ""
     payload_dtype: str = "fp32"
     max_payload_bytes: int = 64 * 1024 * 1024
@@ -83,10 +88,12 @@ class RunConfig:
     data_dir: str = ""
     public_data: str = ""
     dp: bool = False
+    """DP-SGD on; implied by ``dp-target-epsilon`` or ``dp-noise-multiplier`` > 0."""
     dp_target_epsilon: float = 0.0
     dp_noise_multiplier: float = 0.0
     dp_delta: float = 1e-5
-    dp_max_grad_norm: float = 1.0
+    dp_max_grad_norm: float = 0.1
+    """C, DP-SGD's per-sample clipping norm (:data:`fedkd.privacy.recipe.RECIPE_MAX_GRAD_NORM`)."""
     dp_accountant: str = "prv"
     dp_grad_sample_mode: str = ""
     dp_physical_batch_size: int = 256
@@ -110,6 +117,14 @@ class RunConfig:
     extra: tuple[tuple[str, ConfigValue], ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
+        if not self.dp and (self.dp_target_epsilon > 0 or self.dp_noise_multiplier > 0):
+            # A budget or σ asks for DP: Flower passes every declared key, so ``dp = false``
+            # here is the default, never a decision, and privacy is never silently off.
+            object.__setattr__(self, "dp", True)
+        if not self.model:
+            from fedkd.privacy.recipe import default_model
+
+            object.__setattr__(self, "model", default_model(dp=self.dp, dataset=self.dataset))
         positive = ("num_clients", "num_server_rounds", "batch_size", "max_payload_bytes")
         for name in positive:
             if getattr(self, name) <= 0:
@@ -165,6 +180,10 @@ class RunConfig:
             raise ValueError(f"reply-timeout must be > 0 seconds, got {self.reply_timeout}")
         if not 0 <= self.startup_timeout < math.inf:
             raise ValueError(f"startup-timeout must be >= 0 seconds, got {self.startup_timeout}")
+        if not 0 <= self.fusion_sharpen <= 1:
+            raise ValueError(
+                f"fusion-sharpen must be in (0, 1] (0: the default), got {self.fusion_sharpen}"
+            )
         if not 0 < self.distill_temperature < math.inf:
             raise ValueError(
                 f"distill-temperature must be > 0 and finite, got {self.distill_temperature}"
@@ -285,6 +304,15 @@ class RunConfig:
             kl_weight=self.distill_kl_weight,
             ce_weight=self.distill_ce_weight,
         )
+
+    @property
+    def fusion_sharpening(self) -> float:
+        """The sharpening temperature in force: ``fusion-sharpen``, else the default."""
+        if self.fusion_sharpen:
+            return self.fusion_sharpen
+        from fedkd.privacy.recipe import RECIPE_FUSION_SHARPEN
+
+        return RECIPE_FUSION_SHARPEN if self.dp else 1.0
 
     @property
     def swing(self) -> SwingConfig | None:

@@ -25,6 +25,7 @@ from fedkd.audit.releases import ReleaseLog
 from fedkd.config import RunConfig
 from fedkd.data.transfer import TransferSet
 from fedkd.fusion import Contribution, Instruction, Knowledge, make_fusion
+from fedkd.fusion.sharpen import sharpen, sharpening_for
 from fedkd.interrupt import RunFailed
 from fedkd.privacy.accounting import (
     PRV_EPS_ERROR,
@@ -199,6 +200,8 @@ class Coordinator:
             name=transfer.name,
         )
         self.strategy = make_fusion(cfg.strategy, **cfg.fusion_params())
+        self.sharpening = sharpening_for(self.strategy, cfg.fusion_sharpening)
+        """Every soft-label target is sharpened at this temperature (1: as fused)."""
         self._fused: dict[int, FusedKnowledge] = {}
         self._shared: Knowledge | None = None
         self._shared_before: Knowledge | None = None
@@ -744,7 +747,7 @@ class Coordinator:
                 round=round_,
                 transfer_set=self.ref,
                 anchor_indices=self.instruction(round_, node_id).anchor_indices,
-                targets=knowledge.targets,
+                targets=sharpen(knowledge.targets, self.sharpening),
                 strategy=self.strategy.name,
                 dtype=self.cfg.wire_dtype,
             )

@@ -16,7 +16,6 @@ import functools
 import json
 import os
 import platform
-import re
 import statistics
 import sys
 import time
@@ -1095,159 +1094,6 @@ def ray_cluster(s: Settings) -> Table:
     )
 
 
-# --- privacy–utility at CNN scale -----------------------------------------------------------
-
-PRIVACY_EPSILONS = (1.0, 3.0, 8.0)
-CENTRAL_EPSILON = 3.0
-"""The centralised reference's budget: near the anchor's ε = 2.91 (Opacus, MNIST, 96.8%)."""
-PROBE_LR = 0.2
-"""4× the protocol's learning rate, probed once for cnn-s at ε = 3."""
-
-
-def _dp_variant(strategy: str, epsilon: float | None) -> str:
-    return strategy if epsilon is None else f"{strategy}+dp=true+dp-target-epsilon={epsilon:g}"
-
-
-def privacy_utility(s: Settings) -> Table:
-    """DP-SGD at ε ∈ {1, 3, 8} against no DP for the MLP and ``cnn-s``: knfu, 10 MNIST
-    clients (α = 0.5, every local record, simulations/mnist.toml's protocol), and the same
-    model trained centrally (one client holding every training record) at ε = 3, which
-    separates what federation costs from what DP-SGD on the model costs."""
-    if s.smoke:
-        config, seeds = ROOT / "simulations" / "digits.toml", [0]
-        models: tuple[str, ...] = ("cnn-s",)
-        epsilons: tuple[float, ...] = (3.0,)
-        base: dict[str, Any] = {"num-clients": 4, "num-server-rounds": 1}
-    else:
-        config, seeds, models = ROOT / "simulations" / "mnist.toml", [0, 1, 2], ("cnn-s", "mlp-m")
-        epsilons, base = PRIVACY_EPSILONS, {"dirichlet-alpha": 0.5}
-    out = {"output-dir": str(s.runs / "privacy-utility")}
-    federated = [_dp_variant("knfu", e) for e in (*epsilons, None)]
-    central = [_dp_variant("local", e) for e in (CENTRAL_EPSILON, None)]
-    if s.smoke:  # the code path: one private federated run, one centralised without DP
-        federated, central = federated[:1], central[1:]
-    results: dict[tuple[str, str], list[Any]] = {}
-    # The federated CNN runs first: an interrupted table has the issue's new rows.
-    for model in models:
-        got = compare(config, federated, seeds, name=f"federated-{model}", reuse=True,
-                      overwrite=True, **{**base, **out, "model": model})  # fmt: skip
-        results.update({(model, n): got.runs[n] for n in federated})
-    # The centralised reference is one client, one core: two seeds fit the budget.
-    central_seeds = seeds[:2]
-    for model in models:
-        got = compare(config, central, central_seeds, name=f"central-{model}", reuse=True,
-                      overwrite=True, **{**base, **out, "model": model, "num-clients": 1,
-                                         "partitioner": "iid"})  # fmt: skip
-        results.update({(model, n): got.runs[n] for n in central})
-    if not s.smoke:
-        # cnn-s's accuracy is flat in ε and still rising at the last round: clipped steps
-        # at the protocol's lr, not the noise, limit it.  One probe (not a tuning) at 4×.
-        probe = f"{_dp_variant('knfu', CENTRAL_EPSILON)}+lr={PROBE_LR:g}"
-        got = compare(config, [probe], seeds, name=f"probe-{models[0]}", reuse=True,
-                      overwrite=True, **{**base, **out, "model": models[0]})  # fmt: skip
-        results[(models[0], probe)] = got.runs[probe]
-    rows = []
-    for (model, name), runs in results.items():
-        setting = "federated, knfu" if name.startswith("knfu") else "centralised (1 client)"
-        if "+lr=" in name:
-            setting += f", lr {PROBE_LR:g} (probe)"
-        claimed = [float(r.summary["epsilon_max"]) for r in runs if r.summary.get("epsilon_max")]
-        found = re.search(r"dp-target-epsilon=([0-9.]+)", name)
-        target = found.group(1) if found else "∞ (no DP)"
-        values = [_alma_and_global(r) for r in runs]
-        rows.append([
-            model, setting, target, mean_std([v[0] for v in values]),
-            mean_std([v[1] for v in values]), mean_std(claimed, "{:.2f}") if claimed else "—",
-            mean_std([float(r.summary["wall_s"]) for r in runs], "{:.0f} s"),
-        ])  # fmt: skip
-
-    def global_at(model: str, name: str) -> str:
-        return mean_std([_alma_and_global(r)[1] for r in results.get((model, name), [])])
-
-    mid = _dp_variant("knfu", epsilons[len(epsilons) // 2])
-    central_dp = _dp_variant("local", CENTRAL_EPSILON)
-    headline = "; ".join(
-        f"{m}: global accuracy {global_at(m, mid)} federated at ε = "
-        f"{epsilons[len(epsilons) // 2]:g} (no DP {global_at(m, 'knfu')}), centralised at "
-        f"ε = {CENTRAL_EPSILON:g} {global_at(m, central_dp)}"
-        for m in models
-    )
-    return Table(
-        name="privacy-utility",
-        title="DP at CNN scale: privacy–utility of cnn-s next to the MLP",
-        command=f"make bench TABLE=privacy-utility  # MNIST α = 0.5, 10 clients, seeds {seeds}"
-        f", centralised {central_seeds}",
-        columns=[
-            "model",
-            "training",
-            "target ε",
-            "ALMA",
-            "global acc.",
-            "ε spent (δ = 1e-5)",
-            "run wall time",
-        ],
-        rows=rows,
-        headline=headline,
-        notes=[
-            f"Protocol: simulations/mnist.toml ({base}): 10 rounds, one local epoch each, "
-            "batch 64, lr 0.05, every local record, the whole test set. σ is calibrated "
-            "(PRV accountant) so that all rounds together spend the target ε at δ = 1e-5; "
-            "ε spent is the largest any client's ledger recorded. Distillation on the "
-            "public transfer set spends no budget.",
-            "Centralised: one client holding every training record (iid, the same public "
-            "transfer set held out), `local` strategy: plain DP-SGD on the model for 10 "
-            "epochs. Anchor: Opacus's centralised MNIST CNN reaches 96.8% at ε = 2.91 (its "
-            "own model, batch size and 60,000 records, tuned); the gap between the "
-            "centralised and federated rows is what federating the data costs.",
-            "Global accuracy: each client's model on the global test set, averaged; ALMA: "
-            "each client's model on its own held-out records.",
-            f"The lr {PROBE_LR:g} row is one probe (4× the protocol's lr, not a tuning), tried "
-            "because cnn-s's federated accuracy barely moves with ε and was still rising at "
-            "round 10; the other rows keep the protocol's lr.",
-            *_privacy_findings(results, models, epsilons),
-        ],
-    )
-
-
-def _privacy_findings(
-    results: dict[tuple[str, str], list[Any]], models: Sequence[str], epsilons: Sequence[float]
-) -> list[str]:
-    """What the rows say about where DP costs accuracy, from the measured means."""
-
-    def mean_global(model: str, name: str) -> float | None:
-        runs = results.get((model, name))
-        return statistics.fmean(_alma_and_global(r)[1] for r in runs) if runs else None
-
-    findings = []
-    for model in models:
-        measured = [mean_global(model, _dp_variant("knfu", e)) for e in epsilons]
-        federated = [v for v in measured if v is not None]
-        central = mean_global(model, _dp_variant("local", CENTRAL_EPSILON))
-        if len(federated) < len(measured) or central is None:
-            continue
-        low, high = min(federated), max(federated)
-        findings.append(
-            f"{model}: federated global accuracy {low:.3f}–{high:.3f} across ε = "
-            f"{', '.join(f'{e:g}' for e in epsilons)}; centralised at ε = {CENTRAL_EPSILON:g} "
-            f"{central:.3f}."
-        )
-    probe = [(m, n) for (m, n) in results if "+lr=" in n]
-    for model, name in probe:
-        value, base = mean_global(model, name), mean_global(model, name.split("+lr=")[0])
-        if value is not None and base is not None:
-            verdict = "worse" if value < base else "better"
-            findings.append(
-                f"The probe is {verdict} than the protocol's lr ({value:.3f} vs {base:.3f} "
-                "global accuracy): "
-                + (
-                    "the step size is not what holds the federated rows back."
-                    if value < base
-                    else "the protocol's lr is too small under DP."
-                )
-            )
-    return findings
-
-
 # --- DP-SGD training throughput ------------------------------------------------------------
 
 DP_THROUGHPUT_TARGET = 0.85
@@ -1428,12 +1274,13 @@ TABLES: dict[str, Callable[[Settings], Table]] = {
     "overhead": overhead,
     "scale": scale,
     "ray-cluster": ray_cluster,
-    "privacy-utility": privacy_utility,
     "dp-throughput": dp_throughput,
     "allocator": allocator,
     "dp-client": lambda s: _dp_table("dp_ablation", "client_table", s),
     "dp-federated": lambda s: _dp_table("dp_ablation", "federated_table", s),
     "dp-central": lambda s: _dp_table("dp_utility", "central_table", s),
+    "dp-utility": lambda s: _dp_table("dp_utility", "federated_table", s),
+    "dp-heart": lambda s: _dp_table("dp_utility", "heart_table", s),
 }
 
 

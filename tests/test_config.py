@@ -74,6 +74,9 @@ def test_pyproject_declares_every_key_with_the_code_defaults() -> None:
     root = Path(__file__).resolve().parents[1]
     declared = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["flwr"]["app"]
     expected = {k: v for k, v in RunConfig().to_flower().items() if k != "run-name"}
+    # "" is the declared model: the default is picked per run (DP or not), not fixed here.
+    assert declared["config"]["model"] == ""
+    expected["model"] = ""
     config = {k: v for k, v in declared["config"].items() if k != "run-name"}
     assert config == expected
 
@@ -160,3 +163,33 @@ def test_out_of_range_values_are_refused_with_what_is_allowed(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         parse_run_config({key: value})
+
+
+@pytest.mark.parametrize("key", ["dp-target-epsilon", "dp-noise-multiplier"])
+def test_a_privacy_budget_or_noise_turns_dp_on_whatever_dp_says(key: str) -> None:
+    # Flower hands over every declared key, so `dp = false` beside a budget is the default
+    # speaking: a user who set ε = 3 and forgot `dp` must not train without privacy.
+    assert parse_run_config({key: 3.0}).dp is True
+    assert parse_run_config({"dp": False, key: 3.0}).dp is True
+    assert parse_run_config({}).dp is False
+
+
+def test_a_run_that_names_no_model_gets_scatternet_under_dp_on_mnist_like_images() -> None:
+    from fedkd.privacy.recipe import DP_MODEL
+
+    assert parse_run_config({"dataset": "mnist"}).model == "mlp-m"
+    assert parse_run_config({"dataset": "mnist", "dp-target-epsilon": 3.0}).model == DP_MODEL
+    assert (
+        parse_run_config({"dataset": "fashion-mnist", "dp": True, "dp-target-epsilon": 1.0}).model
+        == DP_MODEL
+    )
+    # Tabular records and 8×8 digits keep the MLP; a named model is never replaced.
+    assert parse_run_config({"dataset": "heart", "dp-target-epsilon": 3.0}).model == "mlp-m"
+    assert parse_run_config({"dataset": "digits", "dp-target-epsilon": 3.0}).model == "mlp-m"
+    named = {"dataset": "mnist", "dp-target-epsilon": 3.0, "model": "cnn-s"}
+    assert parse_run_config(named).model == "cnn-s"
+    # The resolved name is what the run records and hands to its nodes.
+    assert (
+        parse_run_config({"dataset": "mnist", "dp-target-epsilon": 3.0}).to_flat()["model"]
+        == DP_MODEL
+    )

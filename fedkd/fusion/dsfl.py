@@ -37,6 +37,8 @@ class DSFL(FusionStrategy):
 
     name = "dsfl"
     personalised = False
+    sharpens = True
+    """Its formula already sharpens: :func:`fedkd.fusion.sharpen.with_sharpening` leaves it."""
     temperature: float = 0.1
 
     def __post_init__(self) -> None:

@@ -91,7 +91,7 @@ class PrivacyRequest:
     target_epsilon: float = 0.0
     noise_multiplier: float = 0.0
     delta: float = 1e-5
-    max_grad_norm: float = 1.0
+    max_grad_norm: float = 0.1
     accountant: str = "prv"
     swing_scorer: str = ""
 

@@ -30,9 +30,23 @@ RECIPE_BATCH_SIZE = 256
 until the steps run short; BatchMemoryManager keeps memory at the physical batch."""
 MIN_STEPS_PER_EPOCH = 8
 """A small node's batch shrinks so an epoch still takes this many steps (q ≤ 1/8)."""
-RECIPE_LR = 1.0
-"""Step length lr·C = 1 at C = 1: twenty times the protocol's 0.05, which clipping turns
-into steps too short to train a model in a federation's few hundred steps."""
+RECIPE_MAX_GRAD_NORM = 0.1
+"""C small enough that every per-sample gradient is clipped: each record then pulls with
+the same force (normalised SGD), and on ScatterNet features it gained 0.04 centrally over
+C = 1 at ε = 3 on the proxy (Tramèr & Boneh clip at 0.1 too); cnn-s tied."""
+RECIPE_LR = 4.0
+"""Step length lr·C = 0.4: eight times the protocol's 0.05 at C = 1, which clipping turns
+into steps too short to train a model in a federation's few hundred steps; cnn-s tied
+over lr·C ∈ [0.5, 2] on the proxy, scatnet-linear was best at 0.4."""
+RECIPE_FUSION_SHARPEN = 0.1
+"""Fused targets sharpened at T_s = 0.1 under DP (:mod:`fedkd.fusion.sharpen`): DP models
+release flat soft labels, and their unsharpened mean collapsed the students it taught;
+0.1 is DS-FL's own ERA temperature."""
+DP_MODEL = "scatnet-linear"
+"""The default architecture under DP for 28×28 images (:func:`default_model`)."""
+DP_MODEL_DATASETS = ("mnist", "fashion-mnist")
+"""Datasets whose images suit :data:`DP_MODEL` (ScatterNet needs images of 16 pixels a
+side or more); any other data keeps :data:`fedkd.model_names.DEFAULT_MODEL`."""
 RECIPE_EPOCH_FACTOR = 1
 """DP-SGD epochs per round, per local epoch the run asks for."""
 
@@ -73,6 +87,19 @@ def dp_training(run: RunConfig, records: int) -> DPTraining:
         lr=run.dp_lr or RECIPE_LR,
         momentum=run.momentum,
     )
+
+
+def default_model(*, dp: bool, dataset: str) -> str:
+    """The architecture a run gets when it names none (``model = ""``).
+
+    Under DP on images, handcrafted ScatterNet features and a linear head: DP-SGD then
+    learns the head's 40,000 weights, not a CNN's features, and the noise, which grows
+    with √d, costs least (Tramèr & Boneh, ICLR 2021: 98.7 % on MNIST at ε = 3).  Without
+    DP, or on data ScatterNet does not fit, the default MLP.
+    """
+    from fedkd.model_names import DEFAULT_MODEL
+
+    return DP_MODEL if dp and dataset in DP_MODEL_DATASETS else DEFAULT_MODEL
 
 
 def training_plan(run: RunConfig, records: int) -> TrainingPlan:

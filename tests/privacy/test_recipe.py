@@ -11,6 +11,7 @@ from fedkd.privacy.recipe import (
     MIN_STEPS_PER_EPOCH,
     RECIPE_BATCH_SIZE,
     RECIPE_LR,
+    RECIPE_MAX_GRAD_NORM,
     dp_training,
     private_batch_size,
     private_epochs,
@@ -25,9 +26,11 @@ def test_the_recipe_is_what_a_dp_run_trains_with_by_default() -> None:
     run = parse_run_config({**BASE, "batch-size": 64, "lr": 0.05, "local-epochs": 3})
     training = dp_training(run, 5_400)
     # The non-DP keys keep serving training without DP and distillation.
-    assert (training.batch_size, training.lr) == (RECIPE_BATCH_SIZE, RECIPE_LR) == (256, 1.0)
+    assert (training.batch_size, training.lr) == (RECIPE_BATCH_SIZE, RECIPE_LR) == (256, 4.0)
     assert training.local_epochs == 3 and training.momentum == run.momentum
-    assert training.optimiser.batch_size == 256 and training.optimiser.lr == 1.0
+    assert training.optimiser.batch_size == 256 and training.optimiser.lr == 4.0
+    # Every gradient clipped to 0.1: a step is lr·C = 0.4 long.
+    assert run.dp_max_grad_norm == RECIPE_MAX_GRAD_NORM == 0.1
     assert steps_per_epoch(5_400, training.batch_size) == 22
 
 
