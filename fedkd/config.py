@@ -43,7 +43,9 @@ class RunConfig:
     partitioner: str = "dirichlet"
     dirichlet_alpha: float = 0.5
     classes_per_client: int = 2
-    transfer_size: int = 500
+    transfer_size: int = 0
+    """Public anchors in the transfer set (0: the default, :func:`fedkd.privacy.recipe.
+    run_defaults`, as for ``model``, ``num-server-rounds`` and ``distill-epochs``)."""
     anchors_per_round: int = 0
     local_test_fraction: float = 0.2
     """The share of each simulated node's records held out as its local test set (0: every
@@ -60,14 +62,16 @@ class RunConfig:
     clients_per_round: int = 0
     """Nodes asked in each training round, drawn afresh every round (0 = all of them);
     the final evaluation asks every node (:mod:`fedkd.participation`)."""
-    strategy: str = "knfu"
+    strategy: str = ""
+    """The fusion strategy ("": the default, ``knfu``; ``mean`` under DP on MNIST-like images)."""
     strategy_params: tuple[tuple[str, ConfigValue], ...] = ()
-    num_server_rounds: int = 5
+    num_server_rounds: int = 0
     local_epochs: int = 1
     batch_size: int = 32
     lr: float = 0.05
     momentum: float = 0.9
-    distill_epochs: int = 1
+    distill_epochs: int = -1
+    """Distillation epochs a round (0: none; -1: the default)."""
     distill_temperature: float = 2.0
     distill_kl_weight: float = 1.0
     distill_ce_weight: float = 1.0
@@ -76,7 +80,7 @@ class RunConfig:
     default, :data:`fedkd.privacy.recipe.RECIPE_FUSION_SHARPEN` under DP, else 1)."""
     model: str = ""
     """Every client's architecture; "" takes the default (:func:`fedkd.privacy.recipe.
-    default_model`: ScatterNet + linear under DP on MNIST-like images, else ``mlp-m``)."""
+    run_defaults`: ScatterNet + linear under DP on MNIST-like images, else ``mlp-m``)."""
     client_models: str = ""
     payload_dtype: str = "fp32"
     max_payload_bytes: int = 64 * 1024 * 1024
@@ -121,10 +125,7 @@ class RunConfig:
             # A budget or σ asks for DP: Flower passes every declared key, so ``dp = false``
             # here is the default, never a decision, and privacy is never silently off.
             object.__setattr__(self, "dp", True)
-        if not self.model:
-            from fedkd.privacy.recipe import default_model
-
-            object.__setattr__(self, "model", default_model(dp=self.dp, dataset=self.dataset))
+        self._take_defaults()
         positive = ("num_clients", "num_server_rounds", "batch_size", "max_payload_bytes")
         for name in positive:
             if getattr(self, name) <= 0:
@@ -139,6 +140,23 @@ class RunConfig:
         _ = self.distill  # builds, and so validates, the distillation settings
         self._check_names()
         self._check_privacy()
+
+    def _take_defaults(self) -> None:
+        """Keys left at "the default" take the run's (DP has defaults of its own); the
+        resolved values are what the run records and hands its nodes."""
+        from fedkd.privacy.recipe import run_defaults
+
+        defaults = run_defaults(dp=self.dp, dataset=self.dataset)
+        unset = {
+            "strategy": self.strategy == "",
+            "model": self.model == "",
+            "num_server_rounds": self.num_server_rounds == 0,
+            "transfer_size": self.transfer_size == 0,
+            "distill_epochs": self.distill_epochs == -1,
+        }
+        for name, take in unset.items():
+            if take:
+                object.__setattr__(self, name, getattr(defaults, name))
 
     def _check_ranges(self) -> None:
         """Every numeric key within what it means (the message names what is allowed)."""

@@ -11,7 +11,3 @@ BUILTIN_MODELS = (
     "cnn-fedavg",
     "scatnet-linear",
 )
-
-DEFAULT_MODEL = "mlp-m"
-"""The architecture of a run that names none and trains without DP
-(:func:`fedkd.privacy.recipe.default_model` picks under DP)."""

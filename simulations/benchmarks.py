@@ -1116,7 +1116,10 @@ def dp_throughput(s: Settings) -> Table:
         records, reps, cells = 512, 1, [("cnn-s", 256), ("mlp-m", 256)]
     else:  # every default model at a usual DP-SGD batch; the MLP also where noise amortises
         records, reps = 6000, 9
-        cells = [("cnn-m", 256), ("cnn-s", 256), ("mlp-m", 256), ("mlp-m", 1024)]
+        cells = [
+            ("scatnet-linear", 256), ("cnn-m", 256), ("cnn-s", 256), ("mlp-m", 256),
+            ("mlp-m", 1024),
+        ]  # fmt: skip
     x, y = synthetic_records(records)
     rows, measured = [], {}
     for model_name, batch in cells:

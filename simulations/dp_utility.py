@@ -14,7 +14,10 @@ import itertools
 import statistics
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fedkd.privacy.recipe import RunDefaults
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTING_SEEDS = (0, 1)
@@ -99,11 +102,20 @@ def central_table(smoke: bool, runs: Path) -> dict[str, Any]:
     }
 
 
-def budget_variant(strategy: str, epsilon: float | None, model: str = "") -> str:
-    """``strategy`` at ``epsilon`` (None: DP off, with ``model`` kept so only DP differs)."""
-    if epsilon is None:
-        return f"{strategy}+dp-target-epsilon=0" + (f"+model={model}" if model else "")
-    return f"{strategy}+dp-target-epsilon={epsilon:g}"
+def budget_variant(strategy: str, epsilon: float | None, same_as: RunDefaults | None = None) -> str:
+    """``strategy`` at ``epsilon``; None: DP off, with ``same_as``'s model, rounds, anchors
+    and distillation pinned, so that only DP differs from the private rows."""
+    if epsilon is not None:
+        return f"{strategy}+dp-target-epsilon={epsilon:g}"
+    pinned = (
+        ""
+        if same_as is None
+        else (
+            f"+model={same_as.model}+num-server-rounds={same_as.num_server_rounds}"
+            f"+transfer-size={same_as.transfer_size}+distill-epochs={same_as.distill_epochs}"
+        )
+    )
+    return f"{strategy}+dp-target-epsilon=0{pinned}"
 
 
 def federated_table(smoke: bool, runs: Path) -> dict[str, Any]:
@@ -112,7 +124,7 @@ def federated_table(smoke: bool, runs: Path) -> dict[str, Any]:
     defaults alone."""
     import fedkd
     from fedkd.config import load_config_file
-    from fedkd.privacy.recipe import DP_MODEL
+    from fedkd.privacy.recipe import DP_DEFAULTS
 
     config = ROOT / "simulations" / "mnist-dp.toml"
     seeds = list(FEDERATED_SEEDS[:1] if smoke else FEDERATED_SEEDS)
@@ -125,7 +137,7 @@ def federated_table(smoke: bool, runs: Path) -> dict[str, Any]:
     rows, spent = [], []
     glob: dict[tuple[str, float | None], list[float]] = {}
     for strategy in strategies:
-        variants = [budget_variant(strategy, e, DP_MODEL) for e in epsilons]
+        variants = [budget_variant(strategy, e, DP_DEFAULTS) for e in epsilons]
         got = fedkd.compare(config, variants, seeds, name="dp-utility", reuse=True, **base)
         for epsilon, variant in zip(epsilons, variants, strict=True):
             results = got.runs[variant]
@@ -147,10 +159,12 @@ def federated_table(smoke: bool, runs: Path) -> dict[str, Any]:
         "spent": spent,
         "headline": _federated_headline(glob, epsilons),
         "notes": [
-            f"simulations/mnist-dp.toml unchanged but for ε: {protocol.model}, "
+            f"simulations/mnist-dp.toml unchanged but for ε, so DP's defaults: {protocol.model}, "
             f"{protocol.num_server_rounds} rounds, {protocol.transfer_size} transfer anchors, "
-            "every local record; DP-SGD from fedkd/privacy/recipe.py. No DP: "
-            "dp-target-epsilon = 0 with the same model, rounds and records.",
+            f"{protocol.distill_epochs} distillation epochs a round, fused targets sharpened "
+            f"(T = {protocol.fusion_sharpening:g}), every local record; DP-SGD from "
+            "fedkd/privacy/recipe.py. No DP: dp-target-epsilon = 0 with the same model, "
+            "rounds, anchors and records pinned (targets as fused).",
             "Global accuracy: each client's model on the whole public test set, averaged; "
             "ALMA: each on its own held-out records. σ is calibrated (PRV) so that every "
             "round together spends ε at δ = 1e-5; ε spent is the largest any client's "

@@ -67,6 +67,7 @@ def test_pyproject_declares_every_key_with_the_code_defaults() -> None:
 
     Strategy parameters travel packed in the one declared ``strategy-params`` key, so a
     new strategy never needs a pyproject entry."""
+    import dataclasses
     import tomllib
 
     from fedkd.config import RunConfig
@@ -74,9 +75,16 @@ def test_pyproject_declares_every_key_with_the_code_defaults() -> None:
     root = Path(__file__).resolve().parents[1]
     declared = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["flwr"]["app"]
     expected = {k: v for k, v in RunConfig().to_flower().items() if k != "run-name"}
-    # "" is the declared model: the default is picked per run (DP or not), not fixed here.
-    assert declared["config"]["model"] == ""
-    expected["model"] = ""
+    # Keys declared as "the default" are resolved per run (DP has defaults of its own):
+    # pyproject declares the sentinel, which is the dataclass's own default.
+    sentinels = {
+        "strategy": "", "model": "", "num-server-rounds": 0, "transfer-size": 0,
+        "distill-epochs": -1,
+    }  # fmt: skip
+    fields = {f.name.replace("_", "-"): f.default for f in dataclasses.fields(RunConfig)}
+    for key, sentinel in sentinels.items():
+        assert declared["config"][key] == fields[key] == sentinel
+        expected[key] = sentinel
     config = {k: v for k, v in declared["config"].items() if k != "run-name"}
     assert config == expected
 
@@ -175,7 +183,9 @@ def test_a_privacy_budget_or_noise_turns_dp_on_whatever_dp_says(key: str) -> Non
 
 
 def test_a_run_that_names_no_model_gets_scatternet_under_dp_on_mnist_like_images() -> None:
-    from fedkd.privacy.recipe import DP_MODEL
+    from fedkd.privacy.recipe import DP_DEFAULTS
+
+    DP_MODEL = DP_DEFAULTS.model
 
     assert parse_run_config({"dataset": "mnist"}).model == "mlp-m"
     assert parse_run_config({"dataset": "mnist", "dp-target-epsilon": 3.0}).model == DP_MODEL
@@ -193,3 +203,24 @@ def test_a_run_that_names_no_model_gets_scatternet_under_dp_on_mnist_like_images
         parse_run_config({"dataset": "mnist", "dp-target-epsilon": 3.0}).to_flat()["model"]
         == DP_MODEL
     )
+
+
+def test_dp_on_mnist_like_images_takes_the_measured_schedule_unless_a_key_is_set() -> None:
+    from fedkd.privacy.recipe import DP_DEFAULTS, PLAIN_DEFAULTS
+
+    plain = parse_run_config({"dataset": "mnist"})
+    private = parse_run_config({"dataset": "mnist", "dp-target-epsilon": 3.0})
+    assert (plain.num_server_rounds, plain.transfer_size, plain.distill_epochs) == (5, 500, 1)
+    assert (private.num_server_rounds, private.transfer_size, private.distill_epochs) == (
+        10, 1000, 2,
+    )  # fmt: skip
+    assert PLAIN_DEFAULTS.model == plain.model and DP_DEFAULTS.model == private.model
+    assert (plain.strategy, private.strategy) == ("knfu", "mean")
+    # A set key is never replaced, 0 distillation epochs included (0 means none).
+    chosen = parse_run_config(
+        {"dataset": "mnist", "dp-target-epsilon": 3.0, "num-server-rounds": 3,
+         "transfer-size": 200, "distill-epochs": 0}
+    )  # fmt: skip
+    assert (chosen.num_server_rounds, chosen.transfer_size, chosen.distill_epochs) == (3, 200, 0)
+    with pytest.raises(ValueError, match="distill-epochs"):
+        parse_run_config({"distill-epochs": -2})

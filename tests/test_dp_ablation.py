@@ -57,6 +57,14 @@ def test_nothing_clipped_and_no_noise_keeps_the_true_gradient() -> None:
 def test_protocol_rows_keep_the_runs_batch_and_the_recipe_rows_do_not() -> None:
     ablation = load_script("dp_ablation")
     protocol = ablation.federated_variant("knfu", 3.0, ablation.PROTOCOL_KEYS)
-    assert protocol == "knfu+dp=true+dp-target-epsilon=3+dp-batch-size=64+dp-lr=0.05"
+    assert protocol == (
+        "knfu+dp=true+dp-target-epsilon=3+dp-batch-size=64+dp-lr=0.05+dp-max-grad-norm=1"
+        "+fusion-sharpen=1"
+    )
+    # Every row names each setting that has since become a default, so that a stored run
+    # is only ever reused for the settings it ran with.
+    for _, variant in ablation.FEDERATED_ROWS:
+        if "dp=true" in variant and "model=scatnet" not in variant:
+            assert "dp-max-grad-norm=1" in variant and "fusion-sharpen=1" in variant
     assert ablation.federated_variant("knfu", None) == "knfu"
     assert ablation.federated_variant("local", 3.0) == "local+dp=true+dp-target-epsilon=3"

@@ -363,6 +363,7 @@ def test_swing_on_the_receiving_side_changes_what_is_distilled() -> None:
         cfg = _cfg(
             **{
                 "dp": False,
+                "dp-target-epsilon": 0.0,
                 "swing-scorer": "confidence",
                 "swing-max-temperature": 20.0,
                 "swing-receive": receive,
@@ -413,7 +414,7 @@ def test_a_run_with_dp_off_reports_no_epsilon_whatever_a_reply_claims() -> None:
     from fedkd.wire.serde import knowledge_reply_to_bytes
     from fedkd.wire.types import PrivacySpend
 
-    cfg = _cfg(dp=False)
+    cfg = _cfg(**{"dp": False, "dp-target-epsilon": 0.0})
     data = build_federated_data(cfg.data_spec)
     coord = Coordinator(cfg, run_id="off", transfer=data.transfer, num_classes=10)
     request = coord.request_for(0, 1)

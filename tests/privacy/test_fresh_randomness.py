@@ -62,7 +62,12 @@ def _labels(reply: KnowledgeReply) -> np.ndarray:
     "extra",
     [
         DP,  # Poisson masks and DP noise
-        {"dp": False, "swing-scorer": "confidence", "swing-noise-scale": 0.05},  # swing noise
+        {
+            "dp": False,
+            "dp-target-epsilon": 0.0,
+            "swing-scorer": "confidence",
+            "swing-noise-scale": 0.05,
+        },
     ],
     ids=["dp-sgd", "swing"],
 )

@@ -82,7 +82,7 @@ def _one_round(extra: dict[str, object]) -> tuple[dict[int, KnowledgeReply], dic
     ("extra", "message"),
     [
         ({"dp": True, "dp-target-epsilon": 8.0}, "asks for ε = 8"),
-        ({"dp": False}, "requires DP-SGD"),
+        ({"dp": False, "dp-target-epsilon": 0.0}, "requires DP-SGD"),
     ],
 )
 def test_a_node_refuses_a_run_asking_for_less_and_the_others_go_on(

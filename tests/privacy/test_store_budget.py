@@ -82,7 +82,10 @@ def test_every_release_from_the_store_composes_whatever_the_data(tmp_path: Path)
 def test_a_release_without_a_guarantee_makes_epsilon_unbounded_for_good(tmp_path: Path) -> None:
     state = tmp_path / "hospital"
     _run(parse_run_config({**BASE, "run-name": "dp"}), state)
-    _run(parse_run_config({**BASE, "run-name": "plain", "dp": False}), state)
+    _run(
+        parse_run_config({**BASE, "run-name": "plain", "dp": False, "dp-noise-multiplier": 0.0}),
+        state,
+    )
     later = _run(parse_run_config({**BASE, "run-name": "dp-again"}), state)
     # No budget: the node trains, but no ε can be claimed any more.
     assert [r.status.code for r in later] == [StatusCode.OK] * 2
