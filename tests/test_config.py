@@ -224,3 +224,11 @@ def test_dp_on_mnist_like_images_takes_the_measured_schedule_unless_a_key_is_set
     assert (chosen.num_server_rounds, chosen.transfer_size, chosen.distill_epochs) == (3, 200, 0)
     with pytest.raises(ValueError, match="distill-epochs"):
         parse_run_config({"distill-epochs": -2})
+
+
+def test_the_audits_plain_preset_trains_without_dp_on_a_config_with_a_budget() -> None:
+    from fedkd.audit.presets import preset_overrides
+
+    dp_config = {"dataset": "mnist", "dp-target-epsilon": 3.0}
+    assert parse_run_config({**dp_config, **preset_overrides("plain")}).dp is False
+    assert parse_run_config({**dp_config, **preset_overrides("dp")}).dp is True

@@ -10,7 +10,13 @@ from __future__ import annotations
 from fedkd.config import ConfigValue
 
 PRESETS: dict[str, dict[str, ConfigValue]] = {
-    "plain": {"dp": False, "swing-scorer": "", "swing-noise-scale": 0.0},
+    "plain": {
+        "dp": False,
+        "dp-target-epsilon": 0.0,
+        "dp-noise-multiplier": 0.0,
+        "swing-scorer": "",
+        "swing-noise-scale": 0.0,
+    },
     "swing": {"swing-scorer": "confidence", "swing-noise-scale": 0.1},
     "dp": {"dp": True, "dp-target-epsilon": 8.0},
 }
