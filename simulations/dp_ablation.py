@@ -160,7 +160,17 @@ def step_anatomy(
         return F.cross_entropy(out, yi.unsqueeze(0))
 
     model.eval()
-    per_sample = vmap(grad(loss), in_dims=(None, 0, 0))(params, xb, yb)
+    try:
+        per_sample = vmap(grad(loss), in_dims=(None, 0, 0))(params, xb, yb)
+    except RuntimeError:  # a model that leaves torch inside (ScatterNet's feature cache)
+        named = dict(model.named_parameters())
+        one_by_one = []
+        for xi, yi in zip(xb, yb, strict=True):
+            model.zero_grad()
+            F.cross_entropy(model(xi.unsqueeze(0)), yi.unsqueeze(0)).backward()
+            one_by_one.append({k: named[k].grad.detach().clone() for k in params})
+        model.zero_grad()
+        per_sample = {k: torch.stack([got[k] for got in one_by_one]) for k in params}
     g = torch.cat([v.reshape(len(xb), -1) for v in per_sample.values()], dim=1)
     norms = g.norm(dim=1)
     clipped = (g * (clip / norms).clamp(max=1.0)[:, None]).mean(0)

@@ -68,3 +68,23 @@ def test_protocol_rows_keep_the_runs_batch_and_the_recipe_rows_do_not() -> None:
             assert "dp-max-grad-norm=1" in variant and "fusion-sharpen=1" in variant
     assert ablation.federated_variant("knfu", None) == "knfu"
     assert ablation.federated_variant("local", 3.0) == "local+dp=true+dp-target-epsilon=3"
+
+
+class _LeavesTorch(nn.Module):
+    """The linear model behind a round trip through numpy, as ScatterNet's feature cache
+    does: torch.func cannot trace it, so the anatomy takes one backward pass per record."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(torch.from_numpy(x.detach().numpy().copy()))
+
+
+def test_a_model_torch_func_cannot_trace_gets_the_same_anatomy() -> None:
+    ablation = load_script("dp_ablation")
+    model, x, y, _ = _linear_case()
+    traced = ablation.step_anatomy(model, x, y, clip=0.5, sigma=2.0, batch=4)
+    looped = ablation.step_anatomy(_LeavesTorch(model), x, y, clip=0.5, sigma=2.0, batch=4)
+    assert looped == pytest.approx(traced, rel=1e-5)
