@@ -31,7 +31,8 @@ CENTRAL_MODELS: dict[str, str] = {
     "scatnet-linear": "dp-batch-size=2048+dp-lr=4+dp-local-epochs=4+dp-max-grad-norm=0.1",
 }
 """Each model's central DP-SGD (cnn-s 20 epochs, scatnet-linear 40, in 10 rounds), the best
-of the proxy's draws on a validation split of Fashion-MNIST's training records.  cnn-s's
+of the proxy's draws on a validation split of Fashion-MNIST's training records
+(``python simulations/dp_tuning.py scatnet-linear``).  cnn-s's
 C = 0.1 tied C = 1 on one client's records (the dp-client table); scatnet-linear gained
 0.04 from C = 0.1, which clips every gradient, as Tramèr & Boneh do."""
 
