@@ -16,6 +16,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 TUNING_SEED = 100
@@ -38,7 +39,7 @@ SETTINGS: dict[str, tuple[tuple[int, float, int, float], ...]] = {
 """(logical batch, lr, epochs, C) per model."""
 
 
-def validation_split(model: str) -> tuple[object, object]:
+def validation_split(model: str) -> tuple[Any, Any]:
     """Fashion-MNIST's training records: (train, validation), 80 / 20."""
     from fedkd.config import load_config_file
     from fedkd.node import ClientNode
@@ -69,19 +70,19 @@ def score(model_name: str, setting: tuple[int, float, int, float]) -> tuple[floa
     batch, lr, epochs, clip = setting
     train, validation = validation_split(model_name)
     torch.manual_seed(0)
-    model = build_model(model_name, ModelSpec(tuple(train.x.shape[1:]), 10))  # type: ignore[attr-defined]
+    model = build_model(model_name, ModelSpec(tuple(train.x.shape[1:]), 10))
     sigma = calibrate_noise_multiplier(
         target_epsilon=3.0,
         target_delta=1e-5,
-        sample_rate=sample_rate(len(train.x), batch),  # type: ignore[attr-defined]
-        steps=epochs * steps_per_epoch(len(train.x), batch),  # type: ignore[attr-defined]
+        sample_rate=sample_rate(len(train.x), batch),
+        steps=epochs * steps_per_epoch(len(train.x), batch),
     )
     train_private(
-        model, train.x, train.y, epochs=epochs,  # type: ignore[attr-defined]
+        model, train.x, train.y, epochs=epochs,
         cfg=OptimiserConfig(lr=lr, momentum=0.9, batch_size=batch),
         noise_multiplier=sigma, max_grad_norm=clip,
     )  # fmt: skip
-    accuracy, _ = evaluate(model, validation.x, validation.y)  # type: ignore[attr-defined]
+    accuracy, _ = evaluate(model, validation.x, validation.y)
     return accuracy, sigma
 
 
