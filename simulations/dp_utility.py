@@ -104,8 +104,10 @@ def central_table(smoke: bool, runs: Path) -> dict[str, Any]:
 
 
 def budget_variant(strategy: str, epsilon: float | None, same_as: RunDefaults | None = None) -> str:
-    """``strategy`` at ``epsilon``; None: DP off, with ``same_as``'s model, rounds, anchors
-    and distillation pinned, so that only DP differs from the private rows."""
+    """``strategy`` at ``epsilon``; None: DP off, with ``same_as``'s model, rounds, anchors,
+    distillation and sharpening pinned, so that only DP differs from the private rows."""
+    from fedkd.privacy.recipe import RECIPE_FUSION_SHARPEN
+
     if epsilon is not None:
         return f"{strategy}+dp-target-epsilon={epsilon:g}"
     pinned = (
@@ -114,6 +116,7 @@ def budget_variant(strategy: str, epsilon: float | None, same_as: RunDefaults | 
         else (
             f"+model={same_as.model}+num-server-rounds={same_as.num_server_rounds}"
             f"+transfer-size={same_as.transfer_size}+distill-epochs={same_as.distill_epochs}"
+            f"+fusion-sharpen={RECIPE_FUSION_SHARPEN:g}"
         )
     )
     return f"{strategy}+dp-target-epsilon=0{pinned}"
@@ -165,7 +168,7 @@ def federated_table(smoke: bool, runs: Path) -> dict[str, Any]:
             f"{protocol.distill_epochs} distillation epochs a round, fused targets sharpened "
             f"(T = {protocol.fusion_sharpening:g}), every local record; DP-SGD from "
             "fedkd/privacy/recipe.py. No DP: dp-target-epsilon = 0 with the same model, "
-            "rounds, anchors and records pinned (targets as fused).",
+            "rounds, anchors, distillation, sharpening and records pinned: only DP differs.",
             "Global accuracy: each client's model on the whole public test set, averaged; "
             "ALMA: each on its own held-out records. σ is calibrated (PRV) so that every "
             "round together spends ε at δ = 1e-5; ε spent is the largest any client's "
