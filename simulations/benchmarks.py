@@ -1281,6 +1281,7 @@ TABLES: dict[str, Callable[[Settings], Table]] = {
     "allocator": allocator,
     "dp-client": lambda s: _dp_table("dp_ablation", "client_table", s),
     "dp-federated": lambda s: _dp_table("dp_ablation", "federated_table", s),
+    "dp-defaults": lambda s: _dp_table("dp_ablation", "defaults_table", s),
     "dp-central": lambda s: _dp_table("dp_utility", "central_table", s),
     "dp-utility": lambda s: _dp_table("dp_utility", "federated_table", s),
     "dp-heart": lambda s: _dp_table("dp_utility", "heart_table", s),

@@ -47,6 +47,7 @@ PARTS = {
         "dp-throughput",
         "allocator",
         "dp-federated",
+        "dp-defaults",
     ),
 }
 """BENCHMARKS.md's two halves, one smoke each, each within two minutes on 2 cores."""
