@@ -388,6 +388,8 @@ DEFAULTS_ROWS: tuple[tuple[str, str], ...] = (
     ("knfu, 5 distillation epochs", "knfu+distill-epochs=5"),
     ("knfu, dp-lr 1 (lr·C = 0.1)", "knfu+dp-lr=1"),
     ("knfu, dp-lr 8 (lr·C = 0.8)", "knfu+dp-lr=8"),
+    ("knfu, dp-lr 16 (lr·C = 1.6)", "knfu+dp-lr=16"),
+    ("mean, dp-lr 8 (lr·C = 0.8)", "mean+dp-lr=8"),
     ("knfu, 2 DP-SGD epochs a round", "knfu+dp-local-epochs=2"),
     ("knfu, global blend 0.5", "knfu+global-blend=0.5"),
 )
