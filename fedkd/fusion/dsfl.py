@@ -20,8 +20,7 @@ import numpy as np
 
 from fedkd.fusion.base import FusionResult, FusionStrategy
 from fedkd.fusion.registry import register_fusion
-
-_PROB_FLOOR = 1e-12
+from fedkd.fusion.sharpen import entropy_reduced
 
 
 @register_fusion
@@ -47,8 +46,5 @@ class DSFL(FusionStrategy):
 
     def _fuse(self, p: np.ndarray, w: np.ndarray) -> FusionResult:
         # The floor keeps a class nobody predicts finite (top-k/int8 payloads carry zeros).
-        logits = np.log(np.maximum(p.mean(axis=0), _PROB_FLOOR)) / self.temperature
-        logits -= logits.max(axis=1, keepdims=True)
-        sharp = np.exp(logits)
-        sharp /= sharp.sum(axis=1, keepdims=True)
+        sharp = entropy_reduced(p.mean(axis=0), self.temperature)
         return FusionResult(targets=np.broadcast_to(sharp, p.shape).copy(), mixing=None)

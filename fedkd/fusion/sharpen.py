@@ -21,6 +21,16 @@ import numpy as np
 _PROB_FLOOR = 1e-12
 
 
+def entropy_reduced(p: np.ndarray, temperature: float) -> np.ndarray:
+    """float64 ``softmax(log p / temperature)`` over the last axis (``dsfl``'s formula;
+    any finite temperature > 0, below 1 sharpens)."""
+    logits = np.log(np.maximum(p.astype(np.float64), _PROB_FLOOR)) / temperature
+    logits -= logits.max(axis=-1, keepdims=True)
+    sharp = np.exp(logits)
+    sharp /= sharp.sum(axis=-1, keepdims=True)
+    return sharp
+
+
 def sharpen(targets: np.ndarray, temperature: float) -> np.ndarray:
     """Rows of ``targets`` (last axis on the simplex) raised to ``1/temperature``, renormalised
     (``temperature = 1`` returns them unchanged)."""
@@ -28,11 +38,7 @@ def sharpen(targets: np.ndarray, temperature: float) -> np.ndarray:
         return targets
     if not 0 < temperature <= 1:
         raise ValueError(f"sharpening temperature must be in (0, 1], got {temperature}")
-    logits = np.log(np.maximum(targets.astype(np.float64), _PROB_FLOOR)) / temperature
-    logits -= logits.max(axis=-1, keepdims=True)
-    sharp = np.exp(logits)
-    sharp /= sharp.sum(axis=-1, keepdims=True)
-    return sharp.astype(np.float32)
+    return entropy_reduced(targets, temperature).astype(np.float32)
 
 
 def sharpening_for(strategy: object, temperature: float) -> float:
