@@ -1204,6 +1204,11 @@ def dp_throughput(s: Settings) -> Table:
             "side by side): the per-sample gradients themselves (multiplies and batched "
             "matrix products), Opacus's GroupNorm sampler normalising its input again, and "
             "the per-sample norms and sums, against the weight gradients they replace.",
+            "scatnet-linear: the scattering transform learns nothing and its features are "
+            "cached per image (fedkd/models/scatnet.py), so every mode trains a GroupNorm and "
+            "a linear layer on cached features; the first repetition's non-DP epoch filled "
+            "that cache for every record, hence the top of its ranges (the median is taken "
+            "over cached steps).",
         ],
         data=measured,
     )
