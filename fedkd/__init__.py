@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-__all__ = ["Comparison", "RunResult", "compare", "simulate"]
+from fedkd.version_check import __version__
+
+__all__ = ["Comparison", "RunResult", "__version__", "compare", "simulate"]
+
+_LAZY = frozenset({"Comparison", "RunResult", "compare", "simulate"})
 
 if TYPE_CHECKING:
     from fedkd.api import Comparison, RunResult, compare, simulate
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
+    if name in _LAZY:
         from fedkd import api
 
         return getattr(api, name)

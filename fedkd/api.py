@@ -36,7 +36,8 @@ from fedkd.config import (
     load_simulation_file,
     parse_run_config,
 )
-from fedkd.run_directory import INCOMPLETE_STATUS, check_free, is_complete
+from fedkd.results import RunResult as RunResult
+from fedkd.run_directory import check_free, is_complete
 
 if TYPE_CHECKING:
     from fedkd.node.config import NodeConfig
@@ -48,53 +49,6 @@ _BORN_WITH_THE_RUN = "/node-state/"
 ConfigSource = str | os.PathLike[str] | RunConfig | Mapping[str, Any]
 """A simulation TOML file, a parsed :class:`RunConfig`, or a mapping of config keys
 (kebab-case as in the files, or snake_case as keyword arguments)."""
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """One run's results, as written in its directory."""
-
-    run_dir: Path
-    config: RunConfig
-    summary: dict[str, Any]
-    metrics: tuple[dict[str, Any], ...]
-    """One row per client per round (``metrics.jsonl``)."""
-    nodes: tuple[dict[str, Any], ...] = ()
-    """The simulated nodes' own configs (``nodes.json``): data, model, state dir."""
-
-    @classmethod
-    def load(cls, run_dir: str | os.PathLike[str]) -> RunResult:
-        """Read a run directory (complete, or set aside as incomplete)."""
-        path = Path(run_dir)
-        lines = (path / "metrics.jsonl").read_text().splitlines()
-        nodes_file = path / "nodes.json"
-        return cls(
-            run_dir=path,
-            config=parse_run_config(json.loads((path / "config.json").read_text())),
-            summary=json.loads((path / "summary.json").read_text()),
-            metrics=tuple(json.loads(line) for line in lines if line),
-            nodes=tuple(json.loads(nodes_file.read_text())) if nodes_file.exists() else (),
-        )
-
-    @property
-    def complete(self) -> bool:
-        return bool(self.summary.get("status") != INCOMPLETE_STATUS)
-
-    @property
-    def alma(self) -> float | None:
-        """Mean local accuracy at the final round (client-reported; see the median)."""
-        value = self.summary.get("alma")
-        return None if value is None else float(value)
-
-    @property
-    def global_acc(self) -> float | None:
-        value = self.summary.get("global_acc")
-        return None if value is None else float(value)
-
-    @property
-    def node_state_dirs(self) -> tuple[Path, ...]:
-        """Where the simulated nodes kept their ledgers and logs (one per distinct dir)."""
-        return tuple(dict.fromkeys(Path(str(n["state-dir"])) for n in self.nodes))
 
 
 @dataclass(frozen=True)
@@ -567,10 +521,3 @@ def _rule(text: str) -> None:
     from rich.console import Console
 
     Console(stderr=True).rule(text)
-
-
-def node_configs(result: RunResult) -> list[NodeConfig]:
-    """The simulated nodes of ``result`` as :class:`NodeConfig` objects."""
-    from fedkd.node.config import parse_node_config
-
-    return [parse_node_config(flat) for flat in result.nodes]

@@ -17,14 +17,14 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from fedkd.audit.releases import ReleaseLog
 from fedkd.config import RunConfig
 from fedkd.data.transfer import TransferSet
-from fedkd.fusion import Contribution, Instruction, Knowledge, make_fusion
+from fedkd.fusion import Contribution, Instruction, Knowledge, Release, make_fusion
 from fedkd.fusion.sharpen import sharpen, sharpening_for
 from fedkd.interrupt import RunFailed
 from fedkd.privacy.accounting import (
@@ -90,7 +90,19 @@ _CLIENT_FAILURES = (
     StatusCode.POLICY_REFUSED,
     StatusCode.UNAVAILABLE,
 )
-_NOTHING = Instruction(ReleaseKind.NOTHING, np.zeros(0, dtype=np.uint32))
+_NOTHING = Instruction(Release.NOTHING, np.zeros(0, dtype=np.uint32))
+
+
+class ReleaseObserver(Protocol):
+    """Told of every soft-label release the server accepts, before any strategy uses it.
+
+    The coordinator records nothing for the audit itself: a run that keeps its releases
+    (``record-releases``) attaches an observer, and the audit reads what it kept.
+    """
+
+    def record(
+        self, node: str, round_: int, anchors: np.ndarray, soft_labels: np.ndarray
+    ) -> None: ...
 
 
 class ResumeRefused(RunFailed):
@@ -177,7 +189,7 @@ class Coordinator:
         transfer: TransferSet,
         num_classes: int,
         registry: NodeRegistry | None = None,
-        releases: ReleaseLog | None = None,
+        releases: ReleaseObserver | None = None,
         signing_keys: Mapping[str, Ed25519PublicKey] | None = None,
         roster: Mapping[str, int] | None = None,
     ) -> None:
@@ -324,7 +336,11 @@ class Coordinator:
         else:
             asks = dict.fromkeys(nodes, _NOTHING)
         for node_id in nodes:
-            self._instructions[(round_, node_id)] = asks.get(node_id, _NOTHING)
+            ask = asks.get(node_id, _NOTHING)
+            # A plugin strategy may still speak the wire's enum; its words are the same.
+            self._instructions[(round_, node_id)] = Instruction(
+                Release(ask.release.value), ask.anchor_indices
+            )
         return {node_id: self._request(node_id, round_) for node_id in nodes}
 
     def request_for(self, node_id: int, round_: int) -> bytes:
@@ -346,7 +362,7 @@ class Coordinator:
             reply_dtype=self.cfg.wire_dtype,
             global_weights=shared.weights if shared is not None else None,
             ledger_head=self.ledger_head_of(node_id),
-            release=ask.release,
+            release=ReleaseKind(ask.release.value),
         )
         return knowledge_request_to_bytes(request)
 
@@ -530,7 +546,7 @@ class Coordinator:
 
     def _shapes(self, round_: int, node_id: int) -> ReplyShapes:
         ask = self.instruction(round_, node_id)
-        asks_weights = ask.release is ReleaseKind.WEIGHTS
+        asks_weights = ask.release is Release.WEIGHTS
         model = self._shared.weights if self._shared is not None else None
         return ReplyShapes(
             soft_labels=(len(ask.anchor_indices), self.ref.num_classes),
@@ -688,8 +704,8 @@ class Coordinator:
             transfer_digest=self.ref.digest,
             num_anchors=len(ask.anchor_indices),
             num_classes=self.ref.num_classes,
-            expect_soft_labels=ask.release is ReleaseKind.SOFT_LABELS,
-            expect_weights=ask.release is ReleaseKind.WEIGHTS,
+            expect_soft_labels=ask.release is Release.SOFT_LABELS,
+            expect_weights=ask.release is Release.WEIGHTS,
             require_privacy=self.cfg.claims_dp,
             allowed_dtypes=frozenset({self.cfg.wire_dtype}),
             node_name=name,
@@ -717,7 +733,7 @@ class Coordinator:
                 num_examples=0 if self.cfg.dp else reply.num_examples,
             )
             for node_id, reply in valid.items()
-            if self.instruction(round_, node_id).release is not ReleaseKind.NOTHING
+            if self.instruction(round_, node_id).release is not Release.NOTHING
             and reply.status.code is StatusCode.OK
         }
         if self.releases is not None:
@@ -762,7 +778,7 @@ class Coordinator:
         asked = [
             n
             for n in outcome.nodes
-            if self.instruction(round_, n).release is ReleaseKind.WEIGHTS
+            if self.instruction(round_, n).release is Release.WEIGHTS
             and outcome.nodes[n].status != "missing"
         ]
         broken = [

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from fedkd.config import RunConfig
+from fedkd.config import RunConfig, parse_run_config
 from fedkd.coordinator import RoundOutcome
+from fedkd.run_directory import COMPLETE_STATUS, INCOMPLETE_STATUS
 from fedkd.wire.types import EvalReport, StatusCode
 
 if TYPE_CHECKING:
@@ -155,7 +157,6 @@ class RunRecorder:
         ``status: incomplete`` and holds the rounds that finished.
         """
         from fedkd.reporting.summary import summarise
-        from fedkd.run_directory import COMPLETE_STATUS, INCOMPLETE_STATUS
 
         summary = summarise(
             self.cfg,
@@ -232,3 +233,50 @@ def merge_node_logs(cfg: RunConfig, run_dir: Path, nodes: Sequence[NodeConfig]) 
     )
     summary_path.write_text(json.dumps({**old, **summary}, indent=2, sort_keys=True))
     plot_run(ordered, run_dir, title=cfg.run_name)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One run's results, as written in its directory."""
+
+    run_dir: Path
+    config: RunConfig
+    summary: dict[str, Any]
+    metrics: tuple[dict[str, Any], ...]
+    """One row per client per round (``metrics.jsonl``)."""
+    nodes: tuple[dict[str, Any], ...] = ()
+    """The simulated nodes' own configs (``nodes.json``): data, model, state dir."""
+
+    @classmethod
+    def load(cls, run_dir: str | os.PathLike[str]) -> RunResult:
+        """Read a run directory (complete, or set aside as incomplete)."""
+        path = Path(run_dir)
+        lines = (path / "metrics.jsonl").read_text().splitlines()
+        nodes_file = path / "nodes.json"
+        return cls(
+            run_dir=path,
+            config=parse_run_config(json.loads((path / "config.json").read_text())),
+            summary=json.loads((path / "summary.json").read_text()),
+            metrics=tuple(json.loads(line) for line in lines if line),
+            nodes=tuple(json.loads(nodes_file.read_text())) if nodes_file.exists() else (),
+        )
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.summary.get("status") != INCOMPLETE_STATUS)
+
+    @property
+    def alma(self) -> float | None:
+        """Mean local accuracy at the final round (client-reported; see the median)."""
+        value = self.summary.get("alma")
+        return None if value is None else float(value)
+
+    @property
+    def global_acc(self) -> float | None:
+        value = self.summary.get("global_acc")
+        return None if value is None else float(value)
+
+    @property
+    def node_state_dirs(self) -> tuple[Path, ...]:
+        """Where the simulated nodes kept their ledgers and logs (one per distinct dir)."""
+        return tuple(dict.fromkeys(Path(str(n["state-dir"])) for n in self.nodes))

@@ -4,7 +4,9 @@ message; each refuses one it does not support, with a message that says both."""
 
 from __future__ import annotations
 
-from fedkd import __version__
+__version__ = "0.1.0"
+"""This release (``pyproject.toml``'s version; a test holds them equal).  It lives here,
+not in the package root, so the wire and the node read it without importing upward."""
 
 
 def _series(version: str) -> tuple[str, str] | None:

@@ -21,7 +21,6 @@ from flwr.app import Context, Message, MessageType
 from flwr.serverapp import Grid, ServerApp
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from fedkd.audit.releases import ReleaseLog, load_releases
 from fedkd.config import RunConfig, parse_run_config
 from fedkd.coordinator import Coordinator, Delivery, ResumeRefused, RoundOutcome
 from fedkd.data.public import load_public_data
@@ -34,6 +33,7 @@ from fedkd.privacy.node_registry import NodeRegistry
 from fedkd.results import RunRecorder
 from fedkd.run_directory import RunDirectory
 from server.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from server.releases import ReleaseLog, load_releases
 
 log = logging.getLogger("fedkd.server")
 app = ServerApp()
@@ -254,8 +254,12 @@ def run_federation(
         # Nodes connect as they start: they get the start-up allowance to come online.
         nodes = wait_for_nodes(grid, cfg.num_clients, cfg.startup_timeout, stop)
         hello(grid, coordinator, nodes, stop)
-        first = 1 if checkpoint is None else _resume(checkpoint, coordinator, recorder, directory)
-        _rounds(grid, cfg, coordinator, recorder, nodes, stop, first=first)
+        first = (
+            1
+            if checkpoint is None
+            else _resume(checkpoint, coordinator, recorder, directory, releases)
+        )
+        _rounds(grid, cfg, coordinator, recorder, nodes, stop, releases, first=first)
     except ResumeRefused as exc:
         log.error("%s", exc)  # the checkpoint is kept as it was: one line, no traceback
         raise
@@ -299,17 +303,16 @@ def _resume(
     coordinator: Coordinator,
     recorder: RunRecorder,
     directory: RunDirectory,
+    releases: ReleaseLog | None,
 ) -> int:
     """Carry on from ``checkpoint``; return the first round still to run."""
     coordinator.resume(checkpoint.coordinator)
     ids = {name: node_id for node_id, name in coordinator.names.items()}
     recorder.resume(checkpoint.rows, checkpoint.names, ids, checkpoint.elapsed_s)
-    if coordinator.releases is not None:
+    if releases is not None:
         for path in sorted((directory.staging / "releases").glob("*.npz")):
             for release in load_releases(path):
-                coordinator.releases.record(
-                    path.stem, release.round, release.anchors, release.soft_labels
-                )
+                releases.record(path.stem, release.round, release.anchors, release.soft_labels)
     done = checkpoint.coordinator.completed_round
     coordinator.resumed_after = done
     log.info(
@@ -328,10 +331,11 @@ def _checkpoint(
     recorder: RunRecorder,
     staging: Path,
     round_: int,
+    releases: ReleaseLog | None,
 ) -> None:
     """The state after ``round_``, on disk before the next round starts."""
-    if coordinator.releases is not None:
-        coordinator.releases.save(staging / "releases")
+    if releases is not None:
+        releases.save(staging / "releases")
     save_checkpoint(
         staging,
         Checkpoint(
@@ -351,6 +355,7 @@ def _rounds(
     recorder: RunRecorder,
     nodes: list[int],
     stop: threading.Event | None,
+    releases: ReleaseLog | None,
     *,
     first: int = 1,
 ) -> None:
@@ -373,7 +378,7 @@ def _rounds(
             outcome = exchange(grid, coordinator, asked, round_, kind, stop)
             recorder.record(outcome)
             if training:
-                _checkpoint(cfg, coordinator, recorder, recorder.run_dir, round_)
+                _checkpoint(cfg, coordinator, recorder, recorder.run_dir, round_, releases)
             progress.update(task, advance=1, status=_status_line(outcome))
 
 

@@ -31,14 +31,15 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("privacy",),
     ("node", "coordinator"),
     ("config", "results", "reporting", "run_directory"),
-    ("audit",),
     ("flower_glue", "server", "client", "deploy"),
     ("api",),
+    ("audit",),
     ("cli", "fedkd"),
 )
 """Lowest first: foundations, then payloads and algorithms, privacy, the node and the
-coordinator, the run's settings and results, the audit (which drives whole runs), Flower
-and the apps, the Python API, and the CLI and package root on top."""
+coordinator, the run's settings and results, Flower and the apps, the Python API, the
+audit (which drives whole runs through the API and only subscribes to the rest), and the
+CLI and package root on top."""
 
 app = typer.Typer(help=__doc__, add_completion=False)
 

@@ -54,3 +54,11 @@ def test_the_server_refuses_a_node_it_does_not_support() -> None:
     )
     outcome = coord.ingest(1, [Delivery(1, knowledge_reply_to_bytes(old))], {})
     assert "the node runs fedkd 0.0.1" in outcome.excluded[1]
+
+
+def test_the_package_states_the_version_pyproject_releases() -> None:
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert pyproject["project"]["version"] == __version__

@@ -20,83 +20,18 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-KINDS = ("ood", "mislabelled")
+from fedkd.data.canary_set import KINDS, CanarySet
+
+__all__ = ["KINDS", "CanarySet", "candidates_for_share", "draw_canaries", "row_digests"]
+
 MAX_AUTO_CANDIDATES = 1000
 """Per kind, the most :func:`candidates_for_share` proposes: beyond ~2,000 candidates in
 all the one-run ceiling stops growing (``one_run_bound``)."""
 MISLABELLED_NOISE = 0.1
 """Noise added to a base record, as a fraction of the data's range."""
-
-
-@dataclass(frozen=True)
-class CanarySet:
-    """Canary inputs and labels with their kind, role and inclusion coin."""
-
-    x: np.ndarray
-    y: np.ndarray
-    kind: np.ndarray
-    """Index into :data:`KINDS`."""
-    candidate: np.ndarray
-    """True for the ½-inclusion candidates, False for never-inserted references."""
-    coin: np.ndarray
-    """The ½-inclusion draw of each candidate (False for references): the membership the
-    attacks are scored against."""
-    inserted: np.ndarray
-    """What went into the target's data: ``coin``, or nothing in a negative control."""
-    repeats: int
-    seed: int
-
-    def __post_init__(self) -> None:
-        n = len(self.x)
-        for name in ("y", "kind", "candidate", "coin", "inserted"):
-            if len(getattr(self, name)) != n:
-                raise ValueError(f"canary {name} has {len(getattr(self, name))} rows for {n}")
-        if np.any(self.coin & ~self.candidate) or np.any(self.inserted & ~self.coin):
-            raise ValueError("only candidates whose coin came up IN can be inserted")
-        if self.repeats < 1:
-            raise ValueError(f"repeats must be >= 1, got {self.repeats}")
-
-    def of_kind(self, kind: str) -> np.ndarray:
-        return np.asarray(self.kind == KINDS.index(kind))
-
-    def inserted_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """What goes into the target's training data: each inserted canary ``repeats``×."""
-        idx = np.repeat(np.flatnonzero(self.inserted), self.repeats)
-        return self.x[idx], self.y[idx]
-
-    def save(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(
-            path,
-            x=self.x,
-            y=self.y,
-            kind=self.kind,
-            candidate=self.candidate,
-            coin=self.coin,
-            inserted=self.inserted,
-            repeats=np.array(self.repeats),
-            seed=np.array(self.seed),
-        )
-        return path
-
-    @classmethod
-    def load(cls, path: Path) -> CanarySet:
-        with np.load(path, allow_pickle=False) as f:
-            return cls(
-                x=f["x"].astype(np.float32),
-                y=f["y"].astype(np.int64),
-                kind=f["kind"].astype(np.int64),
-                candidate=f["candidate"].astype(bool),
-                coin=f["coin"].astype(bool),
-                inserted=f["inserted"].astype(bool),
-                repeats=int(f["repeats"]),
-                seed=int(f["seed"]),
-            )
 
 
 def draw_canaries(

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from fedkd.audit.membership import logit_confidence
-from fedkd.audit.releases import Release
+from server.releases import Release
 
 NEAREST_ANCHORS = 10
 

@@ -42,7 +42,6 @@ from fedkd.audit.group_privacy import group_claim
 from fedkd.audit.membership import AttackResult, threshold_attack
 from fedkd.audit.one_run_bound import OneRunBound, one_run_bound
 from fedkd.audit.presets import preset_overrides
-from fedkd.audit.releases import load_releases
 from fedkd.audit.shadow_attack import LiraResult, thinned_roc
 from fedkd.audit.threat_model import View
 from fedkd.audit.verdict import (
@@ -57,6 +56,7 @@ from fedkd.audit.verdict import (
 )
 from fedkd.audit.views import CanaryScores, held_model, score, surrogate_from_releases
 from fedkd.config import RunConfig
+from server.releases import load_releases
 
 ALPHA = 0.05
 DEFAULT_CANARY_SHARE = 0.1

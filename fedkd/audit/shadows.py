@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from fedkd.audit.canaries import CanarySet
-from fedkd.audit.releases import Release, ReleaseLog
 from fedkd.config import RunConfig
 from fedkd.coordinator import Coordinator, Delivery
 from fedkd.data.public import load_public_data
 from fedkd.node.config import NodeConfig
 from fedkd.wire.types import ModelWeights
+from server.releases import Release, ReleaseLog
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ import torch
 from torch import nn
 
 from fedkd.audit.membership import logit_confidence
-from fedkd.audit.releases import Release
 from fedkd.distill.loops import distil, predict_logits
 from fedkd.distill.settings import DistillConfig, OptimiserConfig
 from fedkd.node.model import init_model, load_model
+from server.releases import Release
 
 SURROGATE_EPOCHS = 10
 

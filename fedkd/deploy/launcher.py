@@ -29,10 +29,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from flwr.app import Context, Message
-from flwr.app.error import Error
-from flwr.common.constant import ErrorCode
-
+from fedkd.flower_glue.task_runtime import clientapp_tasks, fab_sha256, run_checked_task
 from fedkd.node.config import NodeConfig, parse_node_config
 
 log = logging.getLogger("fedkd.launcher")
@@ -46,9 +43,7 @@ class BundleRefused(RuntimeError):
 def bundle_sha256(app_dir: Path) -> str:
     """The SHA-256 of the bundle ``flwr run <app_dir>`` sends (Flower builds it
     byte-for-byte reproducibly), for the coordinating site to publish and hospitals to pin."""
-    from flwr.cli.build import build_fab_from_disk
-
-    return hashlib.sha256(build_fab_from_disk(app_dir)).hexdigest()
+    return fab_sha256(app_dir)
 
 
 def check_bundle(content: bytes, run_config: Mapping[str, object], node: NodeConfig) -> None:
@@ -90,39 +85,19 @@ def transfer_digest_of(run_config: Mapping[str, object], node: NodeConfig) -> st
 def run_task(
     runtime_api_address: str, token: str, node_config: Path, *, root_certificates: bytes | None
 ) -> None:
-    """One task: check the bundle, then Flower's own ClientApp process code.
-
-    Flower's ``run_clientapp`` pulls the task input and installs the bundle in one
-    function; the pull is wrapped here so the check sits between the two, and everything
-    else (heartbeats, the reply, the task's final status) stays Flower's.
-    """
-    from flwr.supercore.fab import Fab
-    from flwr.supercore.run import Run
-    from flwr.supercore.runtime import RuntimeHttpClient
-    from flwr.supernode.runtime import run_clientapp as flower_task
-
+    """One task: check the bundle against ``node_config``'s pins, then Flower's own
+    ClientApp process code (a refusal is answered to the server, naming both hashes)."""
     node = parse_node_config({"config": str(node_config)})
-    pull = flower_task.pull_task_input
 
-    def pull_checked(client: RuntimeHttpClient) -> tuple[Message, Context, Run, Fab]:
-        message, context, run, fab = pull(client)
-        try:
-            check_bundle(fab.content, context.run_config, node)
-        except BundleRefused as refused:
-            log.error("%s", refused)
-            error = Error(code=ErrorCode.INVALID_FAB, reason=str(refused))
-            flower_task.push_message(client, Message(error, reply_to=message), context)
-            raise
-        log.info("node %s: bundle %s is pinned; starting the ClientApp", node.name, fab.hash_str)
-        return message, context, run, fab
+    def check(content: bytes, run_config: Mapping[str, object]) -> None:
+        check_bundle(content, run_config, node)
 
-    flower_task.pull_task_input = pull_checked
-    flower_task.run_clientapp(
-        runtime_api_address=runtime_api_address,
-        token=token,
-        insecure=root_certificates is None,
-        certificates=root_certificates,
-        runtime_dependency_install=False,
+    run_checked_task(
+        runtime_api_address,
+        token,
+        check=check,
+        refusal=BundleRefused,
+        root_certificates=root_certificates,
     )
 
 
@@ -135,29 +110,17 @@ def serve_tasks(
 ) -> None:
     """Take the SuperNode's ClientApp tasks one by one and start a checked task process for
     each (``max_tasks``: stop after that many, for tests)."""
-    from flwr.proto.runtime_pb2 import AcquireTaskRequest
-    from flwr.supercore.constant import TaskType
-    from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor
-    from flwr.supercore.retry import make_simple_http_retry_invoker
-    from flwr.supercore.runtime import RuntimeHttpClient
-
     parse_node_config({"config": str(node_config)})  # a broken config fails now, not per task
     certificates = root_certificates.read_bytes() if root_certificates else None
-    client = RuntimeHttpClient.from_server_address(
-        server_address=runtime_api_address,
-        insecure=certificates is None,
-        root_certificates=certificates,
-        interceptors=[RuntimeVersionHttpInterceptor(component_name="SuperExec")],
-        retry_invoker=make_simple_http_retry_invoker(),
-    )
+    tasks = clientapp_tasks(runtime_api_address, root_certificates=certificates)
     started = 0
     children: list[subprocess.Popen[bytes]] = []
     try:
         while max_tasks is None or started < max_tasks:
-            res = client.AcquireTask(AcquireTaskRequest(supported_task_types=[TaskType.CLIENT_APP]))
-            if res.HasField("task") and res.token:
+            token = next(tasks)
+            if token is not None:
                 args = [sys.executable, "-m", "fedkd.deploy.launcher", "--runtime-api-address",
-                        runtime_api_address, "--token", res.token, "--node-config",
+                        runtime_api_address, "--token", token, "--node-config",
                         str(node_config)]  # fmt: skip
                 if root_certificates is not None:
                     args += ["--root-certificates", str(root_certificates)]
@@ -166,7 +129,7 @@ def serve_tasks(
             children = [c for c in children if c.poll() is None]
             time.sleep(POLL_S)
     finally:
-        client.close()
+        tasks.close()
         for child in children:
             child.wait()
 

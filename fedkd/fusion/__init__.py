@@ -14,6 +14,8 @@ from fedkd.fusion.base import (
     FusionStrategy,
     Instruction,
     Knowledge,
+    ModelState,
+    Release,
     Strategy,
 )
 from fedkd.fusion.fedavg import fedavg_weights
@@ -32,6 +34,8 @@ __all__ = [
     "FusionStrategy",
     "Instruction",
     "Knowledge",
+    "ModelState",
+    "Release",
     "Strategy",
     "fedavg_weights",
     "make_fusion",

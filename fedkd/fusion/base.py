@@ -18,6 +18,7 @@ The checks live here, once; each strategy file holds only its formula (``_fuse``
 
 from __future__ import annotations
 
+import enum
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,10 +26,23 @@ from typing import ClassVar
 
 import numpy as np
 
-from fedkd.wire.types import ModelWeights, ReleaseKind
-
 ROW_TOLERANCE = 1e-3
 """How far a soft-label row may sum from 1 (fp16/int8 payloads round) before it is refused."""
+
+ModelState = dict[str, np.ndarray]
+"""A model's parameters by name, as weight-averaging strategies exchange them."""
+
+
+class Release(enum.Enum):
+    """What a strategy asks a node to release after local training.
+
+    Fusion's own vocabulary: strategies know nothing of the wire.  The coordinator
+    translates it into the request's release kind (the values are the same words).
+    """
+
+    NOTHING = "nothing"
+    SOFT_LABELS = "soft-labels"
+    WEIGHTS = "weights"
 
 
 @dataclass(frozen=True)
@@ -69,7 +83,7 @@ class FusionResult:
 class Instruction:
     """What one node is asked to release this round."""
 
-    release: ReleaseKind
+    release: Release
     anchor_indices: np.ndarray  # uint32 (T,); empty unless soft labels are asked for
 
 
@@ -78,7 +92,7 @@ class Contribution:
     """One node's valid reply, as a strategy sees it (checked against its instruction)."""
 
     soft_labels: np.ndarray | None = None  # (T, C), rows on the simplex
-    weights: ModelWeights | None = None
+    weights: ModelState | None = None
     num_examples: int = 0  # 0 when the node keeps its record count to itself (DP)
 
 
@@ -87,7 +101,7 @@ class Knowledge:
     """What a node receives for the next round: targets on this round's anchors, or weights."""
 
     targets: np.ndarray | None = None  # (T, C)
-    weights: ModelWeights | None = None
+    weights: ModelState | None = None
 
 
 @dataclass(frozen=True)
@@ -144,7 +158,7 @@ class FusionStrategy(Strategy):
         self, round_: int, nodes: Sequence[int], anchors: np.ndarray
     ) -> dict[int, Instruction]:
         """Every node releases soft labels on ``anchors``."""
-        ask = Instruction(ReleaseKind.SOFT_LABELS, anchors)
+        ask = Instruction(Release.SOFT_LABELS, anchors)
         return dict.fromkeys(nodes, ask)
 
     def aggregate(self, round_: int, contributions: Mapping[int, Contribution]) -> Aggregate:

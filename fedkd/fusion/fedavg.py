@@ -21,12 +21,12 @@ from fedkd.fusion.base import (
     Contribution,
     Instruction,
     Knowledge,
+    Release,
     Strategy,
     contribution_weights,
 )
 from fedkd.fusion.outliers import norm_outliers
 from fedkd.fusion.registry import register_fusion
-from fedkd.wire.types import ReleaseKind
 
 
 def fedavg_weights(
@@ -96,7 +96,7 @@ class FedAvg(Strategy):
     def configure_round(
         self, round_: int, nodes: Sequence[int], anchors: np.ndarray
     ) -> dict[int, Instruction]:
-        ask = Instruction(ReleaseKind.WEIGHTS, np.zeros(0, dtype=np.uint32))
+        ask = Instruction(Release.WEIGHTS, np.zeros(0, dtype=np.uint32))
         return dict.fromkeys(nodes, ask)
 
     def aggregate(self, round_: int, contributions: Mapping[int, Contribution]) -> Aggregate:

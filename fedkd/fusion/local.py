@@ -15,9 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fedkd.fusion.base import FusionResult, FusionStrategy, Instruction
+from fedkd.fusion.base import FusionResult, FusionStrategy, Instruction, Release
 from fedkd.fusion.registry import register_fusion
-from fedkd.wire.types import ReleaseKind
 
 
 @register_fusion
@@ -32,7 +31,7 @@ class Local(FusionStrategy):
         self, round_: int, nodes: Sequence[int], anchors: np.ndarray
     ) -> dict[int, Instruction]:
         """Nobody releases anything."""
-        ask = Instruction(ReleaseKind.NOTHING, np.zeros(0, dtype=np.uint32))
+        ask = Instruction(Release.NOTHING, np.zeros(0, dtype=np.uint32))
         return dict.fromkeys(nodes, ask)
 
     def _fuse(self, p: np.ndarray, w: np.ndarray) -> FusionResult:

@@ -30,7 +30,6 @@ import numpy as np
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fedkd import __version__
 from fedkd.config import RunConfig
 from fedkd.data.private import PrivateData
 from fedkd.data.providers import DataValidationError, PrivateDataProvider, make_provider
@@ -58,7 +57,7 @@ from fedkd.privacy.guard import (
 from fedkd.privacy.ledger import GENESIS, Ledger, LedgerError
 from fedkd.privacy.policy import EffectivePrivacy, PolicyRefusal, PrivacyRequest, resolve_privacy
 from fedkd.privacy.recipe import training_plan
-from fedkd.version_check import incompatibility
+from fedkd.version_check import __version__, incompatibility
 from fedkd.wire.errors import PayloadError
 from fedkd.wire.serde import (
     knowledge_reply_from_bytes,

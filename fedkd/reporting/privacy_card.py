@@ -84,8 +84,8 @@ def _node_spend(name: str, rows: list[Any], sent_log: Path) -> dict[str, Any]:
 
 def run_card(run_dir: Path) -> dict[str, Any]:
     """The run's privacy card, from its own folder (and its nodes' ledgers if local)."""
-    from fedkd.api import RunResult
     from fedkd.data.public import load_public_data
+    from fedkd.results import RunResult
 
     result = RunResult.load(run_dir)
     cfg = result.config

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from fedkd import __version__
+from fedkd.version_check import __version__
 
 
 class WireDType(enum.Enum):

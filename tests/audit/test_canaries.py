@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from fedkd.audit.canaries import KINDS, CanarySet, draw_canaries, row_digests
-from fedkd.audit.releases import ReleaseLog, load_releases
 from fedkd.config import parse_run_config
 from fedkd.data.federated import build_federated_data
 from fedkd.data.providers import make_provider
 from fedkd.data.public import load_public_data
+from server.releases import ReleaseLog, load_releases
 
 CFG = parse_run_config({"dataset": "digits", "num-clients": 4, "partitioner": "iid"})
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from fedkd.audit.release_attack import anchor_order, release_phi
-from fedkd.audit.releases import Release
 from fedkd.audit.shadow_attack import lira
+from server.releases import Release
 
 
 def test_the_statistic_is_the_nearest_anchors_logit_confidence() -> None:

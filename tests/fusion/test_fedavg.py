@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedkd.fusion import Contribution, fedavg_weights, make_fusion
-from fedkd.wire.types import ReleaseKind
+from fedkd.fusion import Contribution, Release, fedavg_weights, make_fusion
 
 
 def test_matches_a_manual_weighted_average() -> None:
@@ -50,7 +49,7 @@ def test_fedavg_asks_for_weights_and_gives_every_node_the_count_weighted_average
     strategy = make_fusion("fedavg")
     assert strategy.identical_architectures
     asks = strategy.configure_round(1, [4, 7], np.arange(5, dtype=np.uint32))
-    assert {a.release for a in asks.values()} == {ReleaseKind.WEIGHTS}
+    assert {a.release for a in asks.values()} == {Release.WEIGHTS}
     assert all(len(a.anchor_indices) == 0 for a in asks.values())
     result = strategy.aggregate(
         1,

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fedkd.fusion import FusionInput, make_fusion
-from fedkd.wire.types import ReleaseKind
+from fedkd.fusion import FusionInput, Release, make_fusion
 from tests.fusion._inputs import SHAPES, soft_labels
 
 
@@ -33,4 +32,4 @@ def test_local_asks_nobody_for_anything() -> None:
     strategy = make_fusion("local")
     assert strategy.personalised and not strategy.identical_architectures
     asks = strategy.configure_round(1, [0, 1], np.arange(3, dtype=np.uint32))
-    assert {a.release for a in asks.values()} == {ReleaseKind.NOTHING}
+    assert {a.release for a in asks.values()} == {Release.NOTHING}

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from fedkd.data.arrays import LabelledArrays
+from fedkd.data.canary_set import CanarySet
 from fedkd.data.private import PrivateData
 from fedkd.data.providers.base import (
     DataValidationError,
@@ -45,8 +46,6 @@ class WithCanaries(PrivateDataProvider):
     base_options: tuple[tuple[str, Param], ...] = ()
 
     def load(self, public: PublicData) -> PrivateData:
-        from fedkd.audit.canaries import CanarySet
-
         if self.base == self.name:
             raise DataValidationError(self.name, ["data-base cannot be with-canaries itself"])
         records = make_provider(self.base, dict(self.base_options)).load(public)
