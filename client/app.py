@@ -17,12 +17,8 @@ from flwr.clientapp import ClientApp
 
 from fedkd.config import RunConfig, parse_run_config
 from fedkd.flower_glue.messages import STATE_KEY, pack, state_from_record, state_to_record, unpack
-from fedkd.node import (
-    NodeConfig,
-    parse_node_config,
-    simulated_node_config,
-    simulated_state_dir,
-)
+from fedkd.node import NodeConfig, parse_node_config
+from fedkd.simulated_nodes import simulated_node_config, simulated_state_dir
 
 PARTITION_KEY = "partition-id"
 NodeConfigOf = Callable[[Context], NodeConfig]
@@ -87,7 +83,7 @@ def _served(
     from fedkd.node import ClientNode
 
     keep_freed_memory()  # this process trains: reuse freed tensor memory (once per process)
-    node = ClientNode(node_cfg, run_cfg, node_id=int(context.node_id))
+    node = ClientNode(node_cfg, run_cfg.protocol(), node_id=int(context.node_id))
     record = context.state.array_records.get(STATE_KEY)
     state = state_from_record(record) if record is not None else None
     reply, new_state = node.handle(payload, state, train=train)

@@ -120,7 +120,7 @@ def preflight(cfg: RunConfig, sections: Mapping[str, Any] | None = None) -> None
     nodes = None
     if sections is not None:
         # The nodes' own configs first: they read no data, so a slip there is found at once.
-        from fedkd.node.simulated import representative_nodes
+        from fedkd.simulated_nodes import representative_nodes
 
         nodes = representative_nodes(cfg, sections, state_dir="preflight")
     public = load_public_data(cfg.public_spec)

@@ -595,7 +595,7 @@ def node_check(
     try:
         node_cfg = parse_node_config({"config": str(config)})
         run_cfg = load_config(run)[0] if run else parse_run_config({})
-        node = ClientNode(node_cfg, run_cfg, node_id=0)
+        node = ClientNode(node_cfg, run_cfg.protocol(), node_id=0)
         private = node.check()
     except DataValidationError as exc:
         console.print(f"[red]{escape(node_cfg.name)}: the data cannot be used[/]")

@@ -22,6 +22,10 @@ from fedkd.data.federated import DataSpec
 from fedkd.data.public import PublicDataSpec
 from fedkd.distill.settings import DistillConfig, OptimiserConfig
 from fedkd.known_names import check_device, check_name, unknown_name
+from fedkd.node.config import resolve_paths
+from fedkd.node.protocol import RunProtocol
+from fedkd.privacy.policy import PrivacyRequest
+from fedkd.privacy.recipe import PrivateTraining
 from fedkd.privacy.swing_config import SwingConfig
 from fedkd.wire.types import WireDType
 
@@ -372,6 +376,51 @@ class RunConfig:
     def wire_dtype(self) -> WireDType:
         return WireDType(self.payload_dtype)
 
+    @property
+    def privacy_request(self) -> PrivacyRequest:
+        """The privacy the run asks of its nodes (each node's policy decides)."""
+        return PrivacyRequest(
+            dp=self.dp,
+            target_epsilon=self.dp_target_epsilon,
+            noise_multiplier=self.dp_noise_multiplier,
+            delta=self.dp_delta,
+            max_grad_norm=self.dp_max_grad_norm,
+            accountant=self.dp_accountant,
+            swing_scorer=self.swing_scorer,
+        )
+
+    @property
+    def private_training(self) -> PrivateTraining:
+        return PrivateTraining(
+            num_server_rounds=self.num_server_rounds,
+            local_epochs=self.local_epochs,
+            momentum=self.momentum,
+            dp_local_epochs=self.dp_local_epochs,
+            dp_batch_size=self.dp_batch_size,
+            dp_lr=self.dp_lr,
+            dp_physical_batch_size=self.dp_physical_batch_size,
+            dp_grad_sample_mode=self.dp_grad_sample_mode,
+        )
+
+    def protocol(self) -> RunProtocol:
+        """What a node of this run receives: the protocol, none of the server's settings."""
+        return RunProtocol(
+            fingerprint=self.fingerprint(),
+            seed=self.seed,
+            num_server_rounds=self.num_server_rounds,
+            max_payload_bytes=self.max_payload_bytes,
+            public=self.public_spec,
+            model=self.model,
+            privacy=self.privacy_request,
+            optimiser=self.optimiser,
+            local_epochs=self.local_epochs,
+            private_training=self.private_training,
+            distill=self.distill,
+            swing=self.swing,
+            swing_receive=self.swing_receive,
+            global_test_size=self.global_test_size,
+        )
+
     def fusion_params(self) -> dict[str, ConfigValue]:
         """Strategy parameters: ``knfu-top-m = 3`` → ``{"top_m": 3}`` for strategy knfu."""
         from fedkd.fusion import param_owner
@@ -625,18 +674,13 @@ def text_override(text: str) -> tuple[str, ConfigValue]:
     return key, value
 
 
-def load_config_file(path: Path, overrides: Mapping[str, ConfigValue] = {}) -> RunConfig:
-    """Read a run-config TOML (flat keys, or a ``[tool.flwr.app.config]`` table)."""
-    return load_simulation_file(path, overrides)[0]
-
-
 def load_simulation_file(
     path: Path, overrides: Mapping[str, ConfigValue] = {}
 ) -> tuple[RunConfig, dict[str, Any]]:
     """A simulation TOML: the run config (flat keys), and its ``[node]`` table, if any.
 
     The ``[node]`` table is the simulated nodes' own configuration (data, model, privacy
-    policy; see :mod:`fedkd.node.simulated`): it never reaches the server.
+    policy; see :mod:`fedkd.simulated_nodes`): it never reaches the server.
     """
     with path.open("rb") as fh:
         try:
@@ -651,19 +695,3 @@ def load_simulation_file(
     if isinstance(table.get("public-data"), str) and table["public-data"]:
         table["public-data"] = str(base / Path(table["public-data"]).expanduser())
     return parse_run_config({**table, **overrides}, strict=True), resolve_paths(nodes, base)
-
-
-_PATH_KEYS = ("data-path", "data-schema", "public-data", "state-dir")
-
-
-def resolve_paths(section: dict[str, Any], base: Path) -> dict[str, Any]:
-    """File names in node config keys, made absolute against ``base`` (the file's folder)."""
-    out: dict[str, Any] = {}
-    for key, value in section.items():
-        if isinstance(value, dict):
-            out[key] = resolve_paths(value, base)
-        elif key in _PATH_KEYS and isinstance(value, str) and value:
-            out[key] = str(base / Path(value).expanduser())
-        else:
-            out[key] = value
-    return out

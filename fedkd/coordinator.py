@@ -617,7 +617,7 @@ class Coordinator:
                 f"for an integer k <= {MAX_STEPS_PER_EPOCH}",
             )
         trained = round_ <= cfg.num_server_rounds and reply.status.code is StatusCode.OK
-        epochs = private_epochs(cfg)
+        epochs = private_epochs(cfg.private_training)
         planned = epochs * per_epoch if trained else 0
         if spend.release_steps != planned:
             raise reject(

@@ -122,10 +122,10 @@ def _label_profile(cfg: Any, partition: int, state: Path) -> list[float]:
     import numpy as np
 
     from fedkd.node import ClientNode
-    from fedkd.node.simulated import simulated_node_config
+    from fedkd.simulated_nodes import simulated_node_config
 
     node = simulated_node_config(cfg, partition, state_dir=str(state))
-    labels = ClientNode(node, cfg, node_id=0).check().train.y
+    labels = ClientNode(node, cfg.protocol(), node_id=0).check().train.y
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=10)
     return [float(c) / float(counts.sum()) for c in counts]
 

@@ -29,17 +29,21 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("__version__", "known_names", "model_names", "interrupt", "allocator", "plugins"),
     ("wire", "models", "data", "distill", "fusion", "participation", "version_check"),
     ("privacy",),
-    ("node", "coordinator"),
-    ("config", "results", "reporting", "run_directory"),
+    ("node",),
+    ("config", "simulated_nodes"),
+    ("coordinator",),
+    ("results", "reporting", "run_directory"),
     ("flower_glue", "server", "client", "deploy"),
     ("api",),
     ("audit",),
     ("cli", "fedkd"),
 )
-"""Lowest first: foundations, then payloads and algorithms, privacy, the node and the
-coordinator, the run's settings and results, Flower and the apps, the Python API, the
-audit (which drives whole runs through the API and only subscribes to the rest), and the
-CLI and package root on top."""
+"""Lowest first: foundations, then payloads and algorithms, privacy, the node (which sees
+only the run's protocol), the run config and the simulated nodes it writes, the server's
+coordinator, the run's results, Flower and the apps, the Python API, the audit (which
+drives whole runs through the API and only subscribes to the rest), and the CLI and
+package root on top."""
+
 
 app = typer.Typer(help=__doc__, add_completion=False)
 

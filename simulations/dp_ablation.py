@@ -121,18 +121,18 @@ class ClientResult:
 
 def client_data(dataset: str, partition: int, seed: int = TUNING_SEED) -> Any:
     """One simulated client's records (MNIST α = 0.5, 10 clients) and the public data."""
-    from fedkd.config import load_config_file
+    from fedkd.config import load_simulation_file
     from fedkd.data.public import load_public_data
     from fedkd.node import ClientNode
-    from fedkd.node.simulated import simulated_node_config
+    from fedkd.simulated_nodes import simulated_node_config
 
-    cfg = load_config_file(
+    cfg = load_simulation_file(
         ROOT / "simulations" / "mnist.toml",
         {"dataset": dataset, "seed": seed, "model": "cnn-s", "dirichlet-alpha": 0.5},
-    )
+    )[0]
     node = ClientNode(
         simulated_node_config(cfg, partition, state_dir=str(ROOT / "runs" / "dp-ablation")),
-        cfg,
+        cfg.protocol(),
         node_id=0,
     )
     return node.check(), load_public_data(node.public_spec)

@@ -41,17 +41,19 @@ SETTINGS: dict[str, tuple[tuple[int, float, int, float], ...]] = {
 
 def validation_split(model: str) -> tuple[Any, Any]:
     """Fashion-MNIST's training records: (train, validation), 80 / 20."""
-    from fedkd.config import load_config_file
+    from fedkd.config import load_simulation_file
     from fedkd.node import ClientNode
-    from fedkd.node.simulated import simulated_node_config
+    from fedkd.simulated_nodes import simulated_node_config
 
-    cfg = load_config_file(
+    cfg = load_simulation_file(
         ROOT / "simulations" / "mnist.toml",
         {"dataset": "fashion-mnist", "seed": TUNING_SEED, "model": model, "num-clients": 1,
          "partitioner": "iid", "local-test-fraction": 0.2},
-    )  # fmt: skip
+    )[0]  # fmt: skip
     state = ROOT / "runs" / "dp-tuning"
-    data = ClientNode(simulated_node_config(cfg, 0, state_dir=str(state)), cfg, node_id=0).check()
+    data = ClientNode(
+        simulated_node_config(cfg, 0, state_dir=str(state)), cfg.protocol(), node_id=0
+    ).check()
     return data.train, data.test
 
 

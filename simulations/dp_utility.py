@@ -138,7 +138,7 @@ def federated_table(smoke: bool, runs: Path) -> dict[str, Any]:
     (the same DP-default model, rounds and records): what a federation gets from DP's
     defaults alone."""
     import fedkd
-    from fedkd.config import load_config_file
+    from fedkd.config import load_simulation_file
     from fedkd.privacy.recipe import DP_DEFAULTS
 
     config = ROOT / "simulations" / "mnist-dp.toml"
@@ -148,7 +148,7 @@ def federated_table(smoke: bool, runs: Path) -> dict[str, Any]:
     base: dict[str, Any] = {"output-dir": str(runs)}
     if smoke:
         base.update({"dataset": "digits", "num-clients": 3, "num-server-rounds": 1})
-    protocol = load_config_file(config, base)
+    protocol = load_simulation_file(config, base)[0]
     rows, spent = [], []
     glob: dict[tuple[str, float | None], list[float]] = {}
     for strategy in strategies:

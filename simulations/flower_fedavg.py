@@ -39,7 +39,7 @@ from fedkd.config import RunConfig  # noqa: E402
 from fedkd.data.public import load_public_data  # noqa: E402
 from fedkd.node import ClientNode  # noqa: E402
 from fedkd.node.model import init_model  # noqa: E402
-from fedkd.node.simulated import simulated_node_config  # noqa: E402
+from fedkd.simulated_nodes import simulated_node_config  # noqa: E402
 
 CONFIG_ENV = "FEDKD_FLOWER_FEDAVG_CONFIG"
 
@@ -55,7 +55,7 @@ def client_data(partition: int) -> tuple[torch.Tensor, ...]:
     cfg = run_config()
     with tempfile.TemporaryDirectory() as state:
         node = simulated_node_config(cfg, partition, state_dir=state)
-        data = ClientNode(node, cfg, node_id=0).check()
+        data = ClientNode(node, cfg.protocol(), node_id=0).check()
     arrays = (data.train.x, data.train.y, data.test.x, data.test.y)
     return tuple(torch.from_numpy(a) for a in arrays)
 

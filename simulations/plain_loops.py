@@ -38,7 +38,7 @@ from fedkd.api import load_config  # noqa: E402
 from fedkd.data.public import load_public_data  # noqa: E402
 from fedkd.node import ClientNode  # noqa: E402
 from fedkd.node.model import init_model  # noqa: E402
-from fedkd.node.simulated import simulated_node_config  # noqa: E402
+from fedkd.simulated_nodes import simulated_node_config  # noqa: E402
 
 
 def batches(n: int, size: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -113,7 +113,7 @@ def run(
     with tempfile.TemporaryDirectory() as state:
         for k in range(cfg.num_clients):
             node = simulated_node_config(cfg, k, state_dir=state)
-            data = ClientNode(node, cfg, node_id=0).check()
+            data = ClientNode(node, cfg.protocol(), node_id=0).check()
             model = init_model(node.model or cfg.model, input_shape=public.input_shape,
                                num_classes=public.num_classes, run_seed=cfg.seed)  # fmt: skip
             clients.append((model, *(torch.from_numpy(a) for a in (

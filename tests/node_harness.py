@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from fedkd.config import RunConfig
-from fedkd.node import ClientNode, NodeConfig, simulated_node_config
-from fedkd.node.client_node import privacy_request
+from fedkd.node import ClientNode, NodeConfig
 from fedkd.privacy.guard import PrivacyPlan, plan_for
 from fedkd.privacy.policy import resolve_privacy
 from fedkd.privacy.recipe import training_plan
+from fedkd.simulated_nodes import simulated_node_config
 from fedkd.wire.types import ModelWeights
 
 
@@ -50,7 +50,9 @@ def serve(
 ) -> tuple[bytes, ModelWeights | None]:
     """Node ``pid`` serves one request (node id = ``pid`` unless given)."""
     node = ClientNode(
-        node_config(cfg, pid, **section), cfg, node_id=pid if node_id is None else node_id
+        node_config(cfg, pid, **section),
+        cfg.protocol(),
+        node_id=pid if node_id is None else node_id,
     )
     return node.handle(request, state, train=train)
 
@@ -58,6 +60,6 @@ def serve(
 def plan_of(cfg: RunConfig, num_records: int) -> PrivacyPlan:
     """The DP plan a node with no policy of its own makes for ``cfg``."""
     node = node_config(cfg, 0)
-    privacy = resolve_privacy(node.policy, privacy_request(cfg))
-    training = training_plan(cfg, node.policy.nominal_records or num_records)
+    privacy = resolve_privacy(node.policy, cfg.privacy_request)
+    training = training_plan(cfg.private_training, node.policy.nominal_records or num_records)
     return plan_for(privacy, training, num_records)

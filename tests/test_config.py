@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fedkd.config import load_config_file, parse_override, parse_run_config
+from fedkd.config import load_simulation_file, parse_override, parse_run_config
 
 
 def test_defaults_and_coercion() -> None:
@@ -58,8 +58,8 @@ def test_overrides_use_toml_values_and_bare_strings() -> None:
 def test_every_simulation_config_parses() -> None:
     root = Path(__file__).resolve().parents[1]
     for path in sorted((root / "simulations").glob("*.toml")):
-        load_config_file(path)
-    load_config_file(root / "pyproject.toml")
+        load_simulation_file(path)
+    load_simulation_file(root / "pyproject.toml")
 
 
 def test_pyproject_declares_every_key_with_the_code_defaults() -> None:

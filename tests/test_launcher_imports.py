@@ -17,7 +17,7 @@ LAUNCHER_MODULES = (
     "fedkd.cli",
     "fedkd.api",
     "fedkd.flower_glue.simulation",
-    "fedkd.node.simulated",
+    "fedkd.simulated_nodes",
     "fedkd.results",
     "server.app",
     "client.app",

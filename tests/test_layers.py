@@ -12,11 +12,7 @@ from functools import cache
 
 from tests.simulation_scripts import load_script
 
-ALLOWED_BACK_UP: dict[tuple[str, str], str] = {
-    ("coordinator", "config"): "the coordinator runs on the server and reads its settings",
-    ("privacy", "config"): "the recipe's run defaults read the run config (type only)",
-    ("node", "config"): "the node still parses the whole run config from a request",
-}
+ALLOWED_BACK_UP: dict[tuple[str, str], str] = {}
 """Every import from a room to a higher floor, with the reason it is allowed."""
 
 

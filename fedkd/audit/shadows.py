@@ -116,7 +116,10 @@ def run_in_process(
         num_classes=public.num_classes,
         releases=releases,
     )
-    served = {node.partition_id: ClientNode(node, cfg, node_id=node.partition_id) for node in nodes}
+    served = {
+        node.partition_id: ClientNode(node, cfg.protocol(), node_id=node.partition_id)
+        for node in nodes
+    }
     ids = sorted(served)
     states: dict[int, ModelWeights | None] = dict.fromkeys(ids)
 

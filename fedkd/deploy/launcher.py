@@ -79,7 +79,9 @@ def transfer_digest_of(run_config: Mapping[str, object], node: NodeConfig) -> st
     from fedkd.config import parse_run_config
     from fedkd.node import ClientNode
 
-    return ClientNode(node, parse_run_config(dict(run_config)), node_id=0).transfer_digest()
+    return ClientNode(
+        node, parse_run_config(dict(run_config)).protocol(), node_id=0
+    ).transfer_digest()
 
 
 def run_task(

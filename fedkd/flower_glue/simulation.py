@@ -94,7 +94,7 @@ def simulated_nodes(
     cfg: RunConfig, token: str, node_sections: Mapping[str, Any] | None = None
 ) -> list[NodeConfig]:
     """Every simulated node's own configuration (``[node]`` tables applied)."""
-    from fedkd.node.simulated import check_sections, simulated_node_config, simulated_state_dir
+    from fedkd.simulated_nodes import check_sections, simulated_node_config, simulated_state_dir
 
     sections = dict(node_sections or {})
     check_sections(sections, cfg.num_clients)
@@ -144,7 +144,7 @@ def run_simulation(
     complete is moved to ``<output-dir>/incomplete/`` and the exception raised; the run
     directory of a complete run appears whole or not at all.
     """
-    from fedkd.node.simulated import simulated_state_dir
+    from fedkd.simulated_nodes import simulated_state_dir
 
     output_dir = Path(cfg.output_dir).expanduser().resolve()
     directory = RunDirectory.open(

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fedkd.node.config import NodeConfig, parse_node_config
-from fedkd.node.simulated import simulated_node_config, simulated_state_dir
 
 if TYPE_CHECKING:
     from fedkd.node.client_node import ClientNode
@@ -18,8 +17,6 @@ __all__ = [
     "ClientNode",
     "NodeConfig",
     "parse_node_config",
-    "simulated_node_config",
-    "simulated_state_dir",
 ]
 
 

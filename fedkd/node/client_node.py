@@ -1,8 +1,9 @@
 """A client node: its own data, model and privacy policy, driven by one request at a time.
 
 The node is built from its own :class:`~fedkd.node.config.NodeConfig` (data provider,
-architecture, privacy policy, state directory) and the run's protocol (the server's run
-config: epochs, learning rates, and the privacy it *asks* for).  The request says what to
+architecture, privacy policy, state directory) and the run's protocol
+(:class:`~fedkd.node.protocol.RunProtocol`: epochs, learning rates, and the privacy the
+run *asks* for; never the server's own settings).  The request says what to
 release; the node never sees a fusion strategy.  Per message:
 
 1. decode and check the request against the public data (``invalid-request``);
@@ -30,33 +31,24 @@ import numpy as np
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from fedkd.config import RunConfig
 from fedkd.data.private import PrivateData
 from fedkd.data.providers import DataValidationError, PrivateDataProvider, make_provider
 from fedkd.data.public import PublicData, PublicDataSpec, load_public_data
 from fedkd.distill.device import pick_device
 from fedkd.node import round_work
-from fedkd.node.budget import budget_refusal
 from fedkd.node.config import NodeConfig
 from fedkd.node.isolation import failure_reply
 from fedkd.node.local_log import NodeLog
 from fedkd.node.model import init_model, load_state, model_state, save_model
-from fedkd.node.records import record_reply
-from fedkd.node.redaction import redact_report, reported_record_count
+from fedkd.node.privacy_engine import NodePrivacyEngine, PrivateRound
+from fedkd.node.protocol import RunProtocol
+from fedkd.node.refusal import Refused
 from fedkd.node.reply_cache import ReplyCache
 from fedkd.node.round_progress import RoundProgress
-from fedkd.privacy.accounting import BudgetSpentError, DPSteps, History, compose
 from fedkd.privacy.guard import (
-    DP_MECHANISM,
-    PrivacyPlan,
     fields_sent,
-    plan_for,
-    reporting_plan,
-    spend_after,
 )
-from fedkd.privacy.ledger import GENESIS, Ledger, LedgerError
-from fedkd.privacy.policy import EffectivePrivacy, PolicyRefusal, PrivacyRequest, resolve_privacy
-from fedkd.privacy.recipe import training_plan
+from fedkd.privacy.ledger import Ledger
 from fedkd.version_check import __version__, incompatibility
 from fedkd.wire.errors import PayloadError
 from fedkd.wire.serde import (
@@ -91,26 +83,6 @@ UNAVAILABLE_REASON = "the node is not taking part (see its local log)"
 """Fixed text: the server learns that a node is absent, never why in terms of its records."""
 
 
-class _Refused(Exception):
-    def __init__(self, code: StatusCode, reason: str) -> None:
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-
-def privacy_request(run: RunConfig) -> PrivacyRequest:
-    """The privacy the server's run config asks for."""
-    return PrivacyRequest(
-        dp=run.dp,
-        target_epsilon=run.dp_target_epsilon,
-        noise_multiplier=run.dp_noise_multiplier,
-        delta=run.dp_delta,
-        max_grad_norm=run.dp_max_grad_norm,
-        accountant=run.dp_accountant,
-        swing_scorer=run.swing_scorer,
-    )
-
-
 @dataclass(frozen=True)
 class _Loaded:
     public: PublicData
@@ -120,13 +92,13 @@ class _Loaded:
 class ClientNode:
     """One node: ``handle`` serves a request and returns the reply and the state to keep."""
 
-    def __init__(self, config: NodeConfig, run: RunConfig, *, node_id: int) -> None:
+    def __init__(self, config: NodeConfig, protocol: RunProtocol, *, node_id: int) -> None:
         self.config = config
-        self.run = run
+        self.protocol = protocol
         self.node_id = node_id
         # Keyed by the run's fingerprint, not every key: a run resumed with a longer
         # reply-timeout is the same run, and must get its answered rounds back.
-        context = __version__ + run.fingerprint()
+        context = __version__ + protocol.fingerprint
         self.replies = ReplyCache(config.state_path / f"{config.name}.replies", context=context)
         progress_dir = config.state_path / f"{config.name}.progress"
         self.progress = RoundProgress(progress_dir, context=context)
@@ -136,26 +108,31 @@ class ClientNode:
             sent_path=config.sent_log_path,
             runs_path=config.runs_log_path,
         )
+        self.privacy = NodePrivacyEngine(
+            node_name=config.name,
+            policy=config.policy,
+            request=protocol.privacy,
+            training=protocol.private_training,
+            ledger_path=config.ledger_path,
+            log=self.log,
+            control=config.audit_control_noise_off,
+            reproducible=config.reproducible_dp,
+        )
 
     @property
     def public_spec(self) -> PublicDataSpec:
         """The node's local copy of the public bundle, else what the run names."""
         if self.config.public_data:
-            return replace(self.run.public_spec, bundle=self.config.public_data)
-        return self.run.public_spec
+            return replace(self.protocol.public, bundle=self.config.public_data)
+        return self.protocol.public
 
     def transfer_digest(self) -> str:
         """The digest of the transfer set this node would release knowledge on."""
         return load_public_data(self.public_spec).transfer.digest
 
     @property
-    def control(self) -> bool:
-        """This node is an audit's positive control: every claim says no guarantee."""
-        return self.config.audit_control_noise_off
-
-    @property
     def architecture(self) -> str:
-        return self.config.model or self.run.model
+        return self.config.model or self.protocol.model
 
     def check(self) -> PrivateData:
         """Load and validate everything the node needs before it joins (``fedkd node check``).
@@ -189,7 +166,7 @@ class ClientNode:
                 request_bytes,
                 node_id=self.node_id,
                 node_name=self.config.name,
-                max_bytes=self.run.max_payload_bytes,
+                max_bytes=self.protocol.max_payload_bytes,
             )
             payload = self._sealed(self._bytes(reply))
             self._log_sent(reply, payload)
@@ -200,7 +177,7 @@ class ClientNode:
     ) -> tuple[bytes, ModelWeights | None]:
         try:
             request = knowledge_request_from_bytes(
-                request_bytes, max_bytes=self.run.max_payload_bytes
+                request_bytes, max_bytes=self.protocol.max_payload_bytes
             )
         except PayloadError as exc:
             ref = TransferSetRef(digest="", num_samples=0, num_classes=0)
@@ -228,7 +205,7 @@ class ClientNode:
                 reply, new_state = self._hello(request), state
             else:
                 reply, new_state = self._serve(request, state, train=train)
-        except _Refused as refused:
+        except Refused as refused:
             reply = self._refusal(request, refused.code, refused.reason)
             new_state = state
         named = replace(reply, node_name=self.config.name)
@@ -255,7 +232,7 @@ class ClientNode:
         from fedkd.node.adversary import poison
 
         profile = np.array(self.config.profile()) if self.config.adversary == "mimic" else None
-        rng = np.random.default_rng([self.run.seed, self.config.partition_id, round_, 0xBAD])
+        rng = np.random.default_rng([self.protocol.seed, self.config.partition_id, round_, 0xBAD])
         return poison(honest, self.config.adversary, rng=rng, profile=profile)
 
     def _sealed(self, reply_bytes: bytes) -> bytes:
@@ -269,28 +246,27 @@ class ClientNode:
     def _readdressed(self, cached: bytes) -> bytes:
         """A cached reply under the Flower node id this node has now (a SuperNode that
         restarted, or a resumed run, may have another); nothing else changes."""
-        reply = knowledge_reply_from_bytes(cached, max_bytes=self.run.max_payload_bytes)
+        reply = knowledge_reply_from_bytes(cached, max_bytes=self.protocol.max_payload_bytes)
         if reply.node_id == self.node_id:
             return cached
         return self._bytes(replace(reply, node_id=self.node_id))
 
     def _keep_progress(self, request: KnowledgeRequest, state: ModelWeights | None) -> None:
-        if request.round > self.run.num_server_rounds:
+        if request.round > self.protocol.num_server_rounds:
             self.progress.clear(request.run_id)  # the final message: nothing to resume
         elif request.round != HELLO_ROUND and state is not None:
             self.progress.save(request.run_id, state)
 
     def _hello(self, request: KnowledgeRequest) -> KnowledgeReply:
         """Round 0: who the node is, where its ledger stands, and its fingerprint."""
-        ledger = self._open_ledger(request)
+        ledger = self.privacy.open_ledger(request.ledger_head)
         head = ledger.head()
         self.log.joined(
             run_id=request.run_id,
             settings={
-                "strategy": self.run.strategy,
-                "rounds": self.run.num_server_rounds,
-                "dp": self.run.dp,
-                "dp_target_epsilon": self.run.dp_target_epsilon,
+                "rounds": self.protocol.num_server_rounds,
+                "dp": self.protocol.privacy.dp,
+                "dp_target_epsilon": self.protocol.privacy.target_epsilon,
                 "transfer_digest": request.transfer_set.digest,
                 "ledger_head": head,
             },
@@ -324,46 +300,28 @@ class ClientNode:
     ) -> tuple[KnowledgeReply, ModelWeights | None]:
         loaded = self._load_or_stand_aside()
         _check_request(request, loaded.public)
-        privacy = self._resolve()
-        ledger = self._open_ledger(request)
-        history = ledger.history()
-        unbounded = ledger.unbounded_since()
-        plan: PrivacyPlan | None = None
-        if privacy.dp:
-            self._check_delta(ledger, privacy)
-            plan = reporting_plan(history)
-        if privacy.dp and train:
-            try:
-                remaining = self.run.num_server_rounds - request.round + 1
-                plan = self._plan(privacy, len(loaded.private.train), history, remaining)
-                # A positive control goes on as a silently broken node would: its nominal
-                # budget is checked on the steps it pretends to take, round after round.
-                reason = budget_refusal(
-                    plan, history, unbounded_since=None if self.control else unbounded
-                )
-            except BudgetSpentError as exc:
-                reason = str(exc)
-            if reason:
-                refusal = replace(
-                    self._refusal(request, StatusCode.BUDGET_EXHAUSTED, reason),
-                    privacy=spend_after(
-                        privacy, history, plan, unbounded_since=unbounded, control=self.control
-                    ),
-                )
-                return self._record(ledger, refusal, privacy, loaded, taken=None), state
+        private = self.privacy.begin(
+            ledger_head=request.ledger_head,
+            num_records=len(loaded.private.train),
+            round_=request.round,
+            train=train,
+        )
+        if private.exhausted:
+            refusal = self._refusal(request, StatusCode.BUDGET_EXHAUSTED, private.exhausted)
+            return self._closed(private, refusal, loaded), state
 
         model = init_model(
             self.architecture,
             input_shape=loaded.public.input_shape,
             num_classes=loaded.public.num_classes,
-            run_seed=self.run.seed,
+            run_seed=self.protocol.seed,
         )
         if state is not None:
             load_state(model, state)
         model.to(pick_device(self.config.device))
         work = round_work.RoundWork(
-            run=self.run,
-            privacy=privacy,
+            protocol=self.protocol,
+            privacy=private.privacy,
             public=loaded.public,
             private=loaded.private,
             model=model,
@@ -381,12 +339,11 @@ class ClientNode:
         report = round_work.evaluate(work, request.round - 1, distill_loss)
         seconds["evaluate"] = time.perf_counter() - tick
 
-        train_loss, taken = float("nan"), None
+        train_loss = float("nan")
         tick = time.perf_counter()
         if train:
-            train_loss, taken = round_work.train(work, request.round, plan)
-            if taken is not None:
-                history = compose(history, taken)
+            train_loss, taken = round_work.train(work, request.round, private.plan)
+            private.took(taken)
         seconds["train"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
@@ -395,29 +352,31 @@ class ClientNode:
             released = self._poisoned(released, request.round)
         seconds["extract"] = time.perf_counter() - tick
 
-        report = replace(report, train_loss=train_loss, phase_seconds=seconds)
-        spend = spend_after(privacy, history, plan, unbounded_since=unbounded, control=self.control)
-        if taken is not None and spend.mechanism == DP_MECHANISM:
-            spend = replace(spend, release_steps=taken.steps)
-        if privacy.dp:
-            self.log.evaluation(report)
         reply = KnowledgeReply(
             run_id=request.run_id,
             round=request.round,
             node_id=self.node_id,
             transfer_set=_ref(loaded.public),
             soft_labels=released,
-            num_examples=reported_record_count(len(loaded.private.train), dp=privacy.dp),
-            privacy=spend,
+            num_examples=len(loaded.private.train),
             status=Status(StatusCode.OK if train else StatusCode.SKIPPED),
             dtype=request.reply_dtype,
             weights=weights,
-            eval=redact_report(report, dp=privacy.dp),
+            eval=replace(report, train_loss=train_loss, phase_seconds=seconds),
         )
         new_state = model_state(model)
         if self.config.keep_model:
             save_model(self.config.model_path, self.architecture, new_state)
-        return self._record(ledger, reply, privacy, loaded, taken=taken), new_state
+        return self._closed(private, reply, loaded), new_state
+
+    def _closed(
+        self, private: PrivateRound, reply: KnowledgeReply, loaded: _Loaded
+    ) -> KnowledgeReply:
+        return private.close(
+            reply,
+            dataset_digest=loaded.private.digest,
+            transfer_digest=loaded.public.transfer.digest,
+        )
 
     # --- the units a message goes through -------------------------------------------------
 
@@ -432,65 +391,7 @@ class ClientNode:
             self.log.problem(f"node {self.config.name} is not taking part: {exc}")
         except (ValueError, OSError) as exc:
             self.log.problem(f"node {self.config.name} cannot load its data: {exc}")
-        raise _Refused(StatusCode.UNAVAILABLE, UNAVAILABLE_REASON)
-
-    def _resolve(self) -> EffectivePrivacy:
-        try:
-            return resolve_privacy(self.config.policy, privacy_request(self.run))
-        except PolicyRefusal as exc:
-            self.log.problem(f"node {self.config.name} refused the run: {exc}")
-            raise _Refused(StatusCode.POLICY_REFUSED, str(exc)) from exc
-
-    def _check_delta(self, ledger: Ledger, privacy: EffectivePrivacy) -> None:
-        """δ is fixed per store at its first DP release: a changed one is refused."""
-        fixed = ledger.fixed_delta()
-        if fixed is not None and fixed[0] != privacy.delta:
-            reason = (
-                f"δ is fixed at {fixed[0]:g} for this store since ledger row {fixed[1]}; "
-                f"the run asks for δ = {privacy.delta:g}"
-            )
-            self.log.problem(f"node {self.config.name} refused the run: {reason}")
-            raise _Refused(StatusCode.POLICY_REFUSED, reason)
-
-    def _plan(
-        self, privacy: EffectivePrivacy, num_records: int, history: History, remaining: int
-    ) -> PrivacyPlan:
-        training = training_plan(self.run, privacy.policy.nominal_records or num_records)
-        try:
-            return plan_for(
-                privacy, training, num_records, history=history, remaining_rounds=remaining
-            )
-        except PolicyRefusal as exc:
-            self.log.problem(f"node {self.config.name} refused the run: {exc}")
-            raise _Refused(StatusCode.POLICY_REFUSED, str(exc)) from exc
-
-    def _open_ledger(self, request: KnowledgeRequest) -> Ledger:
-        try:
-            return Ledger.open(
-                self.config.ledger_path, expected_head=request.ledger_head or GENESIS
-            )
-        except LedgerError as exc:
-            self.log.problem(f"node {self.config.name}: {exc}")
-            raise _Refused(StatusCode.LEDGER_REFUSED, str(exc)) from exc
-
-    def _record(
-        self,
-        ledger: Ledger,
-        reply: KnowledgeReply,
-        privacy: EffectivePrivacy,
-        loaded: _Loaded,
-        *,
-        taken: DPSteps | None,
-    ) -> KnowledgeReply:
-        return record_reply(
-            ledger,
-            reply,
-            privacy=privacy,
-            dataset_digest=ledger.keyed(loaded.private.digest),
-            transfer_digest=loaded.public.transfer.digest,
-            taken=taken,
-            reproducible=self.config.reproducible_dp,
-        )
+        raise Refused(StatusCode.UNAVAILABLE, UNAVAILABLE_REASON)
 
     def _refusal(self, request: KnowledgeRequest, code: StatusCode, reason: str) -> KnowledgeReply:
         return _refusal(self.node_id, request.run_id, request.transfer_set, code, reason, request)
@@ -556,7 +457,7 @@ def _check_request(request: KnowledgeRequest, public: PublicData) -> None:
     try:
         _check_against_public(request, public)
     except PayloadError as exc:
-        raise _Refused(StatusCode.INVALID_REQUEST, exc.reason) from exc
+        raise Refused(StatusCode.INVALID_REQUEST, exc.reason) from exc
 
 
 def _check_against_public(request: KnowledgeRequest, public: PublicData) -> None:

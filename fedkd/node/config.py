@@ -260,8 +260,6 @@ def read_node_file(path: Path) -> dict[str, Any]:
     nested = sorted(k for k, v in doc.items() if isinstance(v, dict | list))
     if nested:
         raise ValueError(f"node config file {path}: keys must be flat, got tables {nested}")
-    from fedkd.config import resolve_paths
-
     return resolve_paths(doc, path.resolve().parent)
 
 
@@ -276,3 +274,21 @@ def _typed(owner: str, key: str, default: Any, value: Any) -> Param:
     if isinstance(default, bool) and isinstance(value, str) and value in ("true", "false"):
         value = value == "true"  # Flower's --node-config parses values as TOML; be lenient
     return typed_param(owner, key, default, value)
+
+
+PATH_KEYS = ("data-path", "data-schema", "public-data", "state-dir")
+"""Node config keys that name files: relative to the file (or ``[node]`` table) they
+are written in."""
+
+
+def resolve_paths(section: dict[str, Any], base: Path) -> dict[str, Any]:
+    """File names in node config keys, made absolute against ``base`` (the file's folder)."""
+    out: dict[str, Any] = {}
+    for key, value in section.items():
+        if isinstance(value, dict):
+            out[key] = resolve_paths(value, base)
+        elif key in PATH_KEYS and isinstance(value, str) and value:
+            out[key] = str(base / Path(value).expanduser())
+        else:
+            out[key] = value
+    return out

@@ -45,12 +45,6 @@ class NodeLog:
                 "fields": list(fields), "bytes": size}  # fmt: skip
         self._append(self.sent_path, json.dumps(line, sort_keys=True))
 
-    def sent_records(self) -> list[dict[str, object]]:
-        if self.sent_path is None or not self.sent_path.exists():
-            return []
-        lines = self.sent_path.read_text().splitlines()
-        return [json.loads(line) for line in lines if line.strip()]
-
     def evaluation(self, report: EvalReport) -> None:
         """Keep one round's full evaluation."""
         self._append(self.eval_path, json.dumps(dataclasses.asdict(report), sort_keys=True))

@@ -23,12 +23,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 from torch import nn
 
-from fedkd.config import RunConfig
 from fedkd.data.private import PrivateData
 from fedkd.data.public import PublicData, global_test_subset
 from fedkd.distill.loops import distil, predict_logits, soft_labels, train_local
 from fedkd.distill.loops import evaluate as evaluate_model
 from fedkd.node.model import load_state, model_state
+from fedkd.node.protocol import RunProtocol
 from fedkd.privacy.accounting import DPSteps
 from fedkd.privacy.csprng import ChaCha20Stream
 from fedkd.privacy.guard import PrivacyPlan
@@ -48,7 +48,7 @@ def phase_seed(run_seed: int, node_index: int, round_: int, phase: str) -> int:
 class RoundWork:
     """What one message's work needs: the run's protocol, the node's data, model, privacy."""
 
-    run: RunConfig
+    protocol: RunProtocol
     privacy: EffectivePrivacy
     public: PublicData
     private: PrivateData
@@ -61,14 +61,14 @@ class RoundWork:
 
     def seed(self, round_: int, phase: str) -> int:
         """A replayable seed for work whose randomness protects nothing."""
-        return phase_seed(self.run.seed, self.node_index, round_, phase)
+        return phase_seed(self.protocol.seed, self.node_index, round_, phase)
 
     def private_stream(self, round_: int, phase: str) -> ChaCha20Stream:
         """A privacy mechanism's randomness: 256 fresh bits of key (replayable only in a
         node's flagged reproducible mode)."""
         if self.reproducible:
             return ChaCha20Stream.reproducible(
-                f"{self.run.seed}/{self.node_index}/{round_}/{phase}"
+                f"{self.protocol.seed}/{self.node_index}/{round_}/{phase}"
             )
         return ChaCha20Stream.fresh()
 
@@ -83,13 +83,13 @@ def absorb(work: RoundWork, request: KnowledgeRequest) -> float:
         return float("nan")
     # Under DP the CE-on-private-data term would be an unaccounted private step: distil on
     # the public anchors only (post-processing); private records are seen by DP-SGD alone.
-    distill_cfg = work.run.distill
+    distill_cfg = work.protocol.distill
     if work.privacy.dp:
         distill_cfg = replace(distill_cfg, ce_weight=0.0)
     anchors = work.public.transfer.x[fused.anchor_indices.astype(np.int64)]
     targets = fused.targets.astype(np.float32)
-    swing = work.run.swing
-    if swing is not None and work.run.swing_receive:
+    swing = work.protocol.swing
+    if swing is not None and work.protocol.swing_receive:
         targets = swing_targets(
             targets,
             privacy_likelihood(work, anchors),
@@ -103,7 +103,7 @@ def absorb(work: RoundWork, request: KnowledgeRequest) -> float:
         work.private.train.x,
         work.private.train.y,
         distill_cfg=distill_cfg,
-        cfg=work.run.optimiser,
+        cfg=work.protocol.optimiser,
         seed=work.seed(fused.round, "distill"),
     )
 
@@ -111,7 +111,7 @@ def absorb(work: RoundWork, request: KnowledgeRequest) -> float:
 def evaluate(work: RoundWork, evaluated_round: int, distill_loss: float) -> EvalReport:
     """The model on the local test set and on the public test set (nothing redacted yet)."""
     local_acc, local_loss = evaluate_model(work.model, work.private.test.x, work.private.test.y)
-    public_test = global_test_subset(work.public.test, work.run.global_test_size)
+    public_test = global_test_subset(work.public.test, work.protocol.global_test_size)
     global_acc, global_loss = evaluate_model(work.model, public_test.x, public_test.y)
     return EvalReport(
         evaluated_round=evaluated_round,
@@ -135,12 +135,12 @@ def train(work: RoundWork, round_: int, plan: PrivacyPlan | None) -> tuple[float
             work.model,
             records.x,
             records.y,
-            epochs=work.run.local_epochs,
-            cfg=work.run.optimiser,
+            epochs=work.protocol.local_epochs,
+            cfg=work.protocol.optimiser,
             seed=seed,
         )
         return loss, None
-    training = dp_training(work.run, plan.mechanism_records or len(records))
+    training = dp_training(work.protocol.private_training, plan.mechanism_records or len(records))
     if training.local_epochs == 0:
         return float("nan"), None
     # Opacus loads with the first private step: a node without DP never imports it.
@@ -157,8 +157,8 @@ def train(work: RoundWork, round_: int, plan: PrivacyPlan | None) -> tuple[float
         cfg=training.optimiser,
         noise_multiplier=actual_noise,
         max_grad_norm=work.privacy.max_grad_norm,
-        grad_sample_mode=work.run.dp_grad_sample_mode or None,
-        max_physical_batch_size=work.run.dp_physical_batch_size,
+        grad_sample_mode=work.protocol.private_training.dp_grad_sample_mode or None,
+        max_physical_batch_size=work.protocol.private_training.dp_physical_batch_size,
         randomness=work.private_stream(round_, "train"),
         nominal_records=plan.mechanism_records or None,
     )
@@ -181,9 +181,9 @@ def release(
     if request.release is not ReleaseKind.SOFT_LABELS or len(request.anchor_indices) == 0:
         return None, None
     anchors = work.public.transfer.x[request.anchor_indices.astype(np.int64)]
-    swing = work.run.swing
+    swing = work.protocol.swing
     if swing is None:
-        return soft_labels(work.model, anchors, temperature=work.run.distill_temperature), None
+        return soft_labels(work.model, anchors, temperature=work.protocol.distill.temperature), None
     # The per-sample temperatures are used here and discarded: they never leave the node.
     released = swing_release(
         predict_logits(work.model, anchors),

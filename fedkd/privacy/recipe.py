@@ -17,13 +17,9 @@ Kept apart from :mod:`fedkd.privacy.dp_sgd` so that planning never imports torch
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from fedkd.distill.settings import OptimiserConfig
 from fedkd.privacy.guard import TrainingPlan
-
-if TYPE_CHECKING:
-    from fedkd.config import RunConfig
 
 RECIPE_BATCH_SIZE = 256
 """The logical batch: σ/B (the noise in the averaged gradient) falls with B at a fixed ε
@@ -90,6 +86,24 @@ def run_defaults(*, dp: bool, dataset: str) -> RunDefaults:
 
 
 @dataclass(frozen=True)
+class PrivateTraining:
+    """What a run asks of its nodes' DP-SGD, as the ``dp-*`` keys say it (0: the recipe's).
+
+    The node trains by it and the server checks each claim's steps against it, so both
+    read the same typed settings, never the whole run config.
+    """
+
+    num_server_rounds: int
+    local_epochs: int = 1
+    momentum: float = 0.9
+    dp_local_epochs: int = 0
+    dp_batch_size: int = 0
+    dp_lr: float = 0.0
+    dp_physical_batch_size: int = 256
+    dp_grad_sample_mode: str = ""
+
+
+@dataclass(frozen=True)
 class DPTraining:
     """One round of a node's DP-SGD: logical batch, epochs, step size, momentum."""
 
@@ -103,13 +117,13 @@ class DPTraining:
         return OptimiserConfig(lr=self.lr, momentum=self.momentum, batch_size=self.batch_size)
 
 
-def private_epochs(run: RunConfig) -> int:
+def private_epochs(run: PrivateTraining) -> int:
     """DP-SGD epochs per round: ``dp-local-epochs``, else the recipe's multiple of the
     run's ``local-epochs`` (0 stays 0: a run that trains nothing locally)."""
     return run.dp_local_epochs or RECIPE_EPOCH_FACTOR * run.local_epochs
 
 
-def private_batch_size(run: RunConfig, records: int) -> int:
+def private_batch_size(run: PrivateTraining, records: int) -> int:
     """The logical batch for ``records`` records: ``dp-batch-size``, else the recipe's,
     shrunk so an epoch keeps :data:`MIN_STEPS_PER_EPOCH` steps."""
     if run.dp_batch_size:
@@ -117,7 +131,7 @@ def private_batch_size(run: RunConfig, records: int) -> int:
     return max(1, min(RECIPE_BATCH_SIZE, records // MIN_STEPS_PER_EPOCH))
 
 
-def dp_training(run: RunConfig, records: int) -> DPTraining:
+def dp_training(run: PrivateTraining, records: int) -> DPTraining:
     """The DP training settings for a node with ``records`` (nominal) records."""
     return DPTraining(
         batch_size=private_batch_size(run, records),
@@ -127,7 +141,7 @@ def dp_training(run: RunConfig, records: int) -> DPTraining:
     )
 
 
-def training_plan(run: RunConfig, records: int) -> TrainingPlan:
+def training_plan(run: PrivateTraining, records: int) -> TrainingPlan:
     """The run's planned DP-SGD on a node with ``records`` (nominal) records, which σ is
     calibrated for: every round's epochs at the recipe's logical batch."""
     return TrainingPlan(

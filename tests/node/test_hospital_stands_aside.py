@@ -106,7 +106,7 @@ def test_a_broken_hospital_stands_aside_and_the_others_go_on(
                     **({"data-path": str(broken)} if i == 0 else {}),
                 }
             ),
-            cfg,
+            cfg.protocol(),
             node_id=i,
         )
         reply, _ = node.handle(coord.request_for(i, 1), None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -36,7 +37,7 @@ def test_a_failure_mid_training_is_the_fixed_reply_and_its_detail_stays_in_the_n
         cfg, run_id="r", transfer=build_federated_data(cfg.data_spec).transfer, num_classes=10
     )
     node_cfg = node_config(cfg, 0)
-    node = ClientNode(node_cfg, cfg, node_id=0)
+    node = ClientNode(node_cfg, cfg.protocol(), node_id=0)
     raw, state = node.handle(coord.request_for(0, 1), None)
     reply = knowledge_reply_from_bytes(raw, max_bytes=1 << 30)
     assert (reply.status.code, reply.status.reason) == (StatusCode.INTERNAL_ERROR, FAILED_REASON)
@@ -45,7 +46,8 @@ def test_a_failure_mid_training_is_the_fixed_reply_and_its_detail_stays_in_the_n
     assert state is None
     log = node_cfg.log_path.read_text()
     assert "could not serve a request" in log and "overflow" in log  # the detail, locally
-    sent = node.log.sent_records()
+    lines = node_cfg.sent_log_path.read_text().splitlines()
+    sent = [json.loads(line) for line in lines]
     assert sent[-1]["status"] == "internal-error" and sent[-1]["bytes"] == len(raw)
 
 
@@ -53,6 +55,6 @@ def test_a_failure_mid_training_is_the_fixed_reply_and_its_detail_stays_in_the_n
 @given(garbage=st.binary(max_size=256))
 def test_no_request_bytes_make_the_node_raise(garbage: bytes) -> None:
     cfg = parse_run_config({**BASE, "run-name": "fuzz"})
-    raw, _ = ClientNode(node_config(cfg, 0), cfg, node_id=3).handle(garbage, None)
+    raw, _ = ClientNode(node_config(cfg, 0), cfg.protocol(), node_id=3).handle(garbage, None)
     reply = knowledge_reply_from_bytes(raw, max_bytes=1 << 20)
     assert reply.status.code is not StatusCode.OK
