@@ -49,14 +49,14 @@ REACHED: list[bool] = []
 def honest() -> dict[int, bytes]:
     data = build_federated_data(CFG.data_spec)
     coord = Coordinator(CFG, run_id="fuzz", transfer=data.transfer, num_classes=C)
-    return {n: serve(CFG, n, coord.request_for(n, 1), None)[0] for n in range(3)}
+    return {n: serve(CFG, n, coord.requests(1, [n])[n], None)[0] for n in range(3)}
 
 
 def _coordinator() -> Coordinator:
     data = build_federated_data(CFG.data_spec)
     coord = Coordinator(CFG, run_id="fuzz", transfer=data.transfer, num_classes=C)
     for n in range(3):
-        coord.request_for(n, 1)
+        coord.requests(1, [n])[n]
     return coord
 
 
@@ -195,7 +195,7 @@ def _signed_coordinator() -> Coordinator:
         CFG, run_id="fuzz", transfer=data.transfer, num_classes=C, signing_keys=REGISTERED
     )
     for n in range(3):
-        coord.request_for(n, 1)
+        coord.requests(1, [n])[n]
     return coord
 
 

@@ -43,7 +43,7 @@ def _replies(cfg: RunConfig) -> tuple[Coordinator, dict[int, bytes], dict[int, t
     coord = Coordinator(cfg, run_id="r", transfer=data.transfer, num_classes=10)
     replies, down = {}, {}
     for n in range(3):
-        request = coord.request_for(n, 1)
+        request = coord.requests(1, [n])[n]
         down[n] = (len(request), 0)
         replies[n], _ = serve(cfg, n, request, None)
     return coord, replies, down
@@ -52,7 +52,7 @@ def _replies(cfg: RunConfig) -> tuple[Coordinator, dict[int, bytes], dict[int, t
 def _fused_for_honest(coord: Coordinator) -> list[np.ndarray | None]:
     out = []
     for n in (0, 1):
-        request = knowledge_request_from_bytes(coord.request_for(n, 2), max_bytes=CAP)
+        request = knowledge_request_from_bytes(coord.requests(2, [n])[n], max_bytes=CAP)
         if request.fused is not None:
             out.append(request.fused.targets)
         elif request.global_weights is not None:

@@ -32,7 +32,7 @@ def _cfg(**extra: object) -> RunConfig:
 def _round(
     cfg: RunConfig, coord: Coordinator, states: dict[int, ModelWeights | None], round_: int
 ) -> tuple[dict[int, bytes], dict[int, bytes]]:
-    requests = {n: coord.request_for(n, round_) for n in states}
+    requests = {n: coord.requests(round_, [n])[n] for n in states}
     replies = {}
     for n, payload in requests.items():
         replies[n], states[n] = serve(
@@ -62,9 +62,9 @@ def test_a_nan_client_is_excluded_and_fusion_uses_only_the_others() -> None:
         [knowledge_reply_from_bytes(replies[n], max_bytes=CAP).soft_labels for n in range(3)]  # type: ignore[misc]
     )
     for n in range(3):
-        fused = coord._fused[n]
+        fused = coord.knowledge.fused[n]
         np.testing.assert_allclose(fused.targets, honest.mean(axis=0), atol=1e-6)
-    assert 3 not in coord._fused  # no targets for the excluded client
+    assert 3 not in coord.knowledge.fused  # no targets for the excluded client
 
 
 def test_missing_and_transport_errors_are_recorded() -> None:

@@ -34,7 +34,7 @@ def test_the_series_rule() -> None:
 def test_a_node_refuses_a_server_it_does_not_support() -> None:
     data = build_federated_data(CFG.data_spec)
     coord = Coordinator(CFG, run_id="v", transfer=data.transfer, num_classes=10)
-    request = knowledge_request_from_bytes(coord.request_for(0, 1), max_bytes=CAP)
+    request = knowledge_request_from_bytes(coord.requests(1, [0])[0], max_bytes=CAP)
     future = knowledge_request_to_bytes(dataclasses.replace(request, software_version="9.0.0"))
     raw, state = serve(CFG, 0, future, None)
     reply = knowledge_reply_from_bytes(raw, max_bytes=CAP)
@@ -48,7 +48,7 @@ def test_a_node_refuses_a_server_it_does_not_support() -> None:
 def test_the_server_refuses_a_node_it_does_not_support() -> None:
     data = build_federated_data(CFG.data_spec)
     coord = Coordinator(CFG, run_id="v", transfer=data.transfer, num_classes=10)
-    raw, _ = serve(CFG, 1, coord.request_for(1, 1), None)
+    raw, _ = serve(CFG, 1, coord.requests(1, [1])[1], None)
     old = dataclasses.replace(
         knowledge_reply_from_bytes(raw, max_bytes=CAP), software_version="0.0.1"
     )

@@ -50,7 +50,7 @@ def _coordinator(cfg: RunConfig, register_file: Path) -> Coordinator:
 def _reply(site: dict[str, Any], coord: Coordinator, pid: int, round_: int) -> bytes:
     name = NAMES[pid]
     reply, _ = serve(
-        site["cfg"], pid, coord.request_for(pid, round_), None, train=round_ >= 1,
+        site["cfg"], pid, coord.requests(round_, [pid])[pid], None, train=round_ >= 1,
         name=name, signing_key=site["keys"][name], state_dir=str(site["tmp"] / "state" / name),
     )  # fmt: skip
     return reply
@@ -126,7 +126,7 @@ def test_replays_of_an_earlier_round_or_run_are_refused(site: dict[str, Any]) ->
     _round_with(site, coord, round_one)
     # Round 2: the node's genuine round-1 reply again.
     replies = [_reply(site, coord, pid, 2) for pid in range(2)]
-    coord.request_for(2, 2)  # node 2 was asked too: its answer is a replay
+    coord.requests(2, [2])[2]  # node 2 was asked too: its answer is a replay
     outcome = coord.ingest(
         2, [Delivery(0, replies[0]), Delivery(1, replies[1]), Delivery(2, round_one)],
         {pid: (0, 0) for pid in range(3)},
@@ -137,7 +137,7 @@ def test_replays_of_an_earlier_round_or_run_are_refused(site: dict[str, Any]) ->
     elsewhere = _coordinator(other, site["register"])
     elsewhere.run_id = "run-2"
     elsewhere.hello([Delivery(2, _reply(site, elsewhere, 2, 0))])
-    elsewhere.request_for(2, 1)
+    elsewhere.requests(1, [2])[2]
     late = elsewhere.ingest(1, [Delivery(2, round_one)], {2: (0, 0)})
     assert 2 in late.excluded and "run" in late.excluded[2]
     assert verify_reply(round_one, signing_keys(site["register"]), max_bytes=1 << 30)

@@ -105,7 +105,7 @@ def test_failing_run_configs_send_identical_bytes_for_neighbouring_datasets(
         cfg, run_id="side-doors", transfer=build_federated_data(cfg.data_spec).transfer,
         num_classes=10,
     )  # fmt: skip
-    request = coord.request_for(0, 1)
+    request = coord.requests(1, [0])[0]
     cases = [*FAILING, *SERVED]
     seen: list[dict[int, dict[str, Any]]] = []
     run_simulation(

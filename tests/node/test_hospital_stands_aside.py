@@ -109,7 +109,7 @@ def test_a_broken_hospital_stands_aside_and_the_others_go_on(
             cfg.protocol(),
             node_id=i,
         )
-        reply, _ = node.handle(coord.request_for(i, 1), None)
+        reply, _ = node.handle(coord.requests(1, [i])[i], None)
         deliveries.append(Delivery(i, reply))
     outcome = coord.ingest(1, deliveries, {})
     assert outcome.accepted == [1, 2, 3]

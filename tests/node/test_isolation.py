@@ -38,7 +38,7 @@ def test_a_failure_mid_training_is_the_fixed_reply_and_its_detail_stays_in_the_n
     )
     node_cfg = node_config(cfg, 0)
     node = ClientNode(node_cfg, cfg.protocol(), node_id=0)
-    raw, state = node.handle(coord.request_for(0, 1), None)
+    raw, state = node.handle(coord.requests(1, [0])[0], None)
     reply = knowledge_reply_from_bytes(raw, max_bytes=1 << 30)
     assert (reply.status.code, reply.status.reason) == (StatusCode.INTERNAL_ERROR, FAILED_REASON)
     assert (reply.run_id, reply.round, reply.node_name) == ("r", 1, node_cfg.name)

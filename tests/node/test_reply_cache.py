@@ -19,7 +19,7 @@ def test_a_repeated_round_is_answered_from_the_cache_without_spending(tmp_path: 
     )  # fmt: skip
     data = build_federated_data(cfg.data_spec)
     coord = Coordinator(cfg, run_id="cached-run", transfer=data.transfer, num_classes=10)
-    request = coord.request_for(0, 1)
+    request = coord.requests(1, [0])[0]
     state = str(tmp_path / "state")
     first, model = serve(cfg, 0, request, None, state_dir=state)
     again, unchanged = serve(cfg, 0, request, model, state_dir=state)
@@ -27,7 +27,7 @@ def test_a_repeated_round_is_answered_from_the_cache_without_spending(tmp_path: 
     ledger = ReadOnlyLedger.read(Path(state) / "node-0.ledger.db").rows()
     assert [row.round for row in ledger] == [1]  # spent once
     # Round 2 is new work; another configuration of the same run id is another run.
-    second, _ = serve(cfg, 0, coord.request_for(0, 2), model, state_dir=state)
+    second, _ = serve(cfg, 0, coord.requests(2, [0])[0], model, state_dir=state)
     assert second != first
     other = parse_run_config({**cfg.to_flat(), "lr": 0.01})
     fresh, _ = serve(other, 0, request, None, state_dir=str(tmp_path / "other"))

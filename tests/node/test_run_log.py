@@ -17,7 +17,7 @@ def test_every_run_joined_is_one_line_in_the_nodes_own_log(tmp_path: Path) -> No
     state = str(tmp_path / "state")
     for run_id in ("run-a", "run-b"):
         coord = Coordinator(cfg, run_id=run_id, transfer=data.transfer, num_classes=10)
-        serve(cfg, 1, coord.request_for(1, 0), None, train=False, state_dir=state)
+        serve(cfg, 1, coord.requests(0, [1])[1], None, train=False, state_dir=state)
     lines = (Path(state) / "node-1.runs.jsonl").read_text().splitlines()
     runs = [json.loads(line) for line in lines]
     assert [r["run_id"] for r in runs] == ["run-a", "run-b"]

@@ -53,7 +53,7 @@ def _run_round(
 ) -> tuple[RoundOutcome, dict[int, KnowledgeReply]]:
     payloads, down = {}, {}
     for n in states:
-        request = coord.request_for(n, round_)
+        request = coord.requests(round_, [n])[n]
         down[n] = (len(request), 0)
         payloads[n], states[n] = serve(
             cfg, n, request, states[n], train=round_ <= cfg.num_server_rounds, **section
@@ -148,7 +148,7 @@ def test_a_restarted_node_continues_from_its_recorded_spend(tmp_path: Path) -> N
     with context.Pool(1) as pool:
         raw = pool.map(
             _serve_in_new_process,
-            [(cfg, coord.request_for(0, 2), states[0], str(Path.cwd()))],
+            [(cfg, coord.requests(2, [0])[0], states[0], str(Path.cwd()))],
         )[0]
     second = knowledge_reply_from_bytes(raw, max_bytes=CAP)
     assert second.status.code is StatusCode.OK
@@ -198,7 +198,7 @@ def test_the_registry_carries_heads_across_runs_and_catches_a_ledger_lost_betwee
     def hello(coord: Coordinator) -> None:
         """Round 0: the nodes say their names (and so which recorded heads are theirs)."""
         answers = [
-            Delivery(n, serve(cfg, n, coord.request_for(n, 0), None, state_dir=nodes_dir)[0])
+            Delivery(n, serve(cfg, n, coord.requests(0, [n])[n], None, state_dir=nodes_dir)[0])
             for n in range(3)
         ]
         assert coord.hello(answers) == {n: f"node-{n}" for n in range(3)}
@@ -291,7 +291,7 @@ def test_a_reply_claiming_no_spend_is_rejected_when_the_run_requires_dp() -> Non
     states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
     payloads = {}
     for n in range(3):
-        payloads[n], states[n] = serve(cfg, n, coord.request_for(n, 1), states[n])
+        payloads[n], states[n] = serve(cfg, n, coord.requests(1, [n])[n], states[n])
     liar = knowledge_reply_from_bytes(payloads[2], max_bytes=CAP)
     payloads[2] = knowledge_reply_to_bytes(dataclasses.replace(liar, privacy=PrivacySpend()))
     outcome = coord.ingest(1, [Delivery(n, payloads[n]) for n in range(3)], {})
@@ -337,7 +337,7 @@ def test_every_step_that_saw_a_private_record_is_accounted_and_in_the_ledger(
     states: dict[int, ModelWeights | None] = {0: None}
     replies: dict[int, KnowledgeReply] = {}
     for round_ in range(1, cfg.num_server_rounds + 2):
-        request = coord.request_for(0, round_)
+        request = coord.requests(round_, [0])[0]
         raw, states[0] = serve(cfg, 0, request, states[0], train=round_ <= cfg.num_server_rounds)
         coord.ingest(round_, [Delivery(0, raw)], {0: (len(request), 0)})
         replies[round_] = knowledge_reply_from_bytes(raw, max_bytes=CAP)
@@ -395,7 +395,7 @@ def test_a_reply_under_claiming_its_composed_epsilon_is_rejected() -> None:
     assert outcome.accepted == [0, 1, 2]
     payloads, down = {}, {}
     for n in range(3):
-        request = coord.request_for(n, 2)
+        request = coord.requests(2, [n])[n]
         down[n] = (len(request), 0)
         payloads[n], states[n] = serve(cfg, n, request, states[n])
     # Node 2 claims no more than after round 1, although it released round 2's steps too.
@@ -417,7 +417,7 @@ def test_a_run_with_dp_off_reports_no_epsilon_whatever_a_reply_claims() -> None:
     cfg = _cfg(**{"dp": False, "dp-target-epsilon": 0.0})
     data = build_federated_data(cfg.data_spec)
     coord = Coordinator(cfg, run_id="off", transfer=data.transfer, num_classes=10)
-    request = coord.request_for(0, 1)
+    request = coord.requests(1, [0])[0]
     raw, _ = serve(cfg, 0, request, None)
     reply = knowledge_reply_from_bytes(raw, max_bytes=CAP)
     claim = PrivacySpend(mechanism="dp-sgd", epsilon=0.002, delta=1e-5, accountant="rdp")

@@ -43,7 +43,7 @@ def _release(cfg: RunConfig, **section: Any) -> KnowledgeReply:
     """Node 0's round-1 reply, from a fresh state directory each call."""
     data = build_federated_data(cfg.data_spec)
     coord = Coordinator(cfg, run_id="r", transfer=data.transfer, num_classes=10)
-    raw, _ = serve(cfg, 0, coord.request_for(0, 1), None, **section)
+    raw, _ = serve(cfg, 0, coord.requests(1, [0])[0], None, **section)
     return knowledge_reply_from_bytes(raw, max_bytes=1 << 30)
 
 

@@ -68,7 +68,7 @@ def _one_round(extra: dict[str, object]) -> tuple[dict[int, KnowledgeReply], dic
     coord = Coordinator(cfg, run_id="policy", transfer=data.transfer, num_classes=10)
     replies, down = {}, {}
     for n in range(2):
-        request = coord.request_for(n, 1)
+        request = coord.requests(1, [n])[n]
         down[n] = (len(request), 0)
         # Node 0 has the strict policy; node 1 has none of its own.
         section = POLICY if n == 0 else {}

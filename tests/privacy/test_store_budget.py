@@ -47,7 +47,7 @@ def _run(cfg: RunConfig, state: Path, **section: Any) -> list[KnowledgeReply]:
     kept: ModelWeights | None = None
     replies = []
     for round_ in range(1, cfg.num_server_rounds + 1):
-        request = coord.request_for(0, round_)
+        request = coord.requests(round_, [0])[0]
         raw, kept = serve(cfg, 0, request, kept, state_dir=str(state), **section)
         coord.ingest(round_, [Delivery(0, raw)], {0: (len(request), 0)})
         replies.append(knowledge_reply_from_bytes(raw, max_bytes=CAP))
@@ -133,7 +133,7 @@ def test_a_restarted_run_completes_its_plan_within_the_target(tmp_path: Path) ->
 
             guard.plan_for.cache_clear()
             kept = None
-        request = coord.request_for(0, round_)
+        request = coord.requests(round_, [0])[0]
         raw, kept = serve(cfg, 0, request, kept, state_dir=str(state))
         coord.ingest(round_, [Delivery(0, raw)], {0: (len(request), 0)})
         replies.append(knowledge_reply_from_bytes(raw, max_bytes=CAP))
@@ -175,7 +175,7 @@ def test_the_mechanism_and_every_reply_field_ignore_one_record_more_or_less(
         data = build_federated_data(cfg.data_spec)
         assert data.transfer.digest == public.transfer.digest
         coord = Coordinator(cfg, run_id="same", transfer=data.transfer, num_classes=10)
-        raw, _ = serve(cfg, 0, coord.request_for(0, 1), None, **section)
+        raw, _ = serve(cfg, 0, coord.requests(1, [0])[0], None, **section)
         replies.append(knowledge_reply_from_bytes(raw, max_bytes=CAP))
     a, b = replies
     assert a.status.code is StatusCode.OK and b.status.code is StatusCode.OK

@@ -648,9 +648,9 @@ HANDSHAKE = Tally()
 def _targets(coord: Coordinator, nodes: range) -> list[np.ndarray | None]:
     out: list[np.ndarray | None] = []
     for n in nodes:
-        fused = coord._fused.get(n)
+        fused = coord.knowledge.fused.get(n)
         out.append(None if fused is None else fused.targets)
-    shared = coord._shared
+    shared = coord.knowledge.shared
     if shared is not None and shared.weights is not None:
         out.append(np.concatenate([w.ravel() for _, w in sorted(shared.weights.items())]))
     return out
@@ -674,11 +674,11 @@ def _one_example(mutation: Mutation, data: st.DataObject) -> None:
     assert outcome.accepted[: NODES - 1] == list(range(NODES - 1)), outcome.excluded
     if mutation.rule is None:
         assert judged.status == "ok", (mutation.name, judged.reason)
-        fused_in = FUZZED in coord._fused or (
+        fused_in = FUZZED in coord.knowledge.fused or (
             harness is WEIGHTS
-            and coord._shared is not None
-            and coord._shared_from is not None
-            and NAMES[FUZZED] in coord._shared_from[1]
+            and coord.knowledge.shared is not None
+            and coord.knowledge.shared_from is not None
+            and NAMES[FUZZED] in coord.knowledge.shared_from[1]
         )
         assert fused_in, mutation.name
         TALLY.fused += 1

@@ -122,7 +122,9 @@ def test_under_dp_a_node_claiming_one_record_gets_no_more_weight_than_any() -> N
     honest = _coordinator(DP)
     _round(DP, honest, 1, _wire(DP, _honest(DP, FUZZED, 1)))
     for n in range(NODES):  # exactly the targets of the round where it claimed nothing
-        np.testing.assert_array_equal(coord._fused[n].targets, honest._fused[n].targets)
+        np.testing.assert_array_equal(
+            coord.knowledge.fused[n].targets, honest.knowledge.fused[n].targets
+        )
 
 
 def test_outside_dp_a_count_of_10_to_the_9_holds_at_most_3_of_7() -> None:
@@ -147,14 +149,14 @@ def test_weights_of_3e38_are_excluded_and_the_average_stays_finite() -> None:
     )
     coord, outcome = _attacked(WEIGHTS, 1, huge)
     _excluded(outcome, "weights.values")
-    assert coord._shared is not None and coord._shared.weights is not None
-    assert all(np.all(np.isfinite(w)) for w in coord._shared.weights.values())
+    assert coord.knowledge.shared is not None and coord.knowledge.shared.weights is not None
+    assert all(np.all(np.isfinite(w)) for w in coord.knowledge.shared.weights.values())
 
 
 def test_honest_non_finite_weights_after_a_poisoned_average_are_traced_to_it() -> None:
     coord = _coordinator(WEIGHTS)
     _round(WEIGHTS, coord, 1, _wire(WEIGHTS, _honest(WEIGHTS, FUZZED, 1)))
-    before = coord._shared
+    before = coord.knowledge.shared
     coord.requests(2, list(range(NODES)))
     broken = []
     for n in range(NODES):
@@ -164,7 +166,7 @@ def test_honest_non_finite_weights_after_a_poisoned_average_are_traced_to_it() -
     outcome = coord.ingest(2, broken, dict.fromkeys(range(NODES), (1, 1)))
     reasons = [outcome.nodes[n].reason for n in range(NODES)]
     assert all("trained the global model of round 1" in r and "rolled back" in r for r in reasons)
-    assert coord._shared is not before  # the average of round 1 is no longer handed out
+    assert coord.knowledge.shared is not before  # the average of round 1 is no longer handed out
 
 
 def test_eval_reports_for_another_partition_or_round_are_excluded() -> None:
