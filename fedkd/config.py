@@ -483,10 +483,10 @@ class RunConfig:
 
 def _model_names(wanted: set[str]) -> tuple[str, ...]:
     """The known architectures; torch is imported only for a name not built in (a plugin)."""
-    from fedkd.model_names import BUILTIN_MODELS
+    from fedkd.model_names import builtin_models
 
-    if wanted <= set(BUILTIN_MODELS):
-        return BUILTIN_MODELS
+    if wanted <= set(builtin_models()):
+        return builtin_models()
     from fedkd.models import MODEL_REGISTRY
 
     return tuple(MODEL_REGISTRY)

@@ -120,32 +120,31 @@ def test_variant_parameters_set_run_keys_or_strategy_keys() -> None:
     }
 
 
-def test_parsing_a_config_imports_no_torch_and_takes_well_under_two_seconds() -> None:
+def test_parsing_a_config_imports_no_torch() -> None:
     import subprocess
     import sys
 
     code = (
-        "import sys, time\n"
-        "t = time.perf_counter()\n"
+        "import sys\n"
         "import fedkd.config as c\n"
         "c.parse_run_config({'dp': True, 'dp-target-epsilon': 3.0, 'model': 'cnn-s'})\n"
         "try:\n"
         "    c.parse_run_config({'lr': 0})\n"
         "except ValueError:\n"
         "    pass\n"
-        "assert 'torch' not in sys.modules and 'opacus' not in sys.modules, 'torch imported'\n"
-        "print(time.perf_counter() - t)\n"
+        "print(sorted(m for m in ('torch', 'opacus') if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    assert float(done.stdout) < 2.0
+    assert done.stdout.strip() == "[]"
 
 
 def test_the_torch_free_model_names_are_the_registrys() -> None:
-    from fedkd.model_names import BUILTIN_MODELS
+    from fedkd.model_names import builtin_models
     from fedkd.models import MODEL_REGISTRY
 
-    assert sorted(BUILTIN_MODELS) == sorted(MODEL_REGISTRY)
+    assert len(builtin_models()) == len(set(builtin_models())) >= 8
+    assert sorted(builtin_models()) == sorted(MODEL_REGISTRY)
 
 
 @pytest.mark.parametrize(
