@@ -221,7 +221,7 @@ class RunConfig:
             )
 
     def _check_privacy(self) -> None:
-        from fedkd.privacy.modes import ACCOUNTANTS, GRAD_SAMPLE_MODES
+        from fedkd.privacy.modes import ACCOUNTANTS
         from fedkd.privacy.swing_config import NOISE_LAWS
 
         if self.dp:
@@ -240,9 +240,10 @@ class RunConfig:
             raise ValueError(f"dp-lr must be >= 0 (0: the recipe's), got {self.dp_lr}")
         check_name("dp-accountant", self.dp_accountant, ACCOUNTANTS)
         if self.dp_grad_sample_mode:  # empty: the fastest valid mode
-            check_name("dp-grad-sample-mode", self.dp_grad_sample_mode, GRAD_SAMPLE_MODES)
+            mode = self.dp_grad_sample_mode
+            check_name("dp-grad-sample-mode", mode, _clipping_mode_names(mode))
         if self.swing_scorer:  # empty: off
-            check_name("swing-scorer", self.swing_scorer, _scorer_names())
+            check_name("swing-scorer", self.swing_scorer, _scorer_names(self.swing_scorer))
         check_name("swing-noise", self.swing_noise, NOISE_LAWS)
         _ = self.swing  # builds, and so validates, the swing settings
 
@@ -492,10 +493,26 @@ def _model_names(wanted: set[str]) -> tuple[str, ...]:
     return tuple(MODEL_REGISTRY)
 
 
-def _scorer_names() -> tuple[str, ...]:
+def _scorer_names(wanted: str) -> tuple[str, ...]:
+    """The known swing scorers; torch is imported only for a name not built in."""
+    from fedkd.privacy.modes import SCORERS
+
+    if wanted in SCORERS:
+        return SCORERS
     from fedkd.privacy.scorers import scorer_names
 
     return tuple(scorer_names())
+
+
+def _clipping_mode_names(wanted: str) -> tuple[str, ...]:
+    """The known clipping modes; torch is imported only for a name not built in."""
+    from fedkd.privacy.modes import GRAD_SAMPLE_MODES
+
+    if wanted in GRAD_SAMPLE_MODES:
+        return GRAD_SAMPLE_MODES
+    from fedkd.privacy.clipping import CLIPPING_MODES
+
+    return tuple(CLIPPING_MODES)
 
 
 def _kebab(name: str) -> str:

@@ -27,6 +27,8 @@ from typing import Any
 
 import typer
 
+from fedkd.privacy.modes import GRAD_SAMPLE_MODES
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "simulations" / "results" / "bench"
 RUNS = ROOT / "runs" / "bench-tables"
@@ -1097,7 +1099,8 @@ def ray_cluster(s: Settings) -> Table:
 # --- DP-SGD training throughput ------------------------------------------------------------
 
 DP_THROUGHPUT_TARGET = 0.85
-GRAD_SAMPLE_COLUMNS = ("output-grads", "hooks", "ew", "functorch", "ghost")
+GRAD_SAMPLE_COLUMNS = ("output-grads", *(m for m in GRAD_SAMPLE_MODES if m != "output-grads"))
+"""fedkd's own mode first, then every other registered one (a new mode is a new column)."""
 
 
 def dp_throughput(s: Settings) -> Table:

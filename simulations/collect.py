@@ -19,6 +19,8 @@ def main(folders: list[str]) -> None:
 def throughput_table(path: Path) -> str:
     """The DP-SGD throughput benchmark (simulations/bench_dp_throughput.py) as Markdown."""
     data = json.loads(path.read_text())
+    # The modes the run measured, in its order (every registered one unless narrowed).
+    modes = list(dict.fromkeys(m for r in data["models"].values() for m in r["ratio_to_non_dp"]))
     lines = [
         f"### DP-SGD local-training throughput, logical batch {data['logical_batch']} "
         f"({data['device']}, torch {data['torch']}, {data['threads']} threads)\n",
@@ -26,8 +28,8 @@ def throughput_table(path: Path) -> str:
         f"BatchMemoryManager (physical ≤ {data['physical_batch_max']}), σ = 1, C = 1; "
         "each cell is the median over repetitions of the mode's throughput divided by "
         "non-DP throughput in the same repetition (range in brackets).\n",
-        "| model | non-DP samples/s | output-grads | hooks | ew | functorch | ghost | default |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| model | non-DP samples/s | {' | '.join(modes)} | default |",
+        "|---|---|" + "---|" * len(modes) + "---|",
     ]
     for model, r in data["models"].items():
         ratio = r["ratio_to_non_dp"]
@@ -35,7 +37,7 @@ def throughput_table(path: Path) -> str:
         cells = [
             f"{ratio[m]:.2f}×"
             + (f" ({min(spread[m]):.2f}–{max(spread[m]):.2f})" if m in spread else "")
-            for m in ("output-grads", "hooks", "ew", "functorch", "ghost")
+            for m in modes
         ]
         lines.append(
             f"| {model} | {r['samples_per_s_median']['none']:,.0f} | {' | '.join(cells)} | "

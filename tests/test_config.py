@@ -231,3 +231,13 @@ def test_the_audits_plain_preset_trains_without_dp_on_a_config_with_a_budget() -
     dp_config = {"dataset": "mnist", "dp-target-epsilon": 3.0}
     assert parse_run_config({**dp_config, **preset_overrides("plain")}).dp is False
     assert parse_run_config({**dp_config, **preset_overrides("dp")}).dp is True
+
+
+def test_the_torch_free_clipping_modes_and_scorers_are_the_registries() -> None:
+    from fedkd.privacy.clipping import CLIPPING_MODES
+    from fedkd.privacy.modes import GRAD_SAMPLE_MODES, SCORERS
+    from fedkd.privacy.scorers import scorer_names
+
+    assert sorted(GRAD_SAMPLE_MODES) == sorted(CLIPPING_MODES)
+    assert {"output-grads", "hooks", "ghost"} <= set(GRAD_SAMPLE_MODES)
+    assert sorted(SCORERS) == scorer_names() == ["confidence", "proximity"]

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from opacus import PrivacyEngine
 from opacus.optimizers.optimizer import DPOptimizer, _check_processed_flag, _mark_as_processed
 from opacus.utils.batch_memory_manager import BatchMemoryManager
@@ -35,16 +34,15 @@ from torch.utils.data import DataLoader, Dataset
 from fedkd.distill.settings import OptimiserConfig
 from fedkd.privacy import conv_grad_sample  # noqa: F401  (registers the Conv2d grad sampler)
 from fedkd.privacy.accounting import DPSteps
+from fedkd.privacy.clipping import CLIPPING_MODES, ClippingMode, clipping_mode
 from fedkd.privacy.csprng import ChaCha20Stream
-from fedkd.privacy.modes import GRAD_SAMPLE_MODES
-from fedkd.privacy.output_grads import OutputGradients, unsupported_layers
+from fedkd.privacy.output_grads import unsupported_layers
 from fedkd.privacy.poisson_sampler import CsprngPoissonSampler
 from fedkd.privacy.sampling import sample_rate
 from fedkd.privacy.secure_noise import noise_like
 
-# Expanded weights reject a zero batch and vmap over one fails in GroupNorm: their empty
-# Poisson batches skip the model and hand the optimizer empty per-sample gradients.
-_NO_EMPTY_FORWARD = ("ew", "functorch")
+GRAD_SAMPLE_MODES = tuple(CLIPPING_MODES)
+"""Every clipping mode registered (:mod:`fedkd.privacy.clipping`), plugins included."""
 
 
 class PrivacyConfigError(ValueError):
@@ -141,11 +139,10 @@ def train_private(
             f"noise multiplier and max grad norm must be > 0, "
             f"got {noise_multiplier} and {max_grad_norm}"
         )
-    mode = grad_sample_mode or default_grad_sample_mode(model)
-    if mode not in GRAD_SAMPLE_MODES:
-        raise PrivacyConfigError(
-            f"grad_sample_mode must be one of {GRAD_SAMPLE_MODES}, got {mode!r}"
-        )
+    try:
+        mode = clipping_mode(grad_sample_mode or default_grad_sample_mode(model))
+    except ValueError as exc:
+        raise PrivacyConfigError(str(exc)) from None
     stream = randomness or ChaCha20Stream.fresh()
     mechanism_records = nominal_records or len(x)
     rate = sample_rate(mechanism_records, cfg.batch_size)
@@ -200,7 +197,7 @@ def _run_epochs(
     optimiser: torch.optim.Optimizer,
     *,
     epochs: int,
-    mode: str,
+    mode: ClippingMode,
     noise_multiplier: float,
     max_grad_norm: float,
     max_physical_batch_size: int,
@@ -217,19 +214,14 @@ def _run_epochs(
         max_grad_norm=max_grad_norm,
         # The loader already samples Poisson batches from the stream.
         poisson_sampling=False,
-        # output-grads writes the clipped sum to p.grad itself, which is what ghost
-        # clipping's optimizer takes; the ghost module's own hooks are removed.
-        grad_sample_mode="ghost" if mode == "output-grads" else mode,
+        grad_sample_mode=mode.opacus_mode,
     )
-    if mode in ("ghost", "output-grads"):
+    if mode.opacus_mode == "ghost":  # ghost clipping wraps the loss for its second pass
         private_model, dp_optimiser, criterion, dp_loader = made
     else:
         private_model, dp_optimiser, dp_loader = made
-        criterion = nn.CrossEntropyLoss()
-    output_grads = None
-    if mode == "output-grads":
-        private_model.remove_hooks()
-        output_grads = OutputGradients(model)
+        criterion = None
+    backward = mode.attach(private_model, model, criterion, max_grad_norm=max_grad_norm)
     dp_optimiser.add_noise = _noise_from(stream, dp_optimiser)
     # The gradient average's denominator is the nominal expected batch, never the actual.
     dp_optimiser.expected_batch_size = expected_batch_size
@@ -247,16 +239,10 @@ def _run_epochs(
                 for xb, yb in batches:
                     xb, yb = xb.to(device), yb.to(device)
                     dp_optimiser.zero_grad(set_to_none=True)
-                    if not len(xb) and mode in _NO_EMPTY_FORWARD:
+                    if not len(xb) and not mode.runs_empty_batches:
                         loss = _no_records(trainable)
-                    elif output_grads is None:
-                        loss = criterion(private_model(xb), yb)
-                        loss.backward()
                     else:
-                        logits = output_grads.forward(private_model, xb)
-                        summed = F.cross_entropy(logits, yb, reduction="sum")
-                        output_grads.clipped_sum(summed, len(xb), max_grad_norm=max_grad_norm)
-                        loss = summed / max(len(xb), 1)
+                        loss = backward(xb, yb)
                     dp_optimiser.step()
                     if len(xb):  # an empty Poisson sample still steps (noise only)
                         total += float(loss.detach()) * len(xb)
@@ -264,8 +250,7 @@ def _run_epochs(
             last = total / count if count else float("nan")
     finally:
         # Leave the caller's model as it was given: no hooks, no grad_sample attributes.
-        if output_grads is not None:
-            output_grads.close()
+        backward.close()
         private_model.remove_hooks()
         private_model.cleanup()
     return last
