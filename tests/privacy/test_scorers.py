@@ -15,8 +15,8 @@ def model() -> torch.nn.Module:
     return build_model("mlp-m", ModelSpec(input_shape=(64,), num_classes=10))
 
 
-def test_registry_names_both_scorers_and_their_contract() -> None:
-    assert scorer_names() == ["confidence", "proximity"]
+def test_registry_names_the_scorers_and_their_contract() -> None:
+    assert {"confidence", "proximity"} <= set(scorer_names())
     assert make_scorer("proximity").reads_private_records
     assert not make_scorer("confidence").reads_private_records
     with pytest.raises(ValueError, match="unknown privacy scorer"):

@@ -1,0 +1,226 @@
+"""The same results at two commits, run back to back and compared exactly.
+
+    python simulations/reproduce.py both 71612de HEAD          # what a refactor must not change
+    python simulations/reproduce.py both 71612de HEAD --smoke  # one seed, two strategies
+    python simulations/reproduce.py run 71612de                # one commit's results, kept
+    python simulations/reproduce.py compare 71612de HEAD       # two kept results, compared
+
+For each commit: the strategy comparison on digits and on MNIST, Dirichlet α = 0.5, seeds
+0, 1, 2, DP off (``make bench``'s tables), and one DP run on digits whose nodes' ledgers
+are read back for ε.  Every number a run reports except timings must be equal at both
+commits — accuracies, per-round and per-node figures, traffic — and so must each ledger's
+σ, q, steps and ε (a DP run's noise is fresh randomness, so its accuracies are not
+compared; its accounting is deterministic).
+
+Each commit runs from a temporary ``git worktree`` with this checkout's virtual
+environment, ``PYTHONPATH`` pointing at the worktree so the Ray workers and every process
+a run starts load that commit's code.  Results go to ``runs/reproduce/<commit>/``; the
+comparison is printed and written to ``runs/reproduce/<base>-vs-<head>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = ROOT / ".venv" / "bin" / "python"
+STRATEGIES = "local,mean,dsfl,knfu,median,trimmed-mean,fedavg"
+SEEDS = "0,1,2"
+TIMING_KEYS = frozenset({"wall_s", "seconds", "fusion_seconds", "phase_seconds", "started", "at"})
+"""What may differ between two runs of the same thing: clocks."""
+
+app = typer.Typer(help=__doc__, add_completion=False)
+
+
+def _git(*args: str) -> str:
+    done = subprocess.run(["git", *args], cwd=ROOT, check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def _commands(out: Path, *, smoke: bool) -> dict[str, list[str]]:
+    """Name → fedkd CLI arguments, run in the commit's worktree."""
+    strategies, seeds = ("knfu,fedavg", "0") if smoke else (STRATEGIES, SEEDS)
+    runs: dict[str, list[str]] = {}
+    for dataset in ("digits", "mnist"):
+        runs[f"{dataset}-alpha0.5"] = [
+            "compare", f"simulations/{dataset}.toml", "--strategies", strategies,
+            "--seeds", seeds, "--set", "dirichlet-alpha=0.5", "--set", f"output-dir={out}",
+            "--name", f"{dataset}-alpha0.5", "--overwrite",
+        ]  # fmt: skip
+    runs["digits-dp"] = [
+        "simulate", "simulations/digits.toml", "--set", "dp-target-epsilon=3",
+        "--set", "strategy=mean", "--set", f"output-dir={out}", "--set", "run-name=digits-dp",
+        "--set", "num-server-rounds=3", "--overwrite",
+    ]  # fmt: skip
+    return runs
+
+
+def run_commit(commit: str, *, smoke: bool) -> tuple[Path, dict[str, float]]:
+    """Every command at ``commit``; returns its output folder and each command's seconds."""
+    sha = _git("rev-parse", "--short", commit)
+    out = ROOT / "runs" / "reproduce" / sha
+    seconds: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix=f"fedkd-{sha}-") as tmp:
+        tree = Path(tmp) / "tree"
+        _git("worktree", "add", "--detach", str(tree), sha)
+        try:
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            for name, args in _commands(out, smoke=smoke).items():
+                started = time.perf_counter()
+                subprocess.run(
+                    [str(PYTHON), "-m", "fedkd.cli", *args], cwd=tree, env=env, check=True
+                )
+                seconds[name] = time.perf_counter() - started
+        finally:
+            _git("worktree", "remove", "--force", str(tree))
+    return out, seconds
+
+
+def _strip_timings(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip_timings(v) for k, v in value.items() if k not in TIMING_KEYS}
+    if isinstance(value, list):
+        return [_strip_timings(v) for v in value]
+    return value
+
+
+def run_results(out: Path) -> dict[str, Any]:
+    """Every run's summary and metric rows under ``out``, timings removed, by run folder."""
+    found: dict[str, Any] = {}
+    for summary in sorted(out.rglob("summary.json")):
+        run = summary.parent
+        if (run / "releases").exists() or "node-state" in run.parts:
+            continue
+        rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x]
+        found[str(run.relative_to(out))] = _strip_timings(
+            {"summary": json.loads(summary.read_text()), "rows": rows}
+        )
+    return found
+
+
+def ledger_spend(out: Path) -> dict[str, Any]:
+    """Each DP-run node's ledger: its releases (σ, q, steps) and their composed ε."""
+    from fedkd.privacy.accounting import epsilon
+    from fedkd.privacy.ledger import ReadOnlyLedger
+
+    spend: dict[str, Any] = {}
+    for path in sorted((out / "node-state").rglob("*.ledger.db")):
+        if not path.parent.name.startswith("digits-dp"):
+            continue
+        history = ReadOnlyLedger.read(path).history()
+        node = path.name.removesuffix(".ledger.db")
+        spend[node] = {
+            "releases": [[s.noise_multiplier, s.sample_rate, s.steps] for s in history],
+            "epsilon": epsilon(history, delta=1e-5, accountant="prv"),
+        }
+    return spend
+
+
+def differences(base: Any, head: Any, where: str = "") -> list[str]:
+    """Every place two result trees differ (a DP run's accuracies excepted)."""
+    if "digits-dp" in where and where.endswith(("accuracy", "acc", "loss", "alma")):
+        return []
+    if isinstance(base, dict) and isinstance(head, dict):
+        found = []
+        for key in sorted(set(base) | set(head)):
+            if key not in base or key not in head:
+                found.append(f"{where}/{key}: only at {'head' if key in head else 'base'}")
+            else:
+                found += differences(base[key], head[key], f"{where}/{key}")
+        return found
+    if isinstance(base, list) and isinstance(head, list):
+        if len(base) != len(head):
+            return [f"{where}: {len(base)} items at base, {len(head)} at head"]
+        pairs = enumerate(zip(base, head, strict=True))
+        return [d for i, (a, b) in pairs for d in differences(a, b, f"{where}[{i}]")]
+    both_nan = isinstance(base, float) and isinstance(head, float)
+    same = base == head or (both_nan and math.isnan(base) and math.isnan(head))
+    return [] if same else [f"{where}: {base!r} at base, {head!r} at head"]
+
+
+def _headline(results: dict[str, Any]) -> list[tuple[str, float | None, float | None]]:
+    return [
+        (run, r["summary"].get("alma"), r["summary"].get("global_acc"))
+        for run, r in sorted(results.items())
+    ]
+
+
+def _kept(commit: str) -> Path:
+    return ROOT / "runs" / "reproduce" / f"{_git('rev-parse', '--short', commit)}.json"
+
+
+@app.command()
+def run(
+    commit: str = typer.Argument(..., help="the commit to run"),
+    smoke: bool = typer.Option(False, help="one seed, two strategies"),
+) -> None:
+    """Run every command at ``commit`` and keep its results (timings removed)."""
+    out, seconds = run_commit(commit, smoke=smoke)
+    kept = {
+        "commit": _git("rev-parse", commit),
+        "smoke": smoke,
+        "seconds": seconds,
+        "runs": run_results(out),
+        "ledgers": ledger_spend(out),
+    }
+    _kept(commit).write_text(json.dumps(kept, indent=1, default=str))
+    typer.echo(f"{commit}: {len(kept['runs'])} runs, {len(kept['ledgers'])} ledgers kept")
+
+
+@app.command()
+def compare(
+    base: str = typer.Argument(..., help="the earlier commit"),
+    head: str = typer.Argument("HEAD", help="the later commit"),
+) -> None:
+    """Compare two kept results; exit 1 if any reported number differs."""
+    found_base, found_head = (json.loads(_kept(c).read_text()) for c in (base, head))
+    found = differences(found_base["runs"], found_head["runs"], "runs")
+    found += differences(found_base["ledgers"], found_head["ledgers"], "ledgers")
+    report = {
+        "base": found_base["commit"],
+        "head": found_head["commit"],
+        "runs_compared": len(found_base["runs"]),
+        "ledgers_compared": len(found_base["ledgers"]),
+        "differences": found,
+        "headline": _headline(found_head["runs"]),
+        "ledger_epsilon": {n: v["epsilon"] for n, v in found_head["ledgers"].items()},
+        "seconds": {"base": found_base["seconds"], "head": found_head["seconds"]},
+    }
+    path = ROOT / "runs" / "reproduce" / f"{report['base'][:7]}-vs-{report['head'][:7]}.json"
+    path.write_text(json.dumps(report, indent=2, default=str))
+    for name, alma, global_acc in report["headline"]:
+        typer.echo(f"{name}: ALMA {alma}, global {global_acc}")
+    typer.echo(f"ledger ε (head): {report['ledger_epsilon']}")
+    typer.echo(
+        f"{report['runs_compared']} runs and {report['ledgers_compared']} ledgers compared; "
+        f"{len(found)} differences ({path})"
+    )
+    for line in found[:40]:
+        typer.echo(f"  {line}")
+    sys.exit(1 if found or not report["runs_compared"] else 0)
+
+
+@app.command()
+def both(
+    base: str = typer.Argument(..., help="the earlier commit"),
+    head: str = typer.Argument("HEAD", help="the later commit"),
+    smoke: bool = typer.Option(False, help="one seed, two strategies"),
+) -> None:
+    """Run both commits back to back, then compare them."""
+    run(base, smoke=smoke)
+    run(head, smoke=smoke)
+    compare(base, head)
+
+
+if __name__ == "__main__":
+    app()
