@@ -82,3 +82,36 @@ def held_out_by_record(records: LabelledArrays, fraction: float, *, seed: int) -
         digest = hashlib.sha256(salt + row.tobytes() + int(label).to_bytes(8, "little")).digest()
         out[i] = int.from_bytes(digest[:8], "little") / 2**64 < fraction
     return out
+
+
+def training_count(num_records: int, is_test: np.ndarray | None, test_fraction: float) -> int:
+    """How many records :func:`split_private` leaves for training."""
+    if is_test is None:
+        return num_records - round(test_fraction * num_records)
+    return int(np.count_nonzero(~is_test))
+
+
+def split_private(
+    records: LabelledArrays,
+    is_test: np.ndarray | None,
+    *,
+    test_fraction: float,
+    min_test: int,
+    seed: int,
+) -> PrivateData:
+    """The node's training records and local test set, both of its own records only.
+
+    With a declared hold-out (``is_test``, one bool per record) the records keep their file
+    order on both sides; without one, ``test_fraction`` of them is held out record by record
+    (:func:`held_out_by_record`), so one record more or less changes
+    the training set by that record only.  The test set is never topped up: ``min_test``
+    is the stated minimum below which the node's local accuracy is reported as too few,
+    with its interval.
+    """
+    if is_test is None:
+        is_test = held_out_by_record(records, test_fraction, seed=seed)
+    return PrivateData(
+        train=records.subset(np.flatnonzero(~is_test)),
+        test=records.subset(np.flatnonzero(is_test)),
+        min_test=min_test,
+    )

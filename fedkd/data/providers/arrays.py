@@ -28,14 +28,12 @@ import numpy as np
 from PIL import Image
 
 from fedkd.data.arrays import LabelledArrays
-from fedkd.data.private import PrivateData
+from fedkd.data.private import PrivateData, split_private, training_count
 from fedkd.data.providers.base import PrivateDataProvider, register_provider
 from fedkd.data.providers.csv_table import (
     SPLIT_VALUES,
     ProblemLog,
     option_problems,
-    split_private,
-    training_count,
 )
 from fedkd.data.public import PublicData
 

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from fedkd.data.arrays import LabelledArrays
-from fedkd.data.private import PrivateData, held_out_by_record
+from fedkd.data.private import PrivateData, split_private, training_count
 from fedkd.data.providers.base import (
     DataValidationError,
     PrivateDataProvider,
@@ -122,39 +122,6 @@ def option_problems(test_fraction: float, min_local_test: int) -> list[str]:
     if min_local_test < 0:
         problems.append(f"min-local-test must be >= 0, got {min_local_test}")
     return problems
-
-
-def training_count(num_records: int, is_test: np.ndarray | None, test_fraction: float) -> int:
-    """How many records :func:`split_private` leaves for training."""
-    if is_test is None:
-        return num_records - round(test_fraction * num_records)
-    return int(np.count_nonzero(~is_test))
-
-
-def split_private(
-    records: LabelledArrays,
-    is_test: np.ndarray | None,
-    *,
-    test_fraction: float,
-    min_test: int,
-    seed: int,
-) -> PrivateData:
-    """The node's training records and local test set, both of its own records only.
-
-    With a declared hold-out (``is_test``, one bool per record) the records keep their file
-    order on both sides; without one, ``test_fraction`` of them is held out record by record
-    (:func:`~fedkd.data.private.held_out_by_record`), so one record more or less changes
-    the training set by that record only.  The test set is never topped up: ``min_test``
-    is the stated minimum below which the node's local accuracy is reported as too few,
-    with its interval.
-    """
-    if is_test is None:
-        is_test = held_out_by_record(records, test_fraction, seed=seed)
-    return PrivateData(
-        train=records.subset(np.flatnonzero(~is_test)),
-        test=records.subset(np.flatnonzero(is_test)),
-        min_test=min_test,
-    )
 
 
 # --- the schema ----------------------------------------------------------------------------
