@@ -12,7 +12,7 @@ export HF_DATASETS_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv demo test lint typecheck pytest proto proto-check bench clean flwr-run lock wheelhouse
+.PHONY: venv demo check test lint typecheck pytest proto proto-check bench clean flwr-run lock wheelhouse
 
 venv: $(STAMP)
 
@@ -35,6 +35,11 @@ flwr-run: $(STAMP)
 	  --federation-config "num-supernodes=$(FLWR_NODES) client-resources-num-cpus=1" \
 	  --run-config "num-clients=$(FLWR_NODES) $(RUN_CONFIG)"
 
+# The fast loop: ruff, mypy and the unit tests on every core.  Tests marked integration
+# (real Flower simulations, Ray, SuperLink deployments, installed wheels) run in `make test`.
+check: $(STAMP) lint typecheck
+	$(VENV)/bin/pytest -m "not integration" -n auto
+
 test: $(STAMP) lint typecheck pytest
 
 lint: $(STAMP)
@@ -44,8 +49,11 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy fedkd server client
 
+# The unit tests on every core, then the integration tests one at a time (each starts
+# its own Ray cluster or SuperLink and sizes its deadlines for the whole machine).
 pytest: $(STAMP)
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -m "not integration" -n auto
+	$(VENV)/bin/pytest -m integration
 
 proto: $(STAMP)
 	$(PY) proto/generate.py

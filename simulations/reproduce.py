@@ -36,8 +36,16 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = ROOT / ".venv" / "bin" / "python"
 STRATEGIES = "local,mean,dsfl,knfu,median,trimmed-mean,fedavg"
 SEEDS = "0,1,2"
-TIMING_KEYS = frozenset({"wall_s", "seconds", "fusion_seconds", "phase_seconds", "started", "at"})
-"""What may differ between two runs of the same thing: clocks."""
+NOT_RESULTS = frozenset(
+    {"wall_s", "seconds", "fusion_seconds", "round_seconds", "phase_seconds", "started", "at"}
+    | {"run_id", "node_id", "ledger_head"}
+    | {"flower_bytes_up", "flower_bytes_down"}
+    | {"flower_bytes_up_per_client_round", "flower_bytes_down_per_client_round"}
+)
+"""What differs between two runs of the same thing at one commit: clocks, the random ids
+Flower and the run give (a Flower message's size varies with its varint-coded node id),
+and ledger heads (hashes over rows that carry their time).  Node ids as keys are replaced
+by the node's partition."""
 
 app = typer.Typer(help=__doc__, add_completion=False)
 
@@ -86,24 +94,37 @@ def run_commit(commit: str, *, smoke: bool) -> tuple[Path, dict[str, float]]:
     return out, seconds
 
 
-def _strip_timings(value: Any) -> Any:
+def _canonical(value: Any, partitions: dict[str, str]) -> Any:
+    """``value`` without what differs between identical runs (:data:`NOT_RESULTS`), every
+    Flower node id (as a key or a listed string) replaced by its partition."""
     if isinstance(value, dict):
-        return {k: _strip_timings(v) for k, v in value.items() if k not in TIMING_KEYS}
+        return {
+            partitions.get(str(k), k): _canonical(v, partitions)
+            for k, v in value.items()
+            if k not in NOT_RESULTS
+        }
     if isinstance(value, list):
-        return [_strip_timings(v) for v in value]
+        items = [_canonical(v, partitions) for v in value]
+        named = items and all(isinstance(v, str) and v.startswith("partition-") for v in items)
+        return sorted(items) if named else items
+    if isinstance(value, str):
+        return partitions.get(value, value)
     return value
 
 
 def run_results(out: Path) -> dict[str, Any]:
-    """Every run's summary and metric rows under ``out``, timings removed, by run folder."""
+    """Every run's summary and metric rows under ``out``, made comparable (see
+    :func:`_canonical`; rows in (round, partition) order, as replies arrive in any)."""
     found: dict[str, Any] = {}
     for summary in sorted(out.rglob("summary.json")):
         run = summary.parent
-        if (run / "releases").exists() or "node-state" in run.parts:
+        if "node-state" in run.parts:
             continue
         rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x]
-        found[str(run.relative_to(out))] = _strip_timings(
-            {"summary": json.loads(summary.read_text()), "rows": rows}
+        partitions = {str(r["node_id"]): f"partition-{r['partition_id']}" for r in rows}
+        rows.sort(key=lambda r: (r["round"], r["partition_id"]))
+        found[str(run.relative_to(out))] = _canonical(
+            {"summary": json.loads(summary.read_text()), "rows": rows}, partitions
         )
     return found
 
@@ -159,6 +180,12 @@ def _kept(commit: str) -> Path:
     return ROOT / "runs" / "reproduce" / f"{_git('rev-parse', '--short', commit)}.json"
 
 
+def _results(commit: str) -> dict[str, Any]:
+    out = ROOT / "runs" / "reproduce" / _git("rev-parse", "--short", commit)
+    kept: dict[str, Any] = json.loads(_kept(commit).read_text())
+    return {**kept, "runs": run_results(out), "ledgers": ledger_spend(out)}
+
+
 @app.command()
 def run(
     commit: str = typer.Argument(..., help="the commit to run"),
@@ -166,15 +193,9 @@ def run(
 ) -> None:
     """Run every command at ``commit`` and keep its results (timings removed)."""
     out, seconds = run_commit(commit, smoke=smoke)
-    kept = {
-        "commit": _git("rev-parse", commit),
-        "smoke": smoke,
-        "seconds": seconds,
-        "runs": run_results(out),
-        "ledgers": ledger_spend(out),
-    }
-    _kept(commit).write_text(json.dumps(kept, indent=1, default=str))
-    typer.echo(f"{commit}: {len(kept['runs'])} runs, {len(kept['ledgers'])} ledgers kept")
+    kept = {"commit": _git("rev-parse", commit), "smoke": smoke, "seconds": seconds}
+    _kept(commit).write_text(json.dumps(kept, indent=1))
+    typer.echo(f"{commit}: results in {out}")
 
 
 @app.command()
@@ -182,8 +203,8 @@ def compare(
     base: str = typer.Argument(..., help="the earlier commit"),
     head: str = typer.Argument("HEAD", help="the later commit"),
 ) -> None:
-    """Compare two kept results; exit 1 if any reported number differs."""
-    found_base, found_head = (json.loads(_kept(c).read_text()) for c in (base, head))
+    """Compare two commits' kept results; exit 1 if any reported number differs."""
+    found_base, found_head = (_results(c) for c in (base, head))
     found = differences(found_base["runs"], found_head["runs"], "runs")
     found += differences(found_base["ledgers"], found_head["ledgers"], "ledgers")
     report = {

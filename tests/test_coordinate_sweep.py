@@ -1,22 +1,17 @@
-"""The benchmark tuning's selection rule (simulations/benchmarks.py::coordinate_sweep)."""
+"""The benchmark tuning's selection rule (simulations/tables/tuning.py::coordinate_sweep)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.simulation_scripts import load_script
 
 
 def _coordinate_sweep() -> Any:
-    spec = importlib.util.spec_from_file_location("benchmarks", ROOT / "simulations/benchmarks.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["benchmarks"] = module
-    spec.loader.exec_module(module)
-    return module.coordinate_sweep
+    load_script("benchmarks")  # puts simulations/ on sys.path, where the tables package is
+    from tables.tuning import coordinate_sweep
+
+    return coordinate_sweep
 
 
 def test_separable_objective_takes_every_coordinates_best() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 from functools import cache
+from types import ModuleType
 
 from tests.simulation_scripts import load_script
 
@@ -17,9 +18,14 @@ ALLOWED_BACK_UP: dict[tuple[str, str], str] = {}
 
 
 @cache
+def _metrics() -> ModuleType:
+    return load_script("code_metrics")
+
+
+@cache
 def _imports() -> list[tuple[str, str, bool]]:
     """(importing module, imported module, inside a function) for the whole codebase."""
-    metrics = load_script("code_metrics")
+    metrics = _metrics()
     found = []
     for path, text in metrics._sources(None).items():
         module = metrics.module_name(path)
@@ -28,8 +34,9 @@ def _imports() -> list[tuple[str, str, bool]]:
     return found
 
 
+@cache
 def _room(module: str) -> str | None:
-    room: str | None = load_script("code_metrics").room_of(module)
+    room: str | None = _metrics().room_of(module)
     return room
 
 
@@ -63,7 +70,7 @@ def test_flower_is_imported_only_by_its_glue_and_the_two_flower_apps() -> None:
 
 
 def test_no_room_reaches_a_higher_floor_without_a_stated_reason() -> None:
-    floors = load_script("code_metrics").FLOORS
+    floors = _metrics().FLOORS
     floor = {room: level for level, rooms in enumerate(floors) for room in rooms}
     back_up = {
         (_room(module), _room(imported))
@@ -74,7 +81,7 @@ def test_no_room_reaches_a_higher_floor_without_a_stated_reason() -> None:
 
 
 def test_every_room_sits_on_a_floor() -> None:
-    floors = load_script("code_metrics").FLOORS
+    floors = _metrics().FLOORS
     placed = {room for rooms in floors for room in rooms}
     rooms = {_room(module) for module, _, _ in _imports()} - {None}
     assert rooms <= placed

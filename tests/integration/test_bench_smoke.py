@@ -15,13 +15,18 @@ from tests.simulation_scripts import load_script
 
 
 def _benchmarks() -> ModuleType:
+    """simulations/benchmarks.py, which also puts simulations/ on sys.path: bench_runner and
+    the tables import as the script imports them (one bench_runner, one count of runs)."""
     return load_script("benchmarks")
 
 
 def _run_smoke_table(name: str, folder: Path) -> list[list[str]]:
     """One table on its tiny setting; its rows (runs in a worker process, see below)."""
     bench = _benchmarks()
-    return list(bench.run_table(name, smoke=True, results=folder / "results", runs=folder).rows)
+    from bench_runner import run_table
+
+    table = run_table(bench.TABLES, name, smoke=True, results=folder / "results", runs=folder)
+    return list(table.rows)
 
 
 SUBPROCESS_TABLES = ("plain-loops", "overhead", "scale", "ray-cluster", "allocator")
@@ -63,13 +68,15 @@ def test_every_table_belongs_to_one_smoke() -> None:
 @pytest.mark.parametrize("part", sorted(PARTS))
 def test_every_table_runs_on_a_tiny_setting_and_renders(part: str, tmp_path: Path) -> None:
     bench = _benchmarks()
+    from bench_runner import render, run_table
+
     tables = PARTS[part]
     beside_tables = [name for name in tables if name in SUBPROCESS_TABLES]
     with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
         beside = {name: pool.submit(_run_smoke_table, name, tmp_path) for name in beside_tables}
         rows = {
-            name: list(bench.run_table(name, smoke=True, results=tmp_path / "results",
-                                       runs=tmp_path).rows)
+            name: list(run_table(bench.TABLES, name, smoke=True, results=tmp_path / "results",
+                                 runs=tmp_path).rows)
             for name in tables
             if name not in SUBPROCESS_TABLES
         }  # fmt: skip
@@ -86,7 +93,7 @@ def test_every_table_runs_on_a_tiny_setting_and_renders(part: str, tmp_path: Pat
             assert any(re.search(r"\d", cell) for cell in row[2:])
         assert stored["headline"] and stored["command"].startswith("make bench TABLE=")
     # The page names the machine and, for a table not yet measured, how to measure it.
-    page = bench.render(tmp_path / "results")
+    page = render(bench.TABLES, tmp_path / "results")
     assert re.search(r"Machine: \d+ cores", page) and "torch " in page and "flwr 1.41" in page
     missing = next(name for name in bench.TABLES if name not in tables)
     assert f"Not measured yet: `make bench TABLE={missing}`" in page
