@@ -58,6 +58,7 @@ from fedkd.wire.serde import (
 )
 from fedkd.wire.signing import sign_reply
 from fedkd.wire.types import (
+    EvalReport,
     KnowledgeReply,
     KnowledgeRequest,
     ModelWeights,
@@ -310,6 +311,29 @@ class ClientNode:
             refusal = self._refusal(request, StatusCode.BUDGET_EXHAUSTED, private.exhausted)
             return self._closed(private, refusal, loaded), state
 
+        work = self._work(loaded, private, state)
+        report, released, weights = self._phases(work, request, private, train=train)
+        reply = KnowledgeReply(
+            run_id=request.run_id,
+            round=request.round,
+            node_id=self.node_id,
+            transfer_set=_ref(loaded.public),
+            soft_labels=released,
+            num_examples=len(loaded.private.train),
+            status=Status(StatusCode.OK if train else StatusCode.SKIPPED),
+            dtype=request.reply_dtype,
+            weights=weights,
+            eval=report,
+        )
+        new_state = model_state(work.model)
+        if self.config.keep_model:
+            save_model(self.config.model_path, self.architecture, new_state)
+        return self._closed(private, reply, loaded), new_state
+
+    def _work(
+        self, loaded: _Loaded, private: PrivateRound, state: ModelWeights | None
+    ) -> round_work.RoundWork:
+        """The round's model (from ``state``, on the node's device) with its data."""
         model = init_model(
             self.architecture,
             input_shape=loaded.public.input_shape,
@@ -319,7 +343,7 @@ class ClientNode:
         if state is not None:
             load_state(model, state)
         model.to(pick_device(self.config.device))
-        work = round_work.RoundWork(
+        return round_work.RoundWork(
             protocol=self.protocol,
             privacy=private.privacy,
             public=loaded.public,
@@ -330,6 +354,16 @@ class ClientNode:
             reproducible=self.config.reproducible_dp,
             noise_off=self.config.audit_control_noise_off,
         )
+
+    def _phases(
+        self,
+        work: round_work.RoundWork,
+        request: KnowledgeRequest,
+        private: PrivateRound,
+        *,
+        train: bool,
+    ) -> tuple[EvalReport, np.ndarray | None, ModelWeights | None]:
+        """Absorb, evaluate, train (through the privacy engine), release; each timed."""
         seconds: dict[str, float] = {}
         tick = time.perf_counter()
         distill_loss = round_work.absorb(work, request)
@@ -351,23 +385,8 @@ class ClientNode:
         if released is not None and self.config.adversary:
             released = self._poisoned(released, request.round)
         seconds["extract"] = time.perf_counter() - tick
-
-        reply = KnowledgeReply(
-            run_id=request.run_id,
-            round=request.round,
-            node_id=self.node_id,
-            transfer_set=_ref(loaded.public),
-            soft_labels=released,
-            num_examples=len(loaded.private.train),
-            status=Status(StatusCode.OK if train else StatusCode.SKIPPED),
-            dtype=request.reply_dtype,
-            weights=weights,
-            eval=replace(report, train_loss=train_loss, phase_seconds=seconds),
-        )
-        new_state = model_state(model)
-        if self.config.keep_model:
-            save_model(self.config.model_path, self.architecture, new_state)
-        return self._closed(private, reply, loaded), new_state
+        report = replace(report, train_loss=train_loss, phase_seconds=seconds)
+        return report, released, weights
 
     def _closed(
         self, private: PrivateRound, reply: KnowledgeReply, loaded: _Loaded
