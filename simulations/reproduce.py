@@ -38,13 +38,14 @@ STRATEGIES = "local,mean,dsfl,knfu,median,trimmed-mean,fedavg"
 SEEDS = "0,1,2"
 NOT_RESULTS = frozenset(
     {"wall_s", "seconds", "fusion_seconds", "round_seconds", "phase_seconds", "started", "at"}
-    | {"run_id", "node_id", "ledger_head"}
+    | {"run_id", "node_id", "ledger_head", "registry"}
     | {"flower_bytes_up", "flower_bytes_down"}
     | {"flower_bytes_up_per_client_round", "flower_bytes_down_per_client_round"}
 )
 """What differs between two runs of the same thing at one commit: clocks, the random ids
 Flower and the run give (a Flower message's size varies with its varint-coded node id),
-and ledger heads (hashes over rows that carry their time).  Node ids as keys are replaced
+ledger heads (hashes over rows that carry their time), and the registry's path (under
+each commit's own output folder).  Node ids as keys are replaced
 by the node's partition."""
 
 app = typer.Typer(help=__doc__, add_completion=False)

@@ -18,9 +18,8 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
-from scipy.stats import binomtest
-
 from fedkd.config import RunConfig
+from fedkd.reporting.binomial import clopper_pearson_interval
 
 CONFIDENCE = 0.95
 """The confidence of each node's local-accuracy interval."""
@@ -40,9 +39,7 @@ def local_accuracy_entry(accuracy: float, n: int | None, minimum: int) -> dict[s
     if not n:
         return {"accuracy": accuracy, "n": n, "correct": None, "ci95": None, "too_few": True}
     correct = min(n, max(0, round(accuracy * n)))
-    # Exact (Clopper–Pearson) interval; scipy's, so reporting leans on no audit code.
-    interval = binomtest(correct, n).proportion_ci(confidence_level=CONFIDENCE, method="exact")
-    low, high = float(interval.low), float(interval.high)
+    low, high = clopper_pearson_interval(correct, n, confidence=CONFIDENCE)
     return {
         "accuracy": accuracy,
         "n": n,
