@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fedkd.data.federated import DataSpec
 from fedkd.data.public import PublicDataSpec
 from fedkd.distill.settings import DistillConfig, OptimiserConfig
 from fedkd.known_names import check_device, check_name, unknown_name
@@ -288,22 +287,6 @@ class RunConfig:
             dataclass_params(name, FUSION_REGISTRY[name], params)
 
     # --- derived views --------------------------------------------------------------------
-
-    @property
-    def data_spec(self) -> DataSpec:
-        return DataSpec(
-            dataset=self.dataset,
-            num_clients=self.num_clients,
-            partitioner=self.partitioner,
-            seed=self.seed,
-            dirichlet_alpha=self.dirichlet_alpha,
-            classes_per_client=self.classes_per_client,
-            transfer_size=self.transfer_size,
-            min_local_test=self.min_local_test,
-            local_test_fraction=self.local_test_fraction,
-            max_train_per_client=self.max_train_per_client or None,
-            data_dir=self.data_dir,
-        )
 
     @property
     def public_spec(self) -> PublicDataSpec:

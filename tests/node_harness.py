@@ -6,6 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from fedkd.config import RunConfig
+from fedkd.data.federated import DataSpec, FederatedData, build_federated_data
+from fedkd.data.providers import make_provider
+from fedkd.data.providers.simulated_partition import SimulatedPartition
 from fedkd.node import ClientNode, NodeConfig
 from fedkd.privacy.guard import PrivacyPlan, plan_for
 from fedkd.privacy.policy import resolve_privacy
@@ -29,6 +32,20 @@ def state_dir(cfg: RunConfig) -> str:
         "FEDKD_TEST_NODE_STATE", tempfile.mkdtemp(prefix="fedkd-node-harness-")
     )
     return str(Path(root) / f"{cfg.run_name}-{token}")
+
+
+def federation(cfg: RunConfig) -> FederatedData:
+    """The federation a simulation of ``cfg`` deals its nodes, built from the spec its
+    nodes' own ``partition`` provider holds (the one place that spec is made)."""
+    return build_federated_data(data_spec(cfg))
+
+
+def data_spec(cfg: RunConfig) -> DataSpec:
+    """The ``partition`` provider's dataset spec for a simulation of ``cfg``."""
+    node = simulated_node_config(cfg, 0, state_dir=state_dir(cfg))
+    provider = make_provider(node.data, dict(node.data_options))
+    assert isinstance(provider, SimulatedPartition)
+    return provider.spec
 
 
 def node_config(cfg: RunConfig, pid: int, **section: Any) -> NodeConfig:

@@ -21,12 +21,11 @@ from hypothesis import strategies as st
 
 from fedkd.config import parse_run_config
 from fedkd.coordinator import Coordinator, Delivery
-from fedkd.data.federated import build_federated_data
 from fedkd.wire.serde import knowledge_reply_from_bytes, knowledge_reply_to_bytes
 from fedkd.wire.signing import sign_reply
 from fedkd.wire.types import KnowledgeReply, Status, StatusCode, WireDType
 from fedkd.wire.v1 import signed_pb2
-from tests.node_harness import serve
+from tests.node_harness import federation, serve
 
 CAP = 1 << 30
 CFG = parse_run_config(
@@ -47,13 +46,13 @@ REACHED: list[bool] = []
 
 @pytest.fixture(scope="module")
 def honest() -> dict[int, bytes]:
-    data = build_federated_data(CFG.data_spec)
+    data = federation(CFG)
     coord = Coordinator(CFG, run_id="fuzz", transfer=data.transfer, num_classes=C)
     return {n: serve(CFG, n, coord.requests(1, [n])[n], None)[0] for n in range(3)}
 
 
 def _coordinator() -> Coordinator:
-    data = build_federated_data(CFG.data_spec)
+    data = federation(CFG)
     coord = Coordinator(CFG, run_id="fuzz", transfer=data.transfer, num_classes=C)
     for n in range(3):
         coord.requests(1, [n])[n]
@@ -190,7 +189,7 @@ def _signed(payload: bytes, node: int) -> bytes:
 
 
 def _signed_coordinator() -> Coordinator:
-    data = build_federated_data(CFG.data_spec)
+    data = federation(CFG)
     coord = Coordinator(
         CFG, run_id="fuzz", transfer=data.transfer, num_classes=C, signing_keys=REGISTERED
     )

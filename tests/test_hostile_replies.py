@@ -16,7 +16,6 @@ import pytest
 
 from fedkd.config import RunConfig, parse_run_config
 from fedkd.coordinator import Coordinator, Delivery
-from fedkd.data.federated import build_federated_data
 from fedkd.wire.serde import (
     knowledge_reply_from_bytes,
     knowledge_reply_to_bytes,
@@ -24,7 +23,7 @@ from fedkd.wire.serde import (
     knowledge_request_from_bytes,
 )
 from fedkd.wire.types import KnowledgeReply, Status, StatusCode, WireDType
-from tests.node_harness import serve
+from tests.node_harness import federation, serve
 
 CAP = 1 << 30
 BASE: dict[str, Any] = {
@@ -39,7 +38,7 @@ BASE: dict[str, Any] = {
 
 
 def _replies(cfg: RunConfig) -> tuple[Coordinator, dict[int, bytes], dict[int, tuple[int, int]]]:
-    data = build_federated_data(cfg.data_spec)
+    data = federation(cfg)
     coord = Coordinator(cfg, run_id="r", transfer=data.transfer, num_classes=10)
     replies, down = {}, {}
     for n in range(3):

@@ -6,11 +6,10 @@ import pytest
 
 from fedkd.config import parse_run_config
 from fedkd.coordinator import Coordinator, Delivery
-from fedkd.data.federated import build_federated_data
 from fedkd.participation import round_participants
 from fedkd.wire.serde import knowledge_request_from_bytes
 from fedkd.wire.types import ModelWeights
-from tests.node_harness import serve
+from tests.node_harness import federation, serve
 
 CAP = 1 << 30
 NODES = [907, 13, 55, 4, 1200, 78, 300, 61, 2, 999]
@@ -53,7 +52,7 @@ def test_a_sampled_node_distils_what_was_fused_for_it_in_its_last_round() -> Non
         "num-server-rounds": 3, "model": "mlp-s", "strategy": "knfu", "seed": 5,
         "clients-per-round": 3,
     })  # fmt: skip
-    data = build_federated_data(cfg.data_spec)
+    data = federation(cfg)
     coord = Coordinator(cfg, run_id="r", transfer=data.transfer, num_classes=10)
     nodes = list(range(6))
     states: dict[int, ModelWeights | None] = dict.fromkeys(nodes)

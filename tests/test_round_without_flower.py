@@ -6,10 +6,9 @@ import numpy as np
 
 from fedkd.config import RunConfig, parse_run_config
 from fedkd.coordinator import Coordinator, Delivery
-from fedkd.data.federated import build_federated_data
 from fedkd.wire.serde import knowledge_reply_from_bytes, knowledge_reply_to_bytes
 from fedkd.wire.types import ModelWeights
-from tests.node_harness import serve
+from tests.node_harness import federation, serve
 
 CAP = 1 << 30
 
@@ -43,7 +42,7 @@ def _round(
 
 def test_a_nan_client_is_excluded_and_fusion_uses_only_the_others() -> None:
     cfg = _cfg()
-    data = build_federated_data(cfg.data_spec)
+    data = federation(cfg)
     coord = Coordinator(cfg, run_id="r", transfer=data.transfer, num_classes=10)
     states: dict[int, ModelWeights | None] = dict.fromkeys(range(4))
     requests, replies = _round(cfg, coord, states, 1)
@@ -69,7 +68,7 @@ def test_a_nan_client_is_excluded_and_fusion_uses_only_the_others() -> None:
 
 def test_missing_and_transport_errors_are_recorded() -> None:
     cfg = _cfg()
-    data = build_federated_data(cfg.data_spec)
+    data = federation(cfg)
     coord = Coordinator(cfg, run_id="r", transfer=data.transfer, num_classes=10)
     outcome = coord.ingest(
         1,
@@ -82,7 +81,7 @@ def test_missing_and_transport_errors_are_recorded() -> None:
 
 def test_two_round_mean_run_reaches_the_accuracy_band() -> None:
     cfg = _cfg()
-    data = build_federated_data(cfg.data_spec)
+    data = federation(cfg)
     coord = Coordinator(cfg, run_id="r", transfer=data.transfer, num_classes=10)
     states: dict[int, ModelWeights | None] = dict.fromkeys(range(4))
     for round_ in (1, 2):
@@ -100,7 +99,7 @@ def test_two_round_mean_run_reaches_the_accuracy_band() -> None:
 def test_rounds_are_reproducible() -> None:
     def run() -> np.ndarray:
         cfg = _cfg(strategy="knfu")
-        data = build_federated_data(cfg.data_spec)
+        data = federation(cfg)
         coord = Coordinator(cfg, run_id="r", transfer=data.transfer, num_classes=10)
         states: dict[int, ModelWeights | None] = dict.fromkeys(range(4))
         _, replies = _round(cfg, coord, states, 1)

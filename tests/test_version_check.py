@@ -8,7 +8,6 @@ import dataclasses
 from fedkd import __version__
 from fedkd.config import parse_run_config
 from fedkd.coordinator import Coordinator, Delivery
-from fedkd.data.federated import build_federated_data
 from fedkd.version_check import incompatibility
 from fedkd.wire.serde import (
     knowledge_reply_from_bytes,
@@ -17,7 +16,7 @@ from fedkd.wire.serde import (
     knowledge_request_to_bytes,
 )
 from fedkd.wire.types import StatusCode
-from tests.node_harness import serve
+from tests.node_harness import federation, serve
 
 CAP = 1 << 30
 CFG = parse_run_config({"dataset": "digits", "num-clients": 2, "transfer-size": 50,
@@ -32,7 +31,7 @@ def test_the_series_rule() -> None:
 
 
 def test_a_node_refuses_a_server_it_does_not_support() -> None:
-    data = build_federated_data(CFG.data_spec)
+    data = federation(CFG)
     coord = Coordinator(CFG, run_id="v", transfer=data.transfer, num_classes=10)
     request = knowledge_request_from_bytes(coord.requests(1, [0])[0], max_bytes=CAP)
     future = knowledge_request_to_bytes(dataclasses.replace(request, software_version="9.0.0"))
@@ -46,7 +45,7 @@ def test_a_node_refuses_a_server_it_does_not_support() -> None:
 
 
 def test_the_server_refuses_a_node_it_does_not_support() -> None:
-    data = build_federated_data(CFG.data_spec)
+    data = federation(CFG)
     coord = Coordinator(CFG, run_id="v", transfer=data.transfer, num_classes=10)
     raw, _ = serve(CFG, 1, coord.requests(1, [1])[1], None)
     old = dataclasses.replace(

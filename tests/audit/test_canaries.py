@@ -10,16 +10,16 @@ import pytest
 
 from fedkd.audit.canaries import KINDS, CanarySet, draw_canaries, row_digests
 from fedkd.config import parse_run_config
-from fedkd.data.federated import build_federated_data
 from fedkd.data.providers import make_provider
 from fedkd.data.public import load_public_data
 from server.releases import ReleaseLog, load_releases
+from tests.node_harness import federation
 
 CFG = parse_run_config({"dataset": "digits", "num-clients": 4, "partitioner": "iid"})
 
 
 def _draw(**changes: object) -> CanarySet:
-    data = build_federated_data(CFG.data_spec)
+    data = federation(CFG)
     target = data.clients[0].train
     settings: dict[str, object] = {
         "kinds": KINDS, "candidates": 200, "references": 1000, "repeats": 3,
@@ -29,7 +29,7 @@ def _draw(**changes: object) -> CanarySet:
 
 
 def test_canaries_are_never_anchors_test_records_or_anyone_elses_data() -> None:
-    data = build_federated_data(CFG.data_spec)
+    data = federation(CFG)
     canaries = row_digests(_draw().x)
     assert len(canaries) == 2 * 1200  # every canary is a distinct input
     assert not canaries & row_digests(data.transfer.x)
@@ -41,7 +41,7 @@ def test_canaries_are_never_anchors_test_records_or_anyone_elses_data() -> None:
 
 def test_the_secret_is_the_input_and_a_wrong_label() -> None:
     drawn = _draw()
-    data = build_federated_data(CFG.data_spec)
+    data = federation(CFG)
     mislabelled = drawn.of_kind("mislabelled")
     # Every mislabelled canary's nearest training record has another label.
     base = data.clients[0].train

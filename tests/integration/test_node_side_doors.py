@@ -20,11 +20,11 @@ import pytest
 
 from fedkd.config import parse_run_config
 from fedkd.coordinator import Coordinator
-from fedkd.data.federated import build_federated_data
 from fedkd.flower_glue.simulation import SimulatedNodes
 from fedkd.node.isolation import FAILED_REASON
 from fedkd.wire.serde import knowledge_reply_from_bytes, knowledge_reply_to_bytes
 from fedkd.wire.types import StatusCode
+from tests.node_harness import federation
 
 BASE: dict[str, Any] = {
     "dataset": "digits",
@@ -102,7 +102,7 @@ def test_failing_run_configs_send_identical_bytes_for_neighbouring_datasets(
 
     cfg = parse_run_config({**BASE, "run-name": "side-doors"})
     coord = Coordinator(
-        cfg, run_id="side-doors", transfer=build_federated_data(cfg.data_spec).transfer,
+        cfg, run_id="side-doors", transfer=federation(cfg).transfer,
         num_classes=10,
     )  # fmt: skip
     request = coord.requests(1, [0])[0]

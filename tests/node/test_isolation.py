@@ -10,12 +10,11 @@ from hypothesis import strategies as st
 
 from fedkd.config import parse_run_config
 from fedkd.coordinator import Coordinator
-from fedkd.data.federated import build_federated_data
 from fedkd.node import ClientNode
 from fedkd.node.isolation import FAILED_REASON
 from fedkd.wire.serde import knowledge_reply_from_bytes
 from fedkd.wire.types import StatusCode
-from tests.node_harness import node_config
+from tests.node_harness import federation, node_config
 
 BASE: dict[str, Any] = {
     "dataset": "digits",
@@ -33,9 +32,7 @@ BASE: dict[str, Any] = {
 
 def test_a_failure_mid_training_is_the_fixed_reply_and_its_detail_stays_in_the_node_log() -> None:
     cfg = parse_run_config({**BASE, "run-name": "overflow", "lr": 1e308, "dp-lr": 1e308})
-    coord = Coordinator(
-        cfg, run_id="r", transfer=build_federated_data(cfg.data_spec).transfer, num_classes=10
-    )
+    coord = Coordinator(cfg, run_id="r", transfer=federation(cfg).transfer, num_classes=10)
     node_cfg = node_config(cfg, 0)
     node = ClientNode(node_cfg, cfg.protocol(), node_id=0)
     raw, state = node.handle(coord.requests(1, [0])[0], None)

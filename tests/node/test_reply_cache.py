@@ -6,9 +6,8 @@ from pathlib import Path
 
 from fedkd.config import parse_run_config
 from fedkd.coordinator import Coordinator
-from fedkd.data.federated import build_federated_data
 from fedkd.privacy.ledger import ReadOnlyLedger
-from tests.node_harness import serve
+from tests.node_harness import federation, serve
 
 
 def test_a_repeated_round_is_answered_from_the_cache_without_spending(tmp_path: Path) -> None:
@@ -17,7 +16,7 @@ def test_a_repeated_round_is_answered_from_the_cache_without_spending(tmp_path: 
          "num-server-rounds": 2, "model": "mlp-s", "dp": True, "dp-target-epsilon": 4.0,
          "run-name": "cache"}
     )  # fmt: skip
-    data = build_federated_data(cfg.data_spec)
+    data = federation(cfg)
     coord = Coordinator(cfg, run_id="cached-run", transfer=data.transfer, num_classes=10)
     request = coord.requests(1, [0])[0]
     state = str(tmp_path / "state")

@@ -7,13 +7,12 @@ from pathlib import Path
 
 from fedkd.config import parse_run_config
 from fedkd.coordinator import Coordinator
-from fedkd.data.federated import build_federated_data
-from tests.node_harness import serve
+from tests.node_harness import federation, serve
 
 
 def test_every_run_joined_is_one_line_in_the_nodes_own_log(tmp_path: Path) -> None:
     cfg = parse_run_config({"dataset": "digits", "num-clients": 2, "transfer-size": 50})
-    data = build_federated_data(cfg.data_spec)
+    data = federation(cfg)
     state = str(tmp_path / "state")
     for run_id in ("run-a", "run-b"):
         coord = Coordinator(cfg, run_id=run_id, transfer=data.transfer, num_classes=10)

@@ -11,7 +11,6 @@ import pytest
 
 from fedkd.config import RunConfig, parse_run_config
 from fedkd.coordinator import Coordinator, Delivery, RoundOutcome
-from fedkd.data.federated import build_federated_data
 from fedkd.data.transfer import content_digest
 from fedkd.privacy.accounting import DPSteps, compose, epsilon
 from fedkd.privacy.ledger import Ledger
@@ -19,7 +18,7 @@ from fedkd.privacy.node_registry import NodeRegistry
 from fedkd.privacy.sampling import sample_rate, steps_per_epoch
 from fedkd.wire.serde import knowledge_reply_from_bytes
 from fedkd.wire.types import KnowledgeReply, ModelWeights, StatusCode
-from tests.node_harness import node_config, plan_of, serve
+from tests.node_harness import federation, node_config, plan_of, serve
 
 CAP = 1 << 30
 
@@ -64,7 +63,7 @@ def _run_round(
 
 def test_epsilon_composes_round_by_round_and_matches_the_ledger() -> None:
     cfg = _cfg()
-    data = build_federated_data(cfg.data_spec)
+    data = federation(cfg)
     coord = Coordinator(cfg, run_id="dp", transfer=data.transfer, num_classes=10)
     states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
     n = len(data.clients[0].train)
@@ -106,7 +105,7 @@ def test_epsilon_composes_round_by_round_and_matches_the_ledger() -> None:
 
 def test_a_round_past_the_budget_is_refused_with_a_typed_status() -> None:
     planned = _cfg(**{"num-server-rounds": 2})
-    data = build_federated_data(planned.data_spec)
+    data = federation(planned)
     # Same σ as planned for 2 rounds, but the server asks for a third.
     sigma = plan_of(planned, len(data.clients[0].train)).noise_multiplier
     longer = _cfg(**{"num-server-rounds": 3, "dp-noise-multiplier": sigma})
@@ -139,7 +138,7 @@ def _serve_in_new_process(args: tuple[RunConfig, bytes, ModelWeights | None, str
 
 def test_a_restarted_node_continues_from_its_recorded_spend(tmp_path: Path) -> None:
     cfg = _cfg()
-    data = build_federated_data(cfg.data_spec)
+    data = federation(cfg)
     coord = Coordinator(cfg, run_id="dp", transfer=data.transfer, num_classes=10)
     states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
     _, first = _run_round(cfg, coord, states, 1)
@@ -159,7 +158,7 @@ def test_a_restarted_node_continues_from_its_recorded_spend(tmp_path: Path) -> N
 @pytest.mark.parametrize("damage", ["delete", "corrupt"])
 def test_a_lost_or_corrupted_ledger_makes_the_node_refuse(damage: str) -> None:
     cfg = _cfg()
-    data = build_federated_data(cfg.data_spec)
+    data = federation(cfg)
     coord = Coordinator(cfg, run_id="dp", transfer=data.transfer, num_classes=10)
     states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
     _run_round(cfg, coord, states, 1)
@@ -193,7 +192,7 @@ def test_the_registry_carries_heads_across_runs_and_catches_a_ledger_lost_betwee
         **{"dp-noise-multiplier": 1.0, "dp-target-epsilon": 100.0},
         **{"privacy-registry": str(tmp_path / "server" / "registry.db")},
     )
-    data = build_federated_data(cfg.data_spec)
+    data = federation(cfg)
 
     def hello(coord: Coordinator) -> None:
         """Round 0: the nodes say their names (and so which recorded heads are theirs)."""
@@ -249,7 +248,7 @@ def test_the_registry_carries_heads_across_runs_and_catches_a_ledger_lost_betwee
 def test_a_scorer_reading_private_records_drops_the_epsilon_claim() -> None:
     cfg = _cfg(**{"swing-scorer": "proximity", "swing-noise-scale": 0.01})
     assert not cfg.claims_dp
-    data = build_federated_data(cfg.data_spec)
+    data = federation(cfg)
     coord = Coordinator(cfg, run_id="dp", transfer=data.transfer, num_classes=10)
     states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
     outcome, replies = _run_round(cfg, coord, states, 1)
@@ -269,7 +268,7 @@ def test_a_scorer_reading_private_records_drops_the_epsilon_claim() -> None:
 def test_the_confidence_scorer_keeps_the_claim() -> None:
     cfg = _cfg(**{"swing-scorer": "confidence", "swing-noise-scale": 0.01})
     assert cfg.claims_dp
-    data = build_federated_data(cfg.data_spec)
+    data = federation(cfg)
     coord = Coordinator(cfg, run_id="dp", transfer=data.transfer, num_classes=10)
     states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
     outcome, replies = _run_round(cfg, coord, states, 1)
@@ -286,7 +285,7 @@ def test_a_reply_claiming_no_spend_is_rejected_when_the_run_requires_dp() -> Non
     from fedkd.wire.types import PrivacySpend
 
     cfg = _cfg()
-    data = build_federated_data(cfg.data_spec)
+    data = federation(cfg)
     coord = Coordinator(cfg, run_id="dp", transfer=data.transfer, num_classes=10)
     states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
     payloads = {}
@@ -310,7 +309,7 @@ def test_every_step_that_saw_a_private_record_is_accounted_and_in_the_ledger(
     import torch
 
     cfg = _cfg(**{"distill-ce-weight": 1.0, "local-epochs": 2})
-    data = build_federated_data(cfg.data_spec)
+    data = federation(cfg)
     private = {
         hashlib.sha256(np.ascontiguousarray(row).tobytes()).digest()
         for row in data.clients[0].train.x
@@ -370,7 +369,7 @@ def test_swing_on_the_receiving_side_changes_what_is_distilled() -> None:
                 "num-server-rounds": 2,
             }
         )
-        data = build_federated_data(cfg.data_spec)
+        data = federation(cfg)
         coord = Coordinator(cfg, run_id="sw", transfer=data.transfer, num_classes=10)
         states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
         released[receive] = [_run_round(cfg, coord, states, r)[1][0].soft_labels for r in (1, 2)]
@@ -388,7 +387,7 @@ def test_a_reply_under_claiming_its_composed_epsilon_is_rejected() -> None:
     from fedkd.wire.serde import knowledge_reply_to_bytes
 
     cfg = _cfg()
-    data = build_federated_data(cfg.data_spec)
+    data = federation(cfg)
     coord = Coordinator(cfg, run_id="dp", transfer=data.transfer, num_classes=10)
     states: dict[int, ModelWeights | None] = dict.fromkeys(range(3))
     outcome, honest = _run_round(cfg, coord, states, 1)
@@ -415,7 +414,7 @@ def test_a_run_with_dp_off_reports_no_epsilon_whatever_a_reply_claims() -> None:
     from fedkd.wire.types import PrivacySpend
 
     cfg = _cfg(**{"dp": False, "dp-target-epsilon": 0.0})
-    data = build_federated_data(cfg.data_spec)
+    data = federation(cfg)
     coord = Coordinator(cfg, run_id="off", transfer=data.transfer, num_classes=10)
     request = coord.requests(1, [0])[0]
     raw, _ = serve(cfg, 0, request, None)

@@ -17,13 +17,12 @@ import torch
 
 from fedkd.config import RunConfig, parse_run_config
 from fedkd.coordinator import Coordinator
-from fedkd.data.federated import build_federated_data
 from fedkd.privacy import entropy
 from fedkd.privacy.guard import FRESH_RANDOMNESS
 from fedkd.privacy.ledger import Ledger
 from fedkd.wire.serde import knowledge_reply_from_bytes
 from fedkd.wire.types import KnowledgeReply
-from tests.node_harness import node_config, serve
+from tests.node_harness import federation, node_config, serve
 
 BASE: dict[str, Any] = {
     "dataset": "digits",
@@ -41,7 +40,7 @@ DP = {"dp": True, "dp-noise-multiplier": 1.0, "batch-size": 32}
 
 def _release(cfg: RunConfig, **section: Any) -> KnowledgeReply:
     """Node 0's round-1 reply, from a fresh state directory each call."""
-    data = build_federated_data(cfg.data_spec)
+    data = federation(cfg)
     coord = Coordinator(cfg, run_id="r", transfer=data.transfer, num_classes=10)
     raw, _ = serve(cfg, 0, coord.requests(1, [0])[0], None, **section)
     return knowledge_reply_from_bytes(raw, max_bytes=1 << 30)
@@ -84,7 +83,7 @@ def test_patched_entropy_replays_and_fresh_entropy_does_not(
 def test_dp_noise_alone_differs_between_runs() -> None:
     """With q = 1 every record is in every Poisson batch: only the noise can differ."""
     cfg = parse_run_config({**BASE, **DP, "batch-size": 4096})
-    n = len(build_federated_data(cfg.data_spec).clients[0].train)
+    n = len(federation(cfg).clients[0].train)
     assert n < 4096
     assert not np.array_equal(*(_labels(r) for r in _runs({**DP, "batch-size": 4096})))
 

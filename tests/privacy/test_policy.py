@@ -9,12 +9,11 @@ import pytest
 
 from fedkd.config import parse_run_config
 from fedkd.coordinator import Coordinator, Delivery
-from fedkd.data.federated import build_federated_data
 from fedkd.privacy.ledger import Ledger
 from fedkd.privacy.policy import PolicyRefusal, PrivacyPolicy, PrivacyRequest, resolve_privacy
 from fedkd.wire.serde import knowledge_reply_from_bytes
 from fedkd.wire.types import KnowledgeReply, StatusCode
-from tests.node_harness import node_config, serve
+from tests.node_harness import federation, node_config, serve
 
 STRICT = PrivacyPolicy(dp_required=True, max_epsilon=3.0, max_delta=1e-5, min_noise_multiplier=0.5)
 
@@ -64,7 +63,7 @@ POLICY = {"privacy-dp-required": True, "privacy-max-epsilon": 3.0}
 
 def _one_round(extra: dict[str, object]) -> tuple[dict[int, KnowledgeReply], dict[int, str]]:
     cfg = parse_run_config({**RUN, **extra})
-    data = build_federated_data(cfg.data_spec)
+    data = federation(cfg)
     coord = Coordinator(cfg, run_id="policy", transfer=data.transfer, num_classes=10)
     replies, down = {}, {}
     for n in range(2):

@@ -15,12 +15,11 @@ import pytest
 
 from fedkd.config import RunConfig, parse_run_config
 from fedkd.coordinator import Coordinator, Delivery
-from fedkd.data.federated import build_federated_data
 from fedkd.privacy.accounting import DPSteps, compose, epsilon
 from fedkd.privacy.ledger import Ledger
 from fedkd.wire.serde import knowledge_reply_from_bytes
 from fedkd.wire.types import KnowledgeReply, ModelWeights, StatusCode
-from tests.node_harness import serve
+from tests.node_harness import federation, serve
 
 CAP = 1 << 30
 BASE: dict[str, Any] = {
@@ -42,7 +41,7 @@ BASE: dict[str, Any] = {
 
 def _run(cfg: RunConfig, state: Path, **section: Any) -> list[KnowledgeReply]:
     """Node 0 through every round of ``cfg``; the other nodes are not needed."""
-    data = build_federated_data(cfg.data_spec)
+    data = federation(cfg)
     coord = Coordinator(cfg, run_id=cfg.run_name, transfer=data.transfer, num_classes=10)
     kept: ModelWeights | None = None
     replies = []
@@ -125,7 +124,7 @@ def test_a_restarted_run_completes_its_plan_within_the_target(tmp_path: Path) ->
             "dp-accountant": "rdp",
         }
     )
-    data = build_federated_data(cfg.data_spec)
+    data = federation(cfg)
     coord = Coordinator(cfg, run_id="r", transfer=data.transfer, num_classes=10)
     kept: ModelWeights | None = None
     replies = []
@@ -175,7 +174,7 @@ def test_the_mechanism_and_every_reply_field_ignore_one_record_more_or_less(
             "privacy_max_delta": 1e-5,
             "state_dir": str(tmp_path / name),
         }
-        data = build_federated_data(cfg.data_spec)
+        data = federation(cfg)
         assert data.transfer.digest == public.transfer.digest
         coord = Coordinator(cfg, run_id="same", transfer=data.transfer, num_classes=10)
         raw, _ = serve(cfg, 0, coord.requests(1, [0])[0], None, **section)
