@@ -82,3 +82,18 @@ class PlainBackward:
 
     def close(self) -> None:
         pass
+
+
+class OpacusPerSample(ClippingMode):
+    """A mode in which Opacus's grad-sample module computes the per-sample gradients:
+    the backward is plain cross-entropy (``hooks``, ``ew``, ``functorch``)."""
+
+    def attach(
+        self,
+        private_model: nn.Module,
+        model: nn.Module,
+        criterion: nn.Module | None,
+        *,
+        max_grad_norm: float,
+    ) -> ClippedBackward:
+        return PlainBackward(private_model, nn.CrossEntropyLoss())

@@ -6,28 +6,11 @@ hands the optimiser empty per-sample gradients.
 
 from __future__ import annotations
 
-from torch import nn
-
-from fedkd.privacy.clipping.base import (
-    ClippedBackward,
-    ClippingMode,
-    PlainBackward,
-    register_clipping_mode,
-)
+from fedkd.privacy.clipping.base import OpacusPerSample, register_clipping_mode
 
 
 @register_clipping_mode
-class Functorch(ClippingMode):
+class Functorch(OpacusPerSample):
     name = "functorch"
     opacus_mode = "functorch"
     runs_empty_batches = False
-
-    def attach(
-        self,
-        private_model: nn.Module,
-        model: nn.Module,
-        criterion: nn.Module | None,
-        *,
-        max_grad_norm: float,
-    ) -> ClippedBackward:
-        return PlainBackward(private_model, nn.CrossEntropyLoss())

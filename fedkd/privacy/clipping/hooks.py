@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-from torch import nn
-
-from fedkd.privacy.clipping.base import (
-    ClippedBackward,
-    ClippingMode,
-    PlainBackward,
-    register_clipping_mode,
-)
+from fedkd.privacy.clipping.base import OpacusPerSample, register_clipping_mode
 
 
 @register_clipping_mode
-class Hooks(ClippingMode):
+class Hooks(OpacusPerSample):
     name = "hooks"
     opacus_mode = "hooks"
-
-    def attach(
-        self,
-        private_model: nn.Module,
-        model: nn.Module,
-        criterion: nn.Module | None,
-        *,
-        max_grad_norm: float,
-    ) -> ClippedBackward:
-        return PlainBackward(private_model, nn.CrossEntropyLoss())
