@@ -36,6 +36,7 @@ from fedkd.config import (
     load_simulation_file,
     parse_run_config,
 )
+from fedkd.config_registries import check_registered_names
 from fedkd.results import RunResult as RunResult
 from fedkd.run_directory import check_free, is_complete
 
@@ -73,6 +74,13 @@ def load_config(
     or ``3.0``; a bool is not a number): :class:`fedkd.config.ConfigTypeError`, a
     ``TypeError`` and a ``ValueError``, names the key otherwise.
     """
+    cfg, nodes = _load_unchecked(config, overrides)
+    return check_registered_names(cfg), nodes
+
+
+def _load_unchecked(
+    config: ConfigSource, overrides: Mapping[str, Any] | None
+) -> tuple[RunConfig, dict[str, Any]]:
     flat = {_key(k): v for k, v in (overrides or {}).items()}
     if isinstance(config, RunConfig):
         return parse_run_config({**config.to_flat(), **flat}, strict=True), {}

@@ -141,7 +141,8 @@ class RunConfig:
         self._check_ranges()
         self._check_run_name()
         _ = self.distill  # builds, and so validates, the distillation settings
-        self._check_names()
+        check_device("device", self.device)
+        self._check_client_models()
         self._check_privacy()
 
     def _take_defaults(self) -> None:
@@ -220,7 +221,6 @@ class RunConfig:
             )
 
     def _check_privacy(self) -> None:
-        from fedkd.privacy.modes import ACCOUNTANTS
         from fedkd.privacy.swing_config import NOISE_LAWS
 
         if self.dp:
@@ -237,54 +237,19 @@ class RunConfig:
             raise ValueError("dp-target-epsilon and dp-noise-multiplier must be >= 0")
         if self.dp_lr < 0:
             raise ValueError(f"dp-lr must be >= 0 (0: the recipe's), got {self.dp_lr}")
-        check_name("dp-accountant", self.dp_accountant, ACCOUNTANTS)
-        if self.dp_grad_sample_mode:  # empty: the fastest valid mode
-            mode = self.dp_grad_sample_mode
-            check_name("dp-grad-sample-mode", mode, _clipping_mode_names(mode))
-        if self.swing_scorer:  # empty: off
-            check_name("swing-scorer", self.swing_scorer, _scorer_names(self.swing_scorer))
         check_name("swing-noise", self.swing_noise, NOISE_LAWS)
         _ = self.swing  # builds, and so validates, the swing settings
 
-    def _check_names(self) -> None:
-        """Every name a config picks from a registry (strategy, models, partitioner,
-        device) is checked here, with "did you mean …?", not later inside a client."""
-        from fedkd.data.partition import SCHEMES
-        from fedkd.fusion import FUSION_REGISTRY
-
-        check_name("strategy", self.strategy, FUSION_REGISTRY)
-        check_name("partitioner", self.partitioner, SCHEMES)
-        check_device("device", self.device)
-        self._check_strategy_params()
+    def _check_client_models(self) -> None:
+        """``client-models`` names clients of this run; whether its architectures (and
+        the strategy, scorer, clipping mode …) are registered is checked where a run
+        starts (:mod:`fedkd.config_registries`), not by every reader of a config."""
         for pid in self._client_models():
             if pid >= self.num_clients:
                 raise ValueError(
                     f"client-models names client {pid}, but num-clients is {self.num_clients} "
                     f"(clients 0 … {self.num_clients - 1})"
                 )
-        models = {self.model_for(pid) for pid in range(self.num_clients)}
-        known = _model_names(models)
-        for name in sorted(models):
-            check_name("model", name, known)
-        if FUSION_REGISTRY[self.strategy].identical_architectures and len(models) > 1:
-            raise ValueError(
-                f"{self.strategy} averages weights and needs one architecture for every "
-                f"client, got {sorted(models)} (client-models = {self.client_models!r})"
-            )
-
-    def _check_strategy_params(self) -> None:
-        """Every strategy's parameters exist and have its types, used or not: a misspelled
-        ``knfu-betaa`` is an error even in a run of another strategy."""
-        from fedkd.fusion import FUSION_REGISTRY, param_owner
-        from fedkd.plugins import dataclass_params
-
-        grouped: dict[str, dict[str, ConfigValue]] = {}
-        for key, value in self.strategy_params:
-            owner = param_owner(key)
-            if owner is not None:
-                grouped.setdefault(owner[0], {})[owner[1]] = value
-        for name, params in grouped.items():
-            dataclass_params(name, FUSION_REGISTRY[name], params)
 
     # --- derived views --------------------------------------------------------------------
 
@@ -463,39 +428,6 @@ class RunConfig:
             for f in dataclasses.fields(self)
             if f.name not in ("strategy_params", "extra")
         }
-
-
-def _model_names(wanted: set[str]) -> tuple[str, ...]:
-    """The known architectures; torch is imported only for a name not built in (a plugin)."""
-    from fedkd.model_names import builtin_models
-
-    if wanted <= set(builtin_models()):
-        return builtin_models()
-    from fedkd.models import MODEL_REGISTRY
-
-    return tuple(MODEL_REGISTRY)
-
-
-def _scorer_names(wanted: str) -> tuple[str, ...]:
-    """The known swing scorers; torch is imported only for a name not built in."""
-    from fedkd.privacy.modes import SCORERS
-
-    if wanted in SCORERS:
-        return SCORERS
-    from fedkd.privacy.scorers import scorer_names
-
-    return tuple(scorer_names())
-
-
-def _clipping_mode_names(wanted: str) -> tuple[str, ...]:
-    """The known clipping modes; torch is imported only for a name not built in."""
-    from fedkd.privacy.modes import GRAD_SAMPLE_MODES
-
-    if wanted in GRAD_SAMPLE_MODES:
-        return GRAD_SAMPLE_MODES
-    from fedkd.privacy.clipping import CLIPPING_MODES
-
-    return tuple(CLIPPING_MODES)
 
 
 def _kebab(name: str) -> str:

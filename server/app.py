@@ -22,6 +22,7 @@ from flwr.serverapp import Grid, ServerApp
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from fedkd.config import RunConfig, parse_run_config
+from fedkd.config_registries import check_registered_names
 from fedkd.coordinator import Coordinator, Delivery, ResumeRefused, RoundOutcome
 from fedkd.data.public import load_public_data
 from fedkd.deploy.keyring import signing_keys
@@ -50,7 +51,7 @@ class NodeCountError(RunFailed):
 
 @app.main()
 def main(grid: Grid, context: Context) -> None:
-    cfg = parse_run_config(context.run_config)
+    cfg = check_registered_names(parse_run_config(context.run_config))
     directory = RunDirectory.open(
         Path(cfg.output_dir),
         cfg.run_name,

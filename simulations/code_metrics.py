@@ -30,7 +30,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("wire", "models", "data", "distill", "fusion", "participation", "version_check"),
     ("privacy",),
     ("node",),
-    ("config", "simulated_nodes"),
+    ("config", "config_registries", "simulated_nodes"),
     ("coordinator",),
     ("results", "reporting", "run_directory"),
     ("flower_glue", "server", "client", "deploy"),

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from fedkd.config import load_simulation_file, parse_override, parse_run_config
+from fedkd.config_registries import check_registered_names
 
 
 def test_defaults_and_coercion() -> None:
@@ -39,7 +40,32 @@ def test_strategy_params_only_reach_their_strategy() -> None:
 )
 def test_bad_config_is_rejected_with_the_value(raw: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        parse_run_config(raw)
+        check_registered_names(parse_run_config(raw))
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"strategy": "fedprox"}, "unknown strategy 'fedprox'"),
+        ({"client-models": "1:resnet"}, "unknown model 'resnet'"),
+        ({"dp-grad-sample-mode": "hookz"}, "unknown dp-grad-sample-mode 'hookz'"),
+        ({"swing-scorer": "entropyy"}, "unknown swing-scorer 'entropyy'"),
+        ({"dp-accountant": "gdpp"}, "unknown dp-accountant 'gdpp'"),
+        ({"partitioner": "zipf"}, "unknown partitioner 'zipf'"),
+        ({"knfu-betaa": 2.0}, r"knfu has no parameter\(s\) \['betaa'\]; did you mean 'beta'\?"),
+    ],
+)
+def test_registry_names_are_checked_where_runs_start_not_where_configs_are_read(
+    raw: dict[str, object], message: str, tmp_path: Path
+) -> None:
+    """A finished run's config (a plugin strategy's, say) reads back without its plugin;
+    every entry point that starts a run refuses the unknown name before anything starts."""
+    from fedkd.api import load_config
+
+    key, value = next(iter(raw.items()))
+    assert parse_run_config(raw).to_flat()[key] == value
+    with pytest.raises(ValueError, match=message):
+        load_config(raw)
 
 
 def test_client_models_map_partitions_to_architectures() -> None:
