@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.integration
+@pytest.mark.own_ray
 def test_a_simulation_runs_on_a_two_node_ray_cluster(tmp_path: Path) -> None:
     clusters = load_script("ray_cluster")
     with clusters.local_cluster(nodes=2, cpus_per_node=1, timeout_s=90) as cluster:
@@ -42,6 +43,7 @@ def test_a_simulation_runs_on_a_two_node_ray_cluster(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
+@pytest.mark.own_ray
 def test_a_stopped_clusters_recorded_address_is_not_joined(tmp_path: Path) -> None:
     """`ray start` records its address for later address-less ray.init() calls to join,
     and nothing removes the record when the cluster is killed: a run must not hang on it."""
