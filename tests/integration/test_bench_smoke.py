@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import re
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -21,7 +22,12 @@ def _benchmarks() -> ModuleType:
 
 
 def _run_smoke_table(name: str, folder: Path) -> list[list[str]]:
-    """One table on its tiny setting; its rows (runs in a worker process, see below)."""
+    """One table on its tiny setting; its rows (runs in a worker process, see below).
+
+    Its runs start a Ray of their own: Flower sizes a run's actor pool to the whole
+    cluster, so two runs joining the session's shared cluster at once would each wait
+    for the actors the other holds."""
+    os.environ.pop("RAY_ADDRESS", None)
     bench = _benchmarks()
     from bench_runner import run_table
 
