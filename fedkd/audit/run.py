@@ -318,6 +318,7 @@ class _Canaries:
 
 def _configuration(base: RunConfig, name: str, out: Path, *, suffix: str = "") -> RunConfig:
     from fedkd.config import parse_run_config
+    from fedkd.config_registries import check_registered_names
 
     flat = {
         **base.to_flat(),
@@ -330,7 +331,9 @@ def _configuration(base: RunConfig, name: str, out: Path, *, suffix: str = "") -
         # belongs to other canaries or settings, and resuming it would mix the two.
         "resume": False,
     }
-    return parse_run_config(flat)
+    # A configuration may name a scorer or clipping mode the base did not: checked like
+    # any run's before the audit starts it.
+    return check_registered_names(parse_run_config(flat))
 
 
 def _target_records(

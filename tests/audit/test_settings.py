@@ -19,6 +19,23 @@ def test_presets_compose_and_take_overrides() -> None:
 
 
 @pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        ("plain+swing-scorer=entropyy", "unknown swing-scorer 'entropyy'"),
+        ("dp+dp-grad-sample-mode=hookz", "unknown dp-grad-sample-mode 'hookz'"),
+        ("plain+strategy=knfuu", "unknown strategy 'knfuu'; did you mean 'knfu'"),
+    ],
+)
+def test_a_configuration_naming_an_unknown_part_is_refused_before_any_run(
+    token: str, message: str, tmp_path: Path
+) -> None:
+    """The audit starts runs, so its configurations' names are checked like any run's."""
+    with pytest.raises(ValueError, match=message):
+        _configuration(parse_run_config({}), token, tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
     ("changes", "message"),
     [
         ({"references": 999}, "references must be >= 1000"),
