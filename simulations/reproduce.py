@@ -242,13 +242,14 @@ def run(
 ) -> None:
     """Run every command at ``commit`` and keep its results (timings removed); with
     ``--only``, those commands, and a comparison then covers those alone."""
+    commit = _git("rev-parse", commit)  # once: HEAD may move while the runs go on
     chosen = frozenset(filter(None, only.split(",")))
     unknown = chosen - set(_commands(Path("."), smoke=smoke))
     if unknown:
         raise typer.BadParameter(f"no command named {sorted(unknown)}")
     out, seconds = run_commit(commit, smoke=smoke, only=chosen)
     kept = {
-        "commit": _git("rev-parse", commit), "smoke": smoke, "seconds": seconds,
+        "commit": commit, "smoke": smoke, "seconds": seconds,
         "only": sorted(chosen),
     }  # fmt: skip
     _kept(commit).write_text(json.dumps(kept, indent=1))
