@@ -767,6 +767,7 @@ def _ledger_export_signed(
     from fedkd.node.client_node import signing_key
     from fedkd.privacy.ledger import GENESIS
     from fedkd.privacy.ledger_export import signed_export
+    from fedkd.privacy.private_files import write_owner_only
 
     rows = _open_ledger(path)
     document = signed_export(path, node_name=node, key=signing_key(sign_key))
@@ -775,7 +776,7 @@ def _ledger_export_signed(
         return
     # Through a partial file, so a backup cut short never replaces a complete one.
     partial = out.with_name(out.name + ".partial")
-    partial.write_bytes(document)
+    write_owner_only(partial, document)  # the node's whole release history
     partial.replace(out)
     head = rows[-1].row_hash if rows else GENESIS
     console.print(f"{len(rows)} rows of {node} signed and written to {out}", soft_wrap=True)

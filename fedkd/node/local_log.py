@@ -13,6 +13,7 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fedkd.privacy.private_files import owner_only
 from fedkd.wire.types import EvalReport
 
 log = logging.getLogger("fedkd.node")
@@ -78,5 +79,5 @@ class NodeLog:
     @staticmethod
     def _append(path: Path, line: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a", encoding="utf-8") as fh:
+        with owner_only(path).open("a", encoding="utf-8") as fh:
             fh.write(line.rstrip("\n") + "\n")

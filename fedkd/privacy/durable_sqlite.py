@@ -12,10 +12,14 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
 
+from fedkd.privacy.private_files import owner_only
+
 
 @contextmanager
 def durable_connection(path: Path) -> Iterator[sqlite3.Connection]:
-    """An autocommit connection in WAL mode with full fsync, closed on exit."""
+    """An autocommit connection in WAL mode with full fsync, closed on exit; the file is
+    owner-only (:mod:`fedkd.privacy.private_files`)."""
+    owner_only(path)
     with closing(sqlite3.connect(path, isolation_level=None)) as db:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
