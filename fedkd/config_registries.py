@@ -15,7 +15,7 @@ plugin, registered when its package is imported).
 
 from __future__ import annotations
 
-from fedkd.config import RunConfig
+from fedkd.config import ConfigValue, RunConfig
 from fedkd.known_names import check_name
 
 
@@ -49,7 +49,6 @@ def check_registered_names(cfg: RunConfig) -> RunConfig:
 def _check_strategy_params(cfg: RunConfig) -> None:
     """Every strategy's parameters exist and have its types, used or not: a misspelled
     ``knfu-betaa`` is an error even in a run of another strategy."""
-    from fedkd.config import ConfigValue
     from fedkd.fusion import FUSION_REGISTRY, param_owner
     from fedkd.plugins import dataclass_params
 

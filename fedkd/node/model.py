@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from fedkd.models import ModelSpec, build_model
+from fedkd.privacy.private_files import owner_only
 from fedkd.wire.types import ModelWeights
 
 
@@ -48,7 +49,7 @@ def save_model(path: Path, architecture: str, state: ModelWeights) -> Path:
     partial = path.with_name(path.name + ".partial.npz")
     arrays: dict[str, np.ndarray] = {f"{MODEL_KEY_PREFIX}{k}": v for k, v in state.items()}
     arrays["architecture"] = np.array(architecture)
-    np.savez(partial, **arrays)  # type: ignore[arg-type]
+    np.savez(owner_only(partial), **arrays)  # type: ignore[arg-type]
     os.replace(partial, path)
     return path
 

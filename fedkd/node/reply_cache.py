@@ -8,6 +8,8 @@ import hashlib
 import os
 from pathlib import Path
 
+from fedkd.privacy.private_files import write_owner_only
+
 
 class ReplyCache:
     """Reply bytes by (run, round) under ``folder``; only the current run's are kept.
@@ -38,5 +40,5 @@ class ReplyCache:
                 old.unlink(missing_ok=True)  # another run's: never asked again
         path = self._path(run_id, round_)
         partial = path.with_name(path.name + ".partial")
-        partial.write_bytes(payload)
+        write_owner_only(partial, payload)
         os.replace(partial, path)

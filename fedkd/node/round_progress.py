@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fedkd.privacy.private_files import owner_only
 from fedkd.wire.types import ModelWeights
 
 _PREFIX = "w:"
@@ -47,7 +48,7 @@ class RoundProgress:
             if old != path:
                 old.unlink(missing_ok=True)
         partial = path.with_name(path.name + ".partial.npz")
-        np.savez(partial, **{_PREFIX + k: v for k, v in state.items()})  # type: ignore[arg-type]
+        np.savez(owner_only(partial), **{_PREFIX + k: v for k, v in state.items()})  # type: ignore[arg-type]
         os.replace(partial, path)
 
     def clear(self, run_id: str) -> None:

@@ -1,7 +1,8 @@
 """Files that hold a node's secrets or what it derived from private records: owner-only.
 
-The ledger (it holds the node's secret), the node's local logs (local metrics never sent)
-and a ledger's backup export are readable by the node's own user alone, 0600, set by the
+The ledger (it holds the node's secret), the node's local logs (local metrics never sent),
+its saved model, round progress and reply cache, and a ledger's backup export are readable
+by the node's own user alone, 0600, set by the
 code itself: a process started by hand under the usual umask 022 would otherwise leave
 them world-readable.  SQLite gives a database's ``-wal`` and ``-shm`` files the database
 file's own permissions.

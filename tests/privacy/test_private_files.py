@@ -56,3 +56,13 @@ def test_the_ledger_its_wal_and_the_local_log_are_owner_only(umask: int, tmp_pat
     log.joined(run_id="r", settings={"dp": True})
     written = sorted(p.name for p in logs.iterdir() if _mode(p) == 0o600)
     assert written == ["node.log", "node.runs.jsonl"]
+
+
+def test_the_nodes_saved_model_is_owner_only(umask: int, tmp_path: Path) -> None:
+    """A model trained on private records (without DP, their whole signal) stays the node's."""
+    import numpy as np
+
+    from fedkd.node.model import save_model
+
+    path = save_model(tmp_path / "node.model.npz", "mlp-s", {"w": np.ones(3, np.float32)})
+    assert _mode(path) == 0o600 and np.load(path)["architecture"] == "mlp-s"
