@@ -455,10 +455,26 @@ def deploy_gateway(
     certfile: Annotated[Path, typer.Option(help="TLS certificate (fedkd certs server)")],
     keyfile: Annotated[Path, typer.Option(help="Its private key")],
     ca: Annotated[Path, typer.Option(help="The site's CA certificate (to check the SuperLink)")],
+    max_payload_bytes: Annotated[
+        int,
+        typer.Option(
+            help="The runs' max-payload-bytes: bodies beyond it (plus Flower's envelope) get 413"
+        ),
+    ] = 64 * 1024 * 1024,
+    max_connections: Annotated[int, typer.Option(help="Open connections in all")] = 256,
+    max_connections_per_client: Annotated[int, typer.Option(help="…per client address")] = 16,
+    requests_per_second: Annotated[
+        float, typer.Option(help="Per client address (bursts of three seconds' worth)")
+    ] = 20.0,
+    access_log: Annotated[
+        Path | None, typer.Option(help="Also write the access log here (0600)")
+    ] = None,
 ) -> None:
     """Expose only the SuperLink's Fleet API to hospitals; the Control API (registering
-    nodes, submitting runs) stays on the site's own interface."""
+    nodes, submitting runs) stays on the site's own interface.  Connections, request
+    rate, body size and header/body time are bounded before anything is forwarded."""
     from fedkd.deploy.gateway import serve_gateway
+    from fedkd.deploy.gateway_limits import GatewayLimits, body_limit_for
 
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit():
@@ -469,9 +485,17 @@ def deploy_gateway(
         if not path.is_file():
             raise FileNotFoundError(f"no file at {path}")
     console.print(f"Fleet API only: {listen} → {superlink}/v1/fleet/", soft_wrap=True)
+    limits = GatewayLimits(
+        max_body_bytes=body_limit_for(max_payload_bytes),
+        max_connections=max_connections,
+        max_connections_per_client=max_connections_per_client,
+        requests_per_second_per_client=requests_per_second,
+        request_burst_per_client=max(1, round(3 * requests_per_second)),
+    )
     serve_gateway(
         listen_host=host.strip("[]"), listen_port=int(port), upstream=superlink,
-        certfile=certfile, keyfile=keyfile, ca_certificate=ca,
+        certfile=certfile, keyfile=keyfile, ca_certificate=ca, limits=limits,
+        access_log_file=access_log,
     )  # fmt: skip
 
 

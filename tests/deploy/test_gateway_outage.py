@@ -16,16 +16,17 @@ import httpx
 import pytest
 
 from fedkd.deploy.gateway import RETRY_AFTER_S, fleet_gateway
+from tests.deploy.signing import node_key, signed_headers
 
 
 def _ask(upstream: str, method: str, path: str, body: bytes = b"") -> httpx.Response:
-    """One request to the gateway app in process (its upstream reached for real)."""
+    """One signed request to the gateway app in process (its upstream reached for real)."""
 
     async def go() -> httpx.Response:
         app = fleet_gateway(upstream, ca_certificate=None)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="https://gateway") as c:
-            return await c.request(method, path, content=body)
+            return await c.request(method, path, content=body, headers=signed_headers(node_key()))
 
     return asyncio.run(go())
 
