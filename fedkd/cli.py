@@ -692,6 +692,19 @@ def node_launch(
     serve_tasks(runtime_api_address, config, root_certificates=root_certificates)
 
 
+@node_app.command(
+    "supernode",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def node_supernode(ctx: typer.Context) -> None:
+    """Flower's ``flower-supernode`` (same options), ending with status 75 when any of its
+    threads dies (its heartbeat, say), so the service manager restarts it."""
+    from fedkd.flower_glue.supernode_watchdog import run_supernode
+
+    raise typer.Exit(run_supernode(list(ctx.args)))
+
+
 LedgerPath = Annotated[Path, typer.Argument(help="A node's ledger file (node-<id>.ledger.db)")]
 
 

@@ -122,11 +122,15 @@ def serve_tasks(
             token = next(tasks)
             if token is not None:
                 args = [sys.executable, "-m", "fedkd.deploy.launcher", "--runtime-api-address",
-                        runtime_api_address, "--token", token, "--node-config",
-                        str(node_config)]  # fmt: skip
+                        runtime_api_address, "--node-config", str(node_config)]  # fmt: skip
                 if root_certificates is not None:
                     args += ["--root-certificates", str(root_certificates)]
-                children.append(subprocess.Popen(args))
+                # The task token on stdin: a command line is readable by every local user.
+                child = subprocess.Popen(args, stdin=subprocess.PIPE)
+                assert child.stdin is not None
+                child.stdin.write(token.encode() + b"\n")
+                child.stdin.close()
+                children.append(child)
                 started += 1
             children = [c for c in children if c.poll() is None]
             time.sleep(POLL_S)
@@ -140,13 +144,15 @@ def main(argv: list[str] | None = None) -> None:
     """One checked task process (started by :func:`serve_tasks`, never by hand)."""
     parser = argparse.ArgumentParser(description="fedkd's checked ClientApp task process")
     parser.add_argument("--runtime-api-address", required=True)
-    parser.add_argument("--token", required=True)
     parser.add_argument("--node-config", required=True, type=Path)
     parser.add_argument("--root-certificates", type=Path)
     args = parser.parse_args(argv)
+    token = sys.stdin.readline().strip()  # never on the command line (see serve_tasks)
+    if not token:
+        parser.error("no task token on standard input")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     certificates = args.root_certificates.read_bytes() if args.root_certificates else None
-    run_task(args.runtime_api_address, args.token, args.node_config, root_certificates=certificates)
+    run_task(args.runtime_api_address, token, args.node_config, root_certificates=certificates)
 
 
 if __name__ == "__main__":

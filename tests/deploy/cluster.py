@@ -49,6 +49,7 @@ def _env(home: Path) -> dict[str, str]:
         **os.environ,
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         "FLWR_HOME": str(home),
+        "HOME": str(home),
         "FLWR_DISABLE_RUNTIME_DEPENDENCY_INSTALLATION": "1",
         "FLWR_TELEMETRY_ENABLED": "0",
         "FLWR_DISABLE_UPDATE_CHECK": "1",
@@ -76,6 +77,8 @@ class Cluster:
     pin: str = ""
     """The SHA-256 of this checkout's bundle, which every hospital pins."""
     transfer_digest: str = ""
+    gateway_options: tuple[str, ...] = ()
+    """More ``fedkd deploy gateway`` options (its limits)."""
 
     @property
     def register_file(self) -> Path:
@@ -85,8 +88,12 @@ class Cluster:
         """The coordinating site's CA and certificate; each hospital's keys and config,
         pinning this checkout's bundle and the transfer set of ``run_config``."""
         make_ca(self.root / "ca", passphrase=PASSPHRASE)
-        sans = ("localhost", SITE, HOSPITAL_FACING)
+        sans = ("localhost", SITE)
         make_server_cert(self.root / "ca", self.root / "link", passphrase=PASSPHRASE, sans=sans)
+        # The internet-facing gateway has its own certificate and key, not the SuperLink's.
+        make_server_cert(
+            self.root / "ca", self.root / "gateway", passphrase=PASSPHRASE, sans=(HOSPITAL_FACING,)
+        )
         export_heart_hospitals(self.root / "hospitals", seed=0)
         home = self.root / "cli-home"
         home.mkdir(parents=True, exist_ok=True)
@@ -135,7 +142,9 @@ class Cluster:
         self.processes[label] = process
         return process
 
-    def start_superlink(self) -> None:
+    def start_superlink(self, *, gateway: bool = True) -> None:
+        """The SuperLink (its state in ``link/state.db``, kept across restarts) and, unless
+        ``gateway`` is false, the Fleet gateway in front of it."""
         self._start(
             "superlink",
             ["flower-superlink", "--ssl-ca-certfile", "ca/ca.crt", "--ssl-certfile",
@@ -144,12 +153,15 @@ class Cluster:
             self.root / "link-home",
         )  # fmt: skip
         wait_for_port(SITE, self.port, "the SuperLink")
+        if not gateway:
+            return
         self._start(
             "gateway",
             [sys.executable, "-m", "fedkd.cli", "deploy", "gateway", "--listen",
              f"{HOSPITAL_FACING}:{self.gateway_port}", "--superlink", f"https://{SITE}:{self.port}",
-             "--certfile", "link/server.pem", "--keyfile", "link/server.key", "--ca", "ca/ca.crt"],
-            self.root / "link-home",
+             "--certfile", "gateway/server.pem", "--keyfile", "gateway/server.key",
+             "--ca", "ca/ca.crt", "--access-log", "gateway/access.log", *self.gateway_options],
+            self.root / "gateway-home",
         )  # fmt: skip
         wait_for_port(HOSPITAL_FACING, self.gateway_port, "the Fleet gateway")
 
@@ -177,7 +189,8 @@ class Cluster:
         config = self.root / f"{name}.node.toml"
         node = self._start(
             f"node-{name}",
-            ["flower-supernode", "--superlink", f"{HOSPITAL_FACING}:{self.gateway_port}",
+            [sys.executable, "-m", "fedkd.cli", "node", "supernode", "--superlink",
+             f"{HOSPITAL_FACING}:{self.gateway_port}",
              "--root-certificates", "ca/ca.crt", "--auth-supernode-private-key", str(key),
              "--isolation", "process", "--host", SITE, "--port", str(runtime_port),
              "--node-config", f"config='{config}'"],

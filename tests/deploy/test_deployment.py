@@ -16,6 +16,7 @@ import json
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,10 +99,14 @@ def test_a_tampered_bundle_is_refused_before_its_code_runs(cluster: Cluster) -> 
         if (ROOT / name).is_file():
             (tampered / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / name, tampered / name)
+    marker = cluster.root / "TAMPERED-CODE-RAN"
+    payload = f"\nfrom pathlib import Path as _P\n_P({str(marker)!r}).touch()\n"
+    # The check below can fail: the payload, run, leaves the marker where it is looked for.
+    subprocess.run([sys.executable, "-c", payload], check=True, timeout=30)
+    assert marker.exists()
+    marker.unlink()
     with (tampered / "client" / "app.py").open("a") as fh:
-        fh.write(
-            "\nfrom pathlib import Path as _P\n_P.home().joinpath('TAMPERED-CODE-RAN').touch()\n"
-        )
+        fh.write(payload)
     digest = bundle_sha256(tampered)
     assert digest != bundle_sha256(ROOT)
     config = {**_run_config(cluster.root, "tampered"), "num-server-rounds": 1}
@@ -111,8 +116,8 @@ def test_a_tampered_bundle_is_refused_before_its_code_runs(cluster: Cluster) -> 
         launcher_log = cluster.log(f"launch-{name}")
         assert f"node {name} refused app bundle sha256 {digest}" in launcher_log
         home = cluster.root / f"home-{name}"
-        assert not list(home.rglob("TAMPERED-CODE-RAN"))  # its code never ran at the node
         assert not [p for p in home.rglob("*") if digest[:16] in p.name]  # nor was unpacked
+    assert not marker.exists()  # its code never ran at any node
     log = cluster.log("tampered")
     assert log.count("refused app bundle sha256") >= 3
     assert not (cluster.root / "runs" / "tampered").exists()  # no result from no node
