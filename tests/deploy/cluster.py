@@ -30,6 +30,8 @@ from fedkd.deploy.launcher import bundle_sha256, transfer_digest_of
 from fedkd.node import parse_node_config
 
 ROOT = Path(__file__).resolve().parents[2]
+UNITS = ROOT / "fedkd" / "deploy" / "systemd"
+SANDBOX = Path(__file__).resolve().parent / "sandbox.py"
 PASSPHRASE = b"correct horse battery"
 BIN = Path(sys.executable).parent
 SITE = "127.0.0.1"
@@ -79,6 +81,9 @@ class Cluster:
     transfer_digest: str = ""
     gateway_options: tuple[str, ...] = ()
     """More ``fedkd deploy gateway`` options (its limits)."""
+    sandboxed: bool = True
+    """Whether the SuperLink, gateway, SuperNodes and launchers run under their systemd
+    units' process sandbox (syscall filter, W^X memory, address families, umask)."""
 
     @property
     def register_file(self) -> Path:
@@ -133,7 +138,15 @@ class Cluster:
             fh.write(f'transfer-digest = "{self.transfer_digest}"\n')
         return config
 
-    def _start(self, label: str, args: list[str], home: Path) -> subprocess.Popen[bytes]:
+    def _start(
+        self, label: str, args: list[str], home: Path, *, unit: str | None = None
+    ) -> subprocess.Popen[bytes]:
+        """``args`` in its own session, under ``unit``'s process sandbox (see sandbox.py)."""
+        if unit is not None and (traced := os.environ.get("FEDKD_DEPLOY_STRACE_DIR")):
+            # To find the calls a unit's filter must allow: each process's calls, counted.
+            args = ["strace", "-f", "-qq", "-c", "-o", f"{traced}/{unit}.{label}.txt", *args]
+        elif unit is not None and self.sandboxed:
+            args = [sys.executable, str(SANDBOX), str(UNITS / unit), "--", *args]
         log = (self.root / f"{label}.log").open("wb")
         process = subprocess.Popen(
             args, cwd=self.root, env=_env(home), stdout=log, stderr=subprocess.STDOUT,
@@ -150,7 +163,7 @@ class Cluster:
             ["flower-superlink", "--ssl-ca-certfile", "ca/ca.crt", "--ssl-certfile",
              "link/server.pem", "--ssl-keyfile", "link/server.key", "--enable-supernode-auth",
              "--database", "link/state.db", "--host", SITE, "--port", str(self.port)],
-            self.root / "link-home",
+            self.root / "link-home", unit="fedkd-superlink.service",
         )  # fmt: skip
         wait_for_port(SITE, self.port, "the SuperLink")
         if not gateway:
@@ -161,7 +174,7 @@ class Cluster:
              f"{HOSPITAL_FACING}:{self.gateway_port}", "--superlink", f"https://{SITE}:{self.port}",
              "--certfile", "gateway/server.pem", "--keyfile", "gateway/server.key",
              "--ca", "ca/ca.crt", "--access-log", "gateway/access.log", *self.gateway_options],
-            self.root / "gateway-home",
+            self.root / "gateway-home", unit="fedkd-fleet-gateway.service",
         )  # fmt: skip
         wait_for_port(HOSPITAL_FACING, self.gateway_port, "the Fleet gateway")
 
@@ -194,13 +207,13 @@ class Cluster:
              "--root-certificates", "ca/ca.crt", "--auth-supernode-private-key", str(key),
              "--isolation", "process", "--host", SITE, "--port", str(runtime_port),
              "--node-config", f"config='{config}'"],
-            self.root / f"home-{name}",
+            self.root / f"home-{name}", unit="fedkd-supernode@.service",
         )  # fmt: skip
         self._start(
             f"launch-{name}",
             [sys.executable, "-m", "fedkd.cli", "node", "launch", str(config),
              "--runtime-api-address", f"{SITE}:{runtime_port}"],
-            self.root / f"home-{name}",
+            self.root / f"home-{name}", unit="fedkd-launcher@.service",
         )  # fmt: skip
         return node
 

@@ -65,6 +65,16 @@ def _rows(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
 
 
+def test_every_service_runs_under_its_units_sandbox(cluster: Cluster) -> None:
+    for label in (
+        "superlink",
+        "gateway",
+        *(f"{k}-{n}" for k in ("node", "launch") for n in HOSPITALS),
+    ):
+        status = Path(f"/proc/{cluster.processes[label].pid}/status").read_text()
+        assert "\nSeccomp:\t2\n" in status and "\nNoNewPrivs:\t1\n" in status, label
+
+
 def test_the_control_api_is_unreachable_on_the_hospitals_interface(cluster: Cluster) -> None:
     # Nothing listens on the SuperLink's port on the hospital-facing interface...
     with socket.socket() as sock:

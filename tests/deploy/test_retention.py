@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import shutil
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -460,3 +462,17 @@ def test_the_cli_prunes_and_reports(database: Path) -> None:
     refused = runner.invoke(app, ["deploy", "prune", "--database", absent, "--keep-hours", "1"])
     assert refused.exit_code == 2
     assert "absent.db" in refused.output
+
+
+def test_prune_works_under_its_units_sandbox(database: Path) -> None:
+    """The one unit the deployment tests do not start: its command under its own filter."""
+    from tests.deploy.cluster import SANDBOX, UNITS
+
+    done = subprocess.run(
+        [sys.executable, str(SANDBOX), str(UNITS / "fedkd-superlink-prune.service"), "--",
+         sys.executable, "-m", "fedkd.cli", "deploy", "prune", "--database", str(database),
+         "--keep-hours", "168", "--dry-run"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "would remove the payloads of 1 run(s)" in done.stdout, done.stdout
