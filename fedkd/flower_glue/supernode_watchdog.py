@@ -44,5 +44,5 @@ def run_supernode(argv: list[str]) -> int:
 
     exit_when_a_thread_dies()
     sys.argv = ["flower-supernode", *argv]
-    result = flower_supernode()
-    return int(result) if isinstance(result, int) else 0
+    flower_supernode()  # returns when stopped; exits by SystemExit otherwise
+    return 0
