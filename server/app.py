@@ -58,6 +58,8 @@ def main(grid: Grid, context: Context) -> None:
         overwrite=cfg.overwrite,
         fingerprint=cfg.fingerprint() if cfg.resume else None,
     )
+    if threading.current_thread() is threading.main_thread():
+        _set_aside_on_signal(directory)
     try:
         run_federation(grid, cfg, run_id=str(context.run_id), directory=directory)
     except NodeCountError as exc:
@@ -65,10 +67,29 @@ def main(grid: Grid, context: Context) -> None:
         log.error("%s", exc)  # the user's setting, not a fault: one line, no traceback
         return
     except BaseException:
+        if not directory.staging.is_dir():  # already set aside by the signal
+            raise
         where = directory.set_aside()
         log.error("run %s did not complete; what it has is in %s", cfg.run_name, where)
         raise
     log.info("results in %s", directory.publish())
+
+
+def _set_aside_on_signal(directory: RunDirectory) -> None:
+    """In deployment the ServerApp is a process of its own, stopped by SIGTERM when its
+    SuperLink stops or restarts (``systemctl restart``: the whole unit at once).  Flower's
+    handler then retries reaching the SuperLink that is going away until it force-exits,
+    so the run is set aside first, with a summary saying why (its checkpoint kept)."""
+    from flwr.supercore.exit import add_exit_handler
+
+    def set_aside() -> None:
+        where = directory.abandon(
+            "the ServerApp was stopped by a signal (its SuperLink stopping or restarting)"
+        )
+        if where is not None:
+            log.error("run %s stopped; what it has is in %s", directory.run_name, where)
+
+    add_exit_handler(set_aside, run_before_force_exit=True)
 
 
 @dataclass(frozen=True)

@@ -237,11 +237,17 @@ class Cluster:
         self.kill(f"node-{name}")
         self.kill(f"launch-{name}")
 
-    def kill(self, label: str, sig: int = signal.SIGKILL) -> None:
+    def kill(self, label: str, sig: int = signal.SIGKILL, *, wait_s: float = 60) -> None:
+        """``sig`` to ``label``'s process group, as systemd stops a unit's control group
+        (SIGKILL after ``wait_s``, as systemd does after its stop timeout)."""
         process = self.processes[label]
         if process.poll() is None:
             os.killpg(process.pid, sig)
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=30)
 
     def stop_all(self) -> None:
         for label in list(self.processes):

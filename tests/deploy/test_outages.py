@@ -11,6 +11,7 @@ the SuperNodes, never restarted, reconnect through the gateway (which answered 5
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import ssl
 import threading
@@ -286,3 +287,35 @@ def test_a_flood_before_authentication_stays_bounded_while_hospitals_run(
     refused = [s for s in status["slow"] if s.startswith(b"HTTP/1.1 503 ")]
     cut = [s for s in status["slow"] if s.startswith(b"HTTP/1.1 408 ") or s == b"cut off"]
     assert len(refused) >= 8 and len(refused) + len(cut) == CONNECTION_CAP + 8, status["slow"]
+
+
+def _incomplete_summary(cluster: Cluster, name: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = list((cluster.root / "runs" / "incomplete").glob(f"{name}-*/summary.json"))
+        if found:
+            return dict(json.loads(found[0].read_text()))
+        time.sleep(0.5)
+    pytest.fail(f"no incomplete/{name}-*/summary.json")
+
+
+def test_a_deployed_run_stopped_or_cut_off_by_sigterm_leaves_its_summary(
+    cluster: Cluster,
+) -> None:
+    # `flwr stop` after round 1.
+    cluster.run(_run_config(cluster.root, "stopped", 4), label="stopped")
+    _wait_for_round(cluster, "stopped", "stopped", 1)
+    run_id = cluster.log("stopped").split("Successfully started run ")[1].split()[0]
+    assert cluster.flwr("stop", run_id, "lab").returncode == 0
+    summary = _incomplete_summary(cluster, "stopped")
+    assert summary["status"] == "incomplete" and summary["incomplete_reason"]
+
+    # The SuperLink's unit stopped (SIGTERM to all its processes, the ServerApp too).
+    cluster.run(_run_config(cluster.root, "terminated", 4), label="terminated")
+    _wait_for_round(cluster, "terminated", "terminated", 1)
+    cluster.kill("superlink", signal.SIGTERM)
+    summary = _incomplete_summary(cluster, "terminated")
+    assert summary["status"] == "incomplete"
+    assert "stopped by a signal" in summary["incomplete_reason"]
+    assert (cluster.root / "runs" / "incomplete").glob("terminated-*/checkpoint.json")
+    cluster.start_superlink(gateway=False)  # for whatever runs next on this cluster
