@@ -81,6 +81,11 @@ class Cluster:
     transfer_digest: str = ""
     gateway_options: tuple[str, ...] = ()
     """More ``fedkd deploy gateway`` options (its limits)."""
+    calibration_run_id: str = ""
+    """The calibration run's id (its releases are in the nodes' ledgers too)."""
+    reply_timeout: float = 40.0
+    """The runs' reply-timeout: :meth:`calibrate` derives it from the round times measured
+    on this machine as it is now (idle or loaded)."""
     sandboxed: bool = True
     """Whether the SuperLink, gateway, SuperNodes and launchers run under their systemd
     units' process sandbox (syscall filter, W^X memory, address families, umask)."""
@@ -228,6 +233,30 @@ class Cluster:
             ["flwr", "run", str(app), "lab", "--stream", "--run-config", text],
             self.root / "cli-home",
         )
+
+    def calibrate(self, run_config: dict[str, object]) -> float:
+        """A two-round run without DP on every started node; the reply timeout becomes five
+        times its slowest round after the first (each round starts a ClientApp process per
+        node, so a loaded machine shows in it), at least 30 s."""
+        config = {**run_config, "run-name": "calibration", "num-server-rounds": 2,
+                  "dp": False, "reply-timeout": 600.0}  # fmt: skip
+        run = self.run(config, label="calibration")
+        if run.wait(timeout=1800) != 0:
+            raise RuntimeError("the calibration run failed: " + self.log("calibration")[-3000:])
+        summary = json.loads(
+            (Path(str(config["output-dir"])) / "calibration" / "summary.json").read_text()
+        )
+        # Round 1 also installs the bundle at each node: it has startup-timeout on top.
+        later = [float(s) for r, s in summary["round_seconds"].items() if int(r) > 1]
+        slowest = max(later)
+        self.reply_timeout = float(max(30, round(5 * slowest)))
+        self.calibration_run_id = self.log("calibration").split("started run ")[1].split()[0]
+        print(f"slowest calibration round {slowest:.1f} s: reply-timeout {self.reply_timeout:g} s")
+        return self.reply_timeout
+
+    def patience(self, rounds: int) -> float:
+        """How long a run of ``rounds`` may take before a test gives up on it."""
+        return 120 + (rounds + 2) * 3 * self.reply_timeout
 
     def log(self, label: str) -> str:
         return (self.root / f"{label}.log").read_text(errors="replace")
