@@ -12,16 +12,20 @@ export HF_DATASETS_OFFLINE := 1
 export HF_HUB_OFFLINE := 1
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: venv demo check test lint typecheck pytest proto proto-check bench clean flwr-run lock wheelhouse
+.PHONY: venv demo check test lint typecheck pytest proto proto-check bench clean flwr-run lock wheelhouse fedkd-lock
 
 venv: $(STAMP)
 
 # torch first, pinned, so the resolver takes the CPU build instead of a multi-GB CUDA one.
-$(STAMP): pyproject.toml
+# Every runtime package at the version deploy/node.lock pins (the lock hospitals install
+# from is the one the tests run with; torch is pinned above, by its CPU build).
+$(STAMP): pyproject.toml deploy/node.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[dev]"
+	grep -E '^[A-Za-z0-9][^ ]*==' deploy/node.lock | awk '{print $$1}' | grep -v '^torch==' \
+	  > $(VENV)/node-constraints.txt
+	$(PY) -m pip install --quiet -c $(VENV)/node-constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -98,6 +102,7 @@ lock: $(STAMP)
 	mv $(LOCK).tmp $(LOCK)
 
 WHEELHOUSE ?= wheelhouse
+FEDKD_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -1)
 NODE_ABI := cp$(subst .,,$(NODE_PYTHON))
 # Every manylinux tag a glibc 2.28 x86_64 host accepts (pip does not expand them itself).
 NODE_PIP_PLATFORMS := $(foreach v,$(shell seq 5 28),--platform manylinux_2_$(v)_x86_64) \
@@ -110,8 +115,17 @@ wheelhouse: $(STAMP)
 	  --abi $(NODE_ABI) --abi abi3 --abi none $(NODE_PIP_PLATFORMS) $(PIP_TORCH_SOURCE)
 	$(PY) -m pip wheel --no-deps . -w $(WHEELHOUSE)
 	cp $(LOCK) $(WHEELHOUSE)/node.lock
-	cd $(WHEELHOUSE) && sha256sum *.whl node.lock > SHA256SUMS
+	$(MAKE) --no-print-directory fedkd-lock WHEELHOUSE=$(WHEELHOUSE)
+	cd $(WHEELHOUSE) && sha256sum *.whl node.lock fedkd.lock > SHA256SUMS
 	du -sh $(WHEELHOUSE)
+	@echo "Publish this digest through a second channel (not beside the wheelhouse):"
+	@echo "  sha256(SHA256SUMS) = $$(sha256sum $(WHEELHOUSE)/SHA256SUMS | cut -d' ' -f1)"
+
+# fedkd's own wheel, hash-pinned like every other: pip install --require-hashes -r fedkd.lock.
+fedkd-lock:
+	cd $(WHEELHOUSE) && for wheel in fedkd-$(FEDKD_VERSION)-*.whl; do \
+	  echo "fedkd==$(FEDKD_VERSION) --hash=sha256:$$(sha256sum $$wheel | cut -d' ' -f1)"; \
+	  done > fedkd.lock
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

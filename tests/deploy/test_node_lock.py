@@ -155,3 +155,54 @@ def test_the_lock_is_closed_under_the_installed_dependencies() -> None:
         pytest.skip(f"only {checked} locked distributions installed here")
     # ray arrives through flwr[simulation]: the extra was followed.
     assert (canonicalize_name("ray"), frozenset()) in seen
+
+
+def test_the_tests_run_with_the_locked_versions() -> None:
+    """make venv installs under the lock's pins: what the tests exercise is what hospitals
+    install (torch by its public version: the lock names its CPU build's local label)."""
+    differing = {}
+    for name, version in _pins().items():
+        try:
+            installed = Version(metadata.version(name))
+        except metadata.PackageNotFoundError:
+            differing[name] = (str(version), None)
+            continue
+        if installed.public != version.public or (name != "torch" and installed != version):
+            differing[name] = (str(version), str(installed))
+    assert differing == {}
+
+
+@pytest.mark.integration
+def test_fedkds_own_wheel_is_hash_pinned_and_a_changed_wheel_is_refused(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    house = tmp_path / "wheelhouse"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         str(ROOT), "-w", str(house)],
+        check=True, timeout=600,
+    )  # fmt: skip
+    subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT), "fedkd-lock", f"WHEELHOUSE={house}"],
+        check=True, timeout=60,
+    )  # fmt: skip
+    (pinned,) = (house / "fedkd.lock").read_text().splitlines()
+    assert re.fullmatch(r"fedkd==\S+ --hash=sha256:[0-9a-f]{64}", pinned)
+
+    def install(target: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--no-index", "--no-deps",
+             "--require-hashes", "--find-links", str(house), "-r", str(house / "fedkd.lock"),
+             "--target", str(tmp_path / target)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    assert install("good").returncode == 0
+    (wheel,) = house.glob("fedkd-*.whl")
+    shutil.copy(wheel, tmp_path / "original.whl")
+    with wheel.open("ab") as fh:
+        fh.write(b"\0")  # one byte more: another file under the same name
+    refused = install("tampered")
+    assert refused.returncode != 0 and "DO NOT MATCH THE HASHES" in refused.stderr
