@@ -414,21 +414,26 @@ def deploy_register(
     ] = None,
 ) -> None:
     """Register a hospital under its name with its two public keys (and, with
-    --superlink, its authentication key with Flower's SuperLink)."""
+    --superlink, first its authentication key with Flower's running SuperLink).  Running
+    it again with the same keys changes nothing and is no error."""
     import subprocess
 
-    from fedkd.deploy.keyring import register
+    from fedkd.deploy.keyring import load_auth_key, load_sign_key, register
 
-    register(register_file, name, auth=auth_pub, sign=sign_pub)
-    console.print(f"{name} registered in {register_file}")
+    load_auth_key(auth_pub), load_sign_key(sign_pub)  # wrong files fail before anything
     if superlink:
+        # Flower first: when the SuperLink is not up, nothing is written anywhere.
         done = subprocess.run(
             ["flwr", "supernode", "register", str(auth_pub), superlink, "--name", name],
             capture_output=True, text=True,
         )  # fmt: skip
-        if done.returncode != 0:
-            raise OSError(f"flwr supernode register failed: {done.stdout} {done.stderr}".strip())
-        console.print(done.stdout.strip(), markup=False)
+        said = f"{done.stdout} {done.stderr}".strip()
+        if done.returncode != 0 and "already in use" not in said:
+            raise OSError(f"flwr supernode register failed: {said}")
+        console.print(said if done.returncode == 0 else f"{name}: key already with the SuperLink",
+                      markup=False)  # fmt: skip
+    register(register_file, name, auth=auth_pub, sign=sign_pub)
+    console.print(f"{name} registered in {register_file}")
 
 
 @deploy_app.command("bundle")
