@@ -380,6 +380,20 @@ def certs_server(
     console.print(f"key {issued.private_key} (0600); expires {issued.not_after:%Y-%m-%d} UTC")
 
 
+@certs_app.command("fingerprint")
+@user_errors
+def certs_fingerprint(
+    certificate: Annotated[Path, typer.Argument(help="A certificate (the CA's ca.crt)")],
+) -> None:
+    """Print the certificate's SHA-256 fingerprint, to read out through a second channel
+    and compare where the file arrives."""
+    from fedkd.deploy.certs import fingerprint
+
+    if not certificate.is_file():
+        raise FileNotFoundError(f"no certificate at {certificate}")
+    typer.echo(fingerprint(certificate))
+
+
 @certs_app.command("node")
 @user_errors
 def certs_node(

@@ -210,3 +210,11 @@ def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
         encipher_only=False,
         decipher_only=False,
     )
+
+
+def fingerprint(certificate: Path) -> str:
+    """``SHA256:AB:CD:…`` of a certificate: read out through a second channel, compared
+    by whoever receives the file (a substituted ``ca.crt`` has another fingerprint)."""
+    cert = x509.load_pem_x509_certificate(certificate.read_bytes())
+    digest = cert.fingerprint(hashes.SHA256()).hex().upper()
+    return "SHA256:" + ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))

@@ -91,3 +91,20 @@ def test_the_cli_makes_all_three_and_refuses_a_short_passphrase(tmp_path: Path) 
         app, ["certs", "ca", "--out", str(tmp_path / "ca2")], env={"FEDKD_CA_PASSPHRASE": "short"}
     )
     assert short.exit_code == 2 and "at least 8 characters" in short.output
+
+
+def test_the_fingerprint_read_out_tells_two_cas_apart(tmp_path: Path) -> None:
+    import hashlib
+
+    from cryptography import x509
+
+    from fedkd.deploy.certs import fingerprint, make_ca
+
+    make_ca(tmp_path / "site", passphrase=b"correct horse battery")
+    make_ca(tmp_path / "impostor", passphrase=b"correct horse battery")
+    ours = fingerprint(tmp_path / "site" / "ca.crt")
+    der = x509.load_pem_x509_certificate((tmp_path / "site" / "ca.crt").read_bytes()).public_bytes(
+        serialization.Encoding.DER
+    )
+    assert ours == "SHA256:" + ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+    assert fingerprint(tmp_path / "impostor" / "ca.crt") != ours
