@@ -13,6 +13,7 @@ whatever the test did.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -267,15 +268,17 @@ class Cluster:
         self.kill(f"launch-{name}")
 
     def kill(self, label: str, sig: int = signal.SIGKILL, *, wait_s: float = 60) -> None:
-        """``sig`` to ``label``'s process group, as systemd stops a unit's control group
-        (SIGKILL after ``wait_s``, as systemd does after its stop timeout)."""
+        """``sig`` to ``label``'s process and every process it started, however they
+        grouped themselves (the SuperLink's ServerApp runs in a session of its own), as
+        systemd stops a unit's control group; SIGKILL after ``wait_s``, as systemd does
+        after its stop timeout."""
         process = self.processes[label]
         if process.poll() is None:
-            os.killpg(process.pid, sig)
+            _signal_tree(process.pid, sig)
         try:
             process.wait(timeout=wait_s)
         except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
+            _signal_tree(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
 
     def stop_all(self) -> None:
@@ -297,3 +300,25 @@ class Cluster:
                 continue
             if ("flower-" in args or "fedkd" in args) and cwd.startswith(str(self.root)):
                 os.kill(int(proc.name), signal.SIGKILL)
+
+
+def _descendants(root: int) -> list[int]:
+    """``root`` and every process below it, from /proc's parent links."""
+    children: dict[int, list[int]] = {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(proc.name))
+    found, frontier = [root], [root]
+    while frontier:
+        frontier = [c for p in frontier for c in children.get(p, [])]
+        found += frontier
+    return found
+
+
+def _signal_tree(root: int, sig: int) -> None:
+    for pid in _descendants(root):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)

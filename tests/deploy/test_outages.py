@@ -10,6 +10,7 @@ the SuperNodes, never restarted, reconnect through the gateway (which answered 5
 
 from __future__ import annotations
 
+import base64
 import json
 import signal
 import socket
@@ -20,11 +21,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from fedkd.deploy.gateway_limits import body_limit_for
 from fedkd.privacy.ledger import ReadOnlyLedger
-from tests.deploy.cluster import HOSPITAL_FACING, Cluster
+from tests.deploy.cluster import HOSPITAL_FACING, SITE, Cluster
 from tests.deploy.signing import node_key, signed_headers
 
 pytestmark = pytest.mark.integration
@@ -326,3 +328,41 @@ def test_a_deployed_run_stopped_or_cut_off_by_sigterm_leaves_its_summary(
     assert "stopped by a signal" in summary["incomplete_reason"]
     assert (cluster.root / "runs" / "incomplete").glob("terminated-*/checkpoint.json")
     cluster.start_superlink(gateway=False)  # for whatever runs next on this cluster
+
+
+def test_a_captured_node_auth_header_replayed_on_another_call_is_refused(
+    cluster: Cluster,
+) -> None:
+    """Flower signs only the timestamp: the same headers on another path with another body
+    pass the SuperLink's own check (shown on the site's interface), not the gateway."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import load_ssh_private_key
+    from flwr.proto.fleet_pb2 import ActivateNodeRequest, RegisterNodeFleetRequest
+
+    key = load_ssh_private_key(
+        (cluster.root / "keys-cleveland" / "cleveland.auth").read_bytes(), None
+    )
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    captured = signed_headers(key)  # what a node sent once, as seen on the wire
+    public_pem = base64.b64decode(captured["flwr-public-key"])
+    headers = {**captured, "Content-Type": "application/protobuf"}
+    first = ActivateNodeRequest(public_key=public_pem, heartbeat_interval=30)
+    other = RegisterNodeFleetRequest(public_key=public_pem)  # another call, another body
+    ca = str(cluster.root / "ca" / "ca.crt")
+    gateway = f"https://{HOSPITAL_FACING}:{cluster.gateway_port}/v1/fleet"
+    with httpx.Client(verify=ca, timeout=30) as client:
+        used = client.post(
+            f"{gateway}/activate-node", headers=headers, content=first.SerializeToString()
+        )
+        # Authenticated (the node is online already, so Flower declines to activate it).
+        assert used.status_code != 401, used.text
+        replayed = client.post(
+            f"{gateway}/register-node", headers=headers, content=other.SerializeToString()
+        )
+        assert replayed.status_code == 401 and "used already" in replayed.text
+        # The hole it closes: the SuperLink's own check accepts the same replay.
+        direct = client.post(
+            f"https://{SITE}:{cluster.port}/v1/fleet/register-node",
+            headers=headers, content=other.SerializeToString(),
+        )  # fmt: skip
+        assert direct.status_code != 401, direct.text
