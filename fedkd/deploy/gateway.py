@@ -250,7 +250,9 @@ def gateway_server(
 def _log_with_timestamps(access_log_file: Path | None) -> None:
     """The gateway's log on stderr and its access log (to ``access_log_file`` too), each
     line with its UTC time: both are read when something went wrong."""
-    formatter = logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    formatter = logging.Formatter(
+        "%(asctime)s.%(msecs)03dZ %(levelname)s %(name)s %(message)s", datefmt="%Y-%m-%dT%H:%M:%S"
+    )
     formatter.converter = time.gmtime
     stderr = logging.StreamHandler()
     stderr.setFormatter(formatter)

@@ -7,7 +7,10 @@ import asyncio
 import base64
 import datetime
 import logging
+import re
+import stat
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -190,3 +193,28 @@ def test_limits_are_checked_and_the_body_limit_follows_the_payload_limit() -> No
         GatewayLimits(header_timeout_s=0)
     with pytest.raises(ValueError, match="cannot exceed"):
         GatewayLimits(max_connections=4, max_connections_per_client=8)
+
+
+def test_the_access_log_file_is_owner_only_with_utc_times(tmp_path: Path) -> None:
+    from fedkd.deploy import gateway
+
+    loggers = [
+        logging.getLogger(n) for n in ("fedkd.gateway", "uvicorn.error", gateway.access_log.name)
+    ]
+    saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    try:
+        gateway._log_with_timestamps(tmp_path / "logs" / "access.log")
+        gateway.access_log.info("%s %s %s %d", "10.1.2.3", "POST", "/v1/fleet/pull-messages", 200)
+    finally:
+        for lg, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+            for added in set(lg.handlers) - set(handlers):
+                added.close()
+            lg.handlers[:], lg.level, lg.propagate = handlers, level, propagate
+    path = tmp_path / "logs" / "access.log"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    line = path.read_text().strip()
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO fedkd\.gateway\.access "
+        r"10\.1\.2\.3 POST /v1/fleet/pull-messages 200",
+        line,
+    ), line
