@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -292,14 +293,23 @@ class Cluster:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
         # SuperExec helpers left behind by a killed parent: stop those this cluster owns.
-        for proc in Path("/proc").glob("[0-9]*"):
-            try:
-                args = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-                cwd = os.readlink(proc / "cwd")
-            except OSError:
-                continue
-            if ("flower-" in args or "fedkd" in args) and cwd.startswith(str(self.root)):
-                os.kill(int(proc.name), signal.SIGKILL)
+        kill_leftovers(lambda args, cwd: ("flower-" in args or "fedkd" in args)
+                       and cwd.startswith(str(self.root)))  # fmt: skip
+
+
+def kill_leftovers(owned: Callable[[str, str], bool]) -> None:
+    """SIGKILL every process (but this one) whose (command line, working directory) is
+    ``owned``: what a test started and what those started in sessions of their own."""
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            args = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            continue
+        pid = int(proc.name)
+        if pid != os.getpid() and owned(args, cwd):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def _descendants(root: int) -> list[int]:

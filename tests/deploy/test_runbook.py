@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from fedkd.privacy.ledger import ReadOnlyLedger
-from tests.deploy.cluster import ROOT, free_port
+from tests.deploy.cluster import ROOT, free_port, kill_leftovers
 
 pytestmark = pytest.mark.integration
 RUNBOOK = ROOT / "docs" / "runbook.md"
@@ -100,17 +100,7 @@ class Session:
             self.shell.wait(timeout=20)
         except subprocess.TimeoutExpired:
             os.killpg(self.shell.pid, signal.SIGKILL)
-        for proc in Path("/proc").glob("[0-9]*"):
-            try:
-                args = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-                cwd = os.readlink(proc / "cwd")
-            except OSError:
-                continue
-            pid = int(proc.name)
-            if pid != os.getpid() and (str(base) in args or cwd.startswith(str(base))):
-                print(f"stopping {pid}: {args[:200]}", file=sys.stderr)
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+        kill_leftovers(lambda args, cwd: str(base) in args or cwd.startswith(str(base)))
 
 
 def test_the_runbook_runs_as_written(tmp_path: Path) -> None:
